@@ -1,0 +1,153 @@
+/**
+ * Time for everything in Spillway. No other module reads the real clock: the governor, the
+ * limiters and the simulator all take a `Clock`, so tests and simulations run on exact,
+ * virtual time.
+ */
+import { performance } from 'node:perf_hooks';
+
+/** A scheduled callback that can be cancelled. Cancelling twice, or after it fired, is harmless. */
+export interface TimerHandle {
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Milliseconds from a monotonic source. Only differences are meaningful. */
+  now(): number;
+  /** Calls `fn` once, `ms` milliseconds from now (0 or less: as soon as possible). */
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+}
+
+/**
+ * The real clock: `performance.now()` and `unref()`ed timers, so a pending Spillway timer never
+ * keeps a process alive.
+ */
+export const systemClock: Clock = Object.freeze({
+  now: () => performance.now(),
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const t = setTimeout(fn, Math.max(0, ms));
+    t.unref();
+    return { cancel: () => clearTimeout(t) };
+  },
+});
+
+interface ManualTimer {
+  at: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/**
+ * Virtual time for tests and simulations. Time moves only when `advance` or `set` is called;
+ * due timers then fire in time order (ties in the order they were scheduled), each seeing
+ * `now()` equal to its own due time, including timers scheduled by other timers.
+ */
+export class ManualClock implements Clock {
+  #now: number;
+  #seq = 0;
+  // A binary min-heap ordered by (at, seq): simulations schedule millions of timers.
+  #heap: ManualTimer[] = [];
+
+  constructor(startMs = 0) {
+    if (!Number.isFinite(startMs)) {
+      throw new TypeError(`ManualClock: startMs must be a finite number, got ${String(startMs)}`);
+    }
+    this.#now = startMs;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const timer: ManualTimer = {
+      at: this.#now + (Number.isFinite(ms) ? Math.max(0, ms) : 0),
+      seq: this.#seq++,
+      fn,
+      cancelled: false,
+    };
+    this.#push(timer);
+    return {
+      cancel: () => {
+        timer.cancelled = true;
+      },
+    };
+  }
+
+  /** Number of timers waiting to fire (cancelled ones excluded). */
+  get pendingTimers(): number {
+    let n = 0;
+    for (const t of this.#heap) if (!t.cancelled) n++;
+    return n;
+  }
+
+  /** Moves time forward by `ms`, firing every timer that falls due on the way. */
+  advance(ms: number): void {
+    if (!(ms >= 0) || !Number.isFinite(ms)) {
+      throw new RangeError(`ManualClock.advance: ms must be a finite number >= 0, got ${String(ms)}`);
+    }
+    this.set(this.#now + ms);
+  }
+
+  /** Moves time forward to `timeMs` (never backwards), firing due timers on the way. */
+  set(timeMs: number): void {
+    if (!(timeMs >= this.#now) || !Number.isFinite(timeMs)) {
+      throw new RangeError(
+        `ManualClock.set: timeMs must be finite and >= now (${this.#now}), got ${String(timeMs)}`,
+      );
+    }
+    for (;;) {
+      const next = this.#heap[0];
+      if (next === undefined || next.at > timeMs) break;
+      this.#pop();
+      if (next.cancelled) continue;
+      this.#now = next.at;
+      next.fn();
+    }
+    this.#now = timeMs;
+  }
+
+  /** Fires timers one by one until none is left or `limitMs` of virtual time has passed. */
+  runAll(limitMs = 3_600_000): void {
+    const end = this.#now + limitMs;
+    for (;;) {
+      const next = this.#heap[0];
+      if (next === undefined || next.at > end) break;
+      this.set(next.at);
+    }
+  }
+
+  #less(a: ManualTimer, b: ManualTimer): boolean {
+    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  }
+
+  #push(t: ManualTimer): void {
+    const h = this.#heap;
+    h.push(t);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.#less(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  #pop(): void {
+    const h = this.#heap;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && this.#less(h[l]!, h[m]!)) m = l;
+      if (r < h.length && this.#less(h[r]!, h[m]!)) m = r;
+      if (m === i) break;
+      [h[i], h[m]] = [h[m]!, h[i]!];
+      i = m;
+    }
+  }
+}

@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock, systemClock } from '../src/index.js';
+
+describe('ManualClock', () => {
+  it('fires due timers in time order, each seeing its own due time', () => {
+    const clock = new ManualClock(100);
+    const seen: Array<[string, number]> = [];
+    clock.setTimeout(() => seen.push(['b', clock.now()]), 20);
+    clock.setTimeout(() => seen.push(['a', clock.now()]), 10);
+    clock.setTimeout(() => seen.push(['c', clock.now()]), 20);
+    clock.advance(15);
+    expect(seen).toEqual([['a', 110]]);
+    clock.advance(100);
+    expect(seen).toEqual([
+      ['a', 110],
+      ['b', 120],
+      ['c', 120],
+    ]);
+    expect(clock.now()).toBe(215);
+  });
+
+  it('fires timers that timers schedule within the same advance', () => {
+    const clock = new ManualClock();
+    const seen: number[] = [];
+    clock.setTimeout(() => {
+      seen.push(clock.now());
+      clock.setTimeout(() => seen.push(clock.now()), 5);
+    }, 5);
+    clock.advance(10);
+    expect(seen).toEqual([5, 10]);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('never fires a cancelled timer', () => {
+    const clock = new ManualClock();
+    let fired = false;
+    const h = clock.setTimeout(() => {
+      fired = true;
+    }, 1);
+    h.cancel();
+    h.cancel();
+    clock.advance(5);
+    expect(fired).toBe(false);
+  });
+
+  it('refuses to move backwards or by a non-finite amount', () => {
+    const clock = new ManualClock(10);
+    expect(() => clock.advance(-1)).toThrow(RangeError);
+    expect(() => clock.advance(Number.NaN)).toThrow(/finite/);
+    expect(() => clock.set(5)).toThrow(/>= now/);
+  });
+});
+
+describe('systemClock', () => {
+  it('is monotonic and its timers can be cancelled', () => {
+    const a = systemClock.now();
+    const b = systemClock.now();
+    expect(b).toBeGreaterThanOrEqual(a);
+    const h = systemClock.setTimeout(() => {
+      throw new Error('must not fire');
+    }, 1);
+    h.cancel();
+  });
+});
