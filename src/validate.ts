@@ -53,7 +53,11 @@ export function oneOf<T extends string>(option: string, value: unknown, allowed:
 export function knownKeys(where: string, options: object, known: readonly string[]): void {
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {
-      throw new ConfigError(`${where}.${key}`, (options as Record<string, unknown>)[key], `one of the known options (${known.join(', ')})`);
+      throw new ConfigError(
+        `${where}.${key}`,
+        (options as Record<string, unknown>)[key],
+        `one of the known options (${known.join(', ')})`,
+      );
     }
   }
 }
