@@ -4,7 +4,7 @@
  * `performance.eventLoopUtilization(previous)` deltas (never the cumulative value since start).
  */
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
-import { knownKeys } from '../validate.js';
+import { fn, knownKeys } from '../validate.js';
 import { failureMode, optionsObject, targetAndLimit } from './common.js';
 import type { Signal, SignalFailureMode } from './types.js';
 
@@ -36,7 +36,8 @@ export function eventLoopUtilization(options?: EventLoopUtilizationOptions): Sig
   const d = EVENT_LOOP_UTILIZATION_DEFAULTS;
   const { target, limit } = targetAndLimit('target', o.target ?? d.target, 'limit', o.limit ?? d.limit, 0, 1);
   const onFailure = failureMode('onFailure', o.onFailure, 'ignore');
-  const read: EluReader = o.read ?? ((a, b) => performance.eventLoopUtilization(a, b));
+  const read: EluReader =
+    o.read === undefined ? (a, b) => performance.eventLoopUtilization(a, b) : fn<EluReader>('read', o.read);
 
   let previous: EventLoopUtilization | undefined;
   let lastValue = 0;
