@@ -1,0 +1,355 @@
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import {
+  createGuard,
+  type HttpGuard,
+  type Outcome,
+  pathHasPrefix,
+  type Refusal,
+} from '../../src/adapters/core.js';
+import { ManualClock } from '../../src/clock.js';
+import { isConfigError } from '../../src/errors.js';
+import { ManualFactor } from '../../src/limiters/factor.js';
+import { createLimiter } from '../../src/limiters/keyed-limiter.js';
+import { Shedder } from '../../src/limiters/shedder.js';
+import type { Decision, Priority } from '../../src/limiters/types.js';
+import { parseList } from './structured-fields.js';
+
+interface FakeReq {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  socket: { remoteAddress: string };
+}
+function req(url = '/', o: { method?: string; headers?: Record<string, string>; ip?: string } = {}) {
+  const r: FakeReq = {
+    url,
+    method: o.method ?? 'GET',
+    headers: o.headers ?? {},
+    socket: { remoteAddress: o.ip ?? '198.51.100.1' },
+  };
+  return r as unknown as IncomingMessage;
+}
+class FakeRes extends EventEmitter {
+  readonly headers: Record<string, string> = {};
+  destroyed = false;
+  setHeader(k: string, v: string): this {
+    this.headers[k] = v;
+    return this;
+  }
+}
+const res = () => new FakeRes() as unknown as ServerResponse & FakeRes;
+
+function sync(o: Outcome | Promise<Outcome>): Outcome {
+  if (o instanceof Promise) throw new Error('expected a synchronous outcome');
+  return o;
+}
+function refused(o: Outcome | Promise<Outcome>): Refusal {
+  const s = sync(o);
+  if (s.kind !== 'refused') throw new Error(`expected a refusal, got ${s.kind}`);
+  return s.refusal;
+}
+
+const denyAll: Decision = {
+  allowed: false,
+  reason: 'shed',
+  remaining: 0,
+  limit: 0,
+  retryAfterMs: 2500,
+  resetMs: 0,
+  factor: 0.1,
+};
+
+describe('HttpGuard admission', () => {
+  it('answers 429 over quota with Retry-After, RateLimit fields and a problem body', () => {
+    const clock = new ManualClock();
+    const limiter = createLimiter({ ratePerSec: 1, burst: 2, clock });
+    const g = createGuard({ limiter, windowSec: 2 });
+    const r1 = res();
+    expect(sync(g.check(req(), r1)).kind).toBe('pass');
+    expect(parseList(r1.headers['ratelimit-policy']!)).toEqual([
+      { value: 'default', params: { q: 2, w: 2 } },
+    ]);
+    expect(parseList(r1.headers.ratelimit!)).toEqual([{ value: 'default', params: { r: 1, t: 1 } }]);
+    expect(sync(g.check(req(), res())).kind).toBe('pass');
+    const f = refused(g.check(req(), res()));
+    expect(f.status).toBe(429);
+    expect(f.stage).toBe('key');
+    expect(f.headers['retry-after']).toBe('1');
+    expect(parseList(f.headers.ratelimit!)[0]!.params).toEqual({ r: 0, t: 2 });
+    expect(JSON.parse(f.body)).toMatchObject({
+      status: 429,
+      retryAfter: 1,
+      'violated-policies': ['default'],
+    });
+    expect(f.headers['content-length']).toBe(String(Buffer.byteLength(f.body)));
+    // other keys are unaffected
+    expect(sync(g.check(req('/', { ip: '198.51.100.2' }), res())).kind).toBe('pass');
+    clock.advance(1000);
+    expect(sync(g.check(req(), res())).kind).toBe('pass');
+  });
+
+  it('answers 503 when the shedder refuses, with a jittered Retry-After from the injected source', () => {
+    const shedder = { admit: () => denyAll };
+    const lo = createGuard({ shedder, random: () => 0 });
+    const hi = createGuard({ shedder, random: () => 0.99, retryAfterJitter: 1 });
+    const a = refused(lo.check(req(), res()));
+    const b = refused(hi.check(req(), res()));
+    expect([a.status, b.status]).toEqual([503, 503]);
+    expect(a.headers['retry-after']).toBe('3'); // ceil(2.5 s)
+    expect(b.headers['retry-after']).toBe('6'); // ceil(3 · 1.99)
+    expect(JSON.parse(a.body).type).toBe(
+      'https://iana.org/assignments/http-problem-types#temporary-reduced-capacity',
+    );
+    expect(a.headers).not.toHaveProperty('ratelimit'); // no key quota to describe
+  });
+
+  it('is all-or-nothing: a shed request does not spend the key quota', () => {
+    const clock = new ManualClock();
+    const factor = new ManualFactor(0);
+    const limiter = createLimiter({ ratePerSec: 1, burst: 2, clock });
+    const shedder = new Shedder({ factor, ratePerSec: 100, clock });
+    const g = createGuard({ limiter, shedder });
+    for (let i = 0; i < 5; i++) {
+      const f = refused(g.check(req(), res()));
+      expect(f.status).toBe(503);
+      expect(parseList(f.headers.ratelimit!)[0]!.params.r).toBe(1); // the key still has its 2 tokens
+    }
+    factor.set(1);
+    clock.advance(100); // the shedder's bucket refills (the key's was full and stays at 2)
+    expect(sync(g.check(req(), res())).kind).toBe('pass');
+    expect(sync(g.check(req(), res())).kind).toBe('pass');
+    expect(refused(g.check(req(), res())).status).toBe(429);
+  });
+
+  it('a key-limiter shed (its own factor cut) is a 503, not a 429', () => {
+    const clock = new ManualClock();
+    const limiter = createLimiter({ ratePerSec: 10, burst: 10, clock, factor: new ManualFactor(0) });
+    expect(refused(createGuard({ limiter }).check(req(), res())).status).toBe(503);
+  });
+
+  it('bypasses listed paths on segment boundaries without counting them, and serves the status path', () => {
+    const g = createGuard({
+      shedder: { admit: () => denyAll },
+      bypass: ['/health', '/metrics/'],
+      statusPath: '/__spillway',
+      governor: { snapshot: () => ({ factor: 0.4, dominant: 'cpu' }) },
+    });
+    expect(sync(g.check(req('/health'), res())).kind).toBe('pass');
+    expect(sync(g.check(req('/health/live?x=1'), res())).kind).toBe('pass');
+    expect(sync(g.check(req('/metrics/'), res())).kind).toBe('pass');
+    expect(sync(g.check(req('/healthz'), res())).kind).toBe('refused');
+    expect(g.inFlight).toBe(0);
+    expect(sync(g.check(req('/__spillway'), res())).kind).toBe('status');
+    expect(g.status()).toEqual({ factor: 0.4, dominant: 'cpu', inFlight: 0, queued: 0 });
+    const h = createGuard({
+      shedder: { admit: () => denyAll },
+      bypass: (r) => r.headers['x-internal'] === '1',
+    });
+    expect(sync(h.check(req('/', { headers: { 'x-internal': '1' } }), res())).kind).toBe('pass');
+  });
+
+  it('matches routes by method and path prefix (first wins), each with its own limiter and costs', () => {
+    const clock = new ManualClock();
+    const upload = createLimiter({ ratePerSec: 1, burst: 1, clock });
+    const api = createLimiter({ ratePerSec: 1, burst: 100, clock });
+    const seen: Array<[string, number, Priority]> = [];
+    const spy = {
+      take: (key: string, o: { cost: number; priority: Priority }) => {
+        seen.push([key, o.cost, o.priority]);
+        return api.take(key, o);
+      },
+    };
+    const g = createGuard({
+      limiter: spy,
+      routes: [
+        { method: ['post', 'PUT'], path: '/api/upload', limiter: upload, policyName: 'upload' },
+        { path: '/api/batch', priority: 'sheddable', cost: 5 },
+        { path: '/admin', limiter: null },
+        { match: (r) => r.headers['x-tier'] === 'gold', priority: (r) => (r.method === 'GET' ? 1 : 0.5) },
+      ],
+    });
+    expect(sync(g.check(req('/api/upload', { method: 'POST' }), res())).kind).toBe('pass');
+    const f = refused(g.check(req('/api/upload/x', { method: 'PUT' }), res()));
+    expect(f.policyName).toBe('upload');
+    expect(parseList(f.headers.ratelimit!)[0]!.value).toBe('upload');
+    expect(seen).toEqual([]);
+    g.check(req('/api/upload', { method: 'GET' }), res()); // method does not match: default limiter
+    g.check(req('/api/uploadx', { method: 'POST' }), res()); // not on a segment boundary
+    g.check(req('/api/batch/1'), res());
+    g.check(req('/', { headers: { 'x-tier': 'gold' } }), res());
+    expect(seen).toEqual([
+      ['198.51.100.1', 1, 'normal'],
+      ['198.51.100.1', 1, 'normal'],
+      ['198.51.100.1', 5, 'sheddable'],
+      ['198.51.100.1', 1, 1],
+    ]);
+    for (let i = 0; i < 5; i++) expect(sync(g.check(req('/admin'), res())).kind).toBe('pass');
+    expect(seen).toHaveLength(4);
+  });
+
+  it('keys by socket address by default, and by a header only when named', () => {
+    const keys: string[] = [];
+    const limiter = {
+      take: (key: string) => {
+        keys.push(key);
+        return { ...denyAll, allowed: true, reason: 'ok' as const, limit: 10, remaining: 9 };
+      },
+    };
+    const headers = { 'x-forwarded-for': '6.6.6.6', 'x-user-id': 'alice', 'x-api-key': 'k1' };
+    createGuard({ limiter }).check(req('/', { headers, ip: '::ffff:10.0.0.1' }), res());
+    createGuard({ limiter, trustProxy: 'uniquelocal' }).check(req('/', { headers, ip: '10.0.0.1' }), res());
+    createGuard({ limiter, keyHeader: 'X-Api-Key' }).check(req('/', { headers }), res());
+    createGuard({ limiter, keyHeader: 'x-api-key' }).check(req('/'), res());
+    createGuard({ limiter, key: (r) => (r.url === '/u' ? 'user:1' : undefined) }).check(req('/u'), res());
+    createGuard({ limiter, key: () => undefined }).check(req('/', { ip: '2001:db8:1:2:3::1' }), res());
+    expect(keys).toEqual([
+      '10.0.0.1',
+      '6.6.6.6',
+      'x-api-key:k1',
+      '198.51.100.1',
+      'user:1',
+      '2001:db8:1::/56',
+    ]);
+  });
+
+  it('releases each admitted request exactly once, on finish or close', () => {
+    const g = createGuard({});
+    const a = res();
+    const b = res();
+    g.check(req(), a);
+    g.check(req(), b);
+    expect(g.inFlight).toBe(2);
+    a.emit('finish');
+    a.emit('close');
+    expect(g.inFlight).toBe(1);
+    b.emit('close');
+    b.emit('finish');
+    b.emit('close');
+    expect(g.inFlight).toBe(0);
+  });
+
+  it('sets no RateLimit fields on admitted responses when rateLimitHeaders is refused or none', () => {
+    const limiter = createLimiter({ ratePerSec: 1, burst: 1, clock: new ManualClock() });
+    const r = res();
+    const g = createGuard({ limiter, rateLimitHeaders: 'refused' });
+    g.check(req(), r);
+    expect(r.headers).toEqual({});
+    expect(refused(g.check(req(), res())).headers).toHaveProperty('ratelimit');
+    const n = createGuard({ limiter: createLimiter({ ratePerSec: 1, burst: 1 }), rateLimitHeaders: 'none' });
+    n.check(req(), res());
+    expect(refused(n.check(req(), res())).headers).not.toHaveProperty('ratelimit');
+  });
+
+  it('offers its counts as queue-depth signals', () => {
+    const g = createGuard({});
+    const [inFlight, queued] = g.signals({ inFlight: { target: 1, limit: 3 }, queued: { limit: 10 } });
+    expect([inFlight!.name, queued!.name]).toEqual(['http-in-flight', 'http-queued']);
+    g.check(req(), res());
+    g.check(req(), res());
+    expect(inFlight!.sample(0)).toBe(2);
+    expect(queued!.sample(0)).toBe(0);
+    expect(() => g.signals({})).toThrow(/signals/);
+  });
+});
+
+describe('HttpGuard queueing mode (ManualClock)', () => {
+  function setup() {
+    const clock = new ManualClock();
+    const limiter = createLimiter({ ratePerSec: 10, burst: 1, clock });
+    const g = createGuard({ limiter, maxWaitMs: 250 });
+    return { clock, g };
+  }
+
+  it('waits for a token, counted as queued, then passes', async () => {
+    const { clock, g } = setup();
+    expect(await g.check(req(), res())).toEqual({ kind: 'pass' });
+    const waiting = g.check(req(), res());
+    expect(waiting).toBeInstanceOf(Promise);
+    expect(g.queued).toBe(1);
+    clock.advance(100);
+    expect(await waiting).toEqual({ kind: 'pass' });
+    expect(g.queued).toBe(0);
+    expect(g.inFlight).toBe(2);
+  });
+
+  it('refuses at once a request whose wait would exceed maxWaitMs', async () => {
+    const { g } = setup();
+    await g.check(req(), res());
+    const waits = [g.check(req(), res()), g.check(req(), res())];
+    const third = await g.check(req(), res()); // would wait 300 ms > 250
+    expect(third.kind).toBe('refused');
+    expect(waits).toHaveLength(2);
+    expect(g.queued).toBe(2);
+  });
+
+  it('gives up the wait when the client disconnects', async () => {
+    const { clock, g } = setup();
+    await g.check(req(), res());
+    const r = res();
+    const waiting = g.check(req(), r);
+    r.destroyed = true;
+    r.emit('close');
+    expect(await waiting).toEqual({ kind: 'gone' });
+    expect(g.queued).toBe(0);
+    expect(g.inFlight).toBe(1);
+    // the abandoned reservation was refunded: the next request waits only its own 100 ms
+    const next = g.check(req(), res());
+    clock.advance(100);
+    expect((await next).kind).toBe('pass');
+  });
+
+  it('close() refuses every waiting request with 503', async () => {
+    const { g } = setup();
+    await g.check(req(), res());
+    const waiting = g.check(req(), res());
+    g.close();
+    const o = await waiting;
+    expect(o.kind === 'refused' && o.refusal.status).toBe(503);
+    expect(g.queued).toBe(0);
+    expect(g.closed).toBe(true);
+  });
+});
+
+describe('HttpGuard options', () => {
+  const bad: Array<[string, Record<string, unknown>]> = [
+    ['HttpGuard.nope', { nope: 1 }],
+    ['trustProxy', { trustProxy: ['300.0.0.1'] }],
+    ['policyName', { policyName: 'ünïcode' }],
+    ['statusPath', { statusPath: 'status' }],
+    ['retryAfterJitter', { retryAfterJitter: 2 }],
+    ['maxRetryAfterSec', { maxRetryAfterSec: 0 }],
+    ['maxWaitMs', { maxWaitMs: -1 }],
+    ['rateLimitHeaders', { rateLimitHeaders: 'some' }],
+    ['limiter', { limiter: {} }],
+    ['shedder', { shedder: { take: () => denyAll } }],
+    ['keyHeader', { keyHeader: 'x api key' }],
+    ['routes[0].path', { routes: [{ path: 'api' }] }],
+    ['routes[0].colour', { routes: [{ colour: 'red' }] }],
+    ['priority', { priority: 'urgent' }],
+    ['ipv6Subnet', { ipv6Subnet: 129 }],
+    ['bypass[0]', { bypass: ['health'] }],
+  ];
+  it.each(bad)('rejects a bad %s with a ConfigError naming it', (name, options) => {
+    let guard: HttpGuard | undefined;
+    try {
+      guard = createGuard(options as never);
+    } catch (err) {
+      expect(isConfigError(err)).toBe(true);
+      expect((err as Error).message).toContain(`\`${name}\``);
+    }
+    expect(guard).toBeUndefined();
+  });
+});
+
+describe('pathHasPrefix', () => {
+  it('matches on segment boundaries', () => {
+    expect(pathHasPrefix('/api', '/api')).toBe(true);
+    expect(pathHasPrefix('/api/x', '/api')).toBe(true);
+    expect(pathHasPrefix('/apix', '/api')).toBe(false);
+    expect(pathHasPrefix('/anything', '/')).toBe(true);
+    expect(pathHasPrefix('/api/x', '/api/')).toBe(true);
+    expect(pathHasPrefix('/api', '/api/')).toBe(false);
+  });
+});
