@@ -52,9 +52,10 @@ async function defaultReadCpuTimes(pids: number[]): Promise<Map<number, ProcessC
   const stats = await pidusage(pids);
   const out = new Map<number, ProcessCpuTime>();
   for (const pid of pids) {
-    // pidusage leaves a pid that exited between listing and reading undefined.
-    const s = stats[String(pid)];
-    if (s !== undefined && Number.isFinite(s.ctime) && Number.isFinite(s.elapsed)) {
+    // pidusage gives null or undefined for a pid that exited between listing and reading
+    // (such as the `ps` that pidtree spawned).
+    const s = stats[String(pid)] as (typeof stats)[string] | null | undefined;
+    if (s != null && Number.isFinite(s.ctime) && Number.isFinite(s.elapsed)) {
       out.set(pid, { ctime: s.ctime, elapsed: s.elapsed });
     }
   }

@@ -1,0 +1,101 @@
+// Real signals on real time: each test is bounded to a few seconds.
+import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { cpu } from '../../src/signals/cpu.js';
+import { cpuCapacity } from '../../src/signals/cpu-capacity.js';
+import { sampleTreeCpu } from '../../src/signals/cpu-tree.js';
+import { eventLoopDelay } from '../../src/signals/event-loop-delay.js';
+import { eventLoopUtilization } from '../../src/signals/event-loop-utilization.js';
+import { heapMemory } from '../../src/signals/memory.js';
+
+function block(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    // busy: the event loop cannot run anything
+  }
+}
+
+describe('event-loop signals on a real loop', () => {
+  it('a 200 ms busy loop raises the event-loop delay and utilisation readings', async () => {
+    const delay = eventLoopDelay();
+    const elu = eventLoopUtilization();
+    delay.start!();
+    elu.start!();
+    try {
+      const calm: Array<[number, number]> = [];
+      for (let i = 0; i < 6; i++) {
+        await sleep(100);
+        const now = performance.now();
+        calm.push([delay.sample(now), elu.sample(now)]);
+      }
+      const calmDelay = Math.max(...calm.slice(1).map(([d]) => d));
+      const calmElu = Math.max(...calm.slice(1).map(([, u]) => u));
+      // One tick interval with a 200 ms block inside it, as a synchronous request handler would do.
+      setTimeout(() => block(200), 20);
+      await sleep(100);
+      const now = performance.now();
+      const busyDelay = delay.sample(now);
+      const busyElu = elu.sample(now);
+      expect(calmDelay).toBeLessThan(60);
+      expect(busyDelay).toBeGreaterThanOrEqual(150);
+      expect(busyDelay).toBeGreaterThan(calmDelay + 100);
+      expect(Number.isFinite(busyDelay)).toBe(true);
+      expect(calmElu).toBeLessThan(0.5);
+      expect(busyElu).toBeGreaterThan(0.6);
+    } finally {
+      delay.stop!();
+      elu.stop!();
+    }
+  });
+});
+
+describe('heap memory on a real heap', () => {
+  it('holding ~200 MB of arrays raises the heap reading by about 200 MB / heap limit', async () => {
+    const { getHeapStatistics } = await import('node:v8');
+    const heap = heapMemory();
+    const before = heap.sample(0);
+    const held: number[][] = [];
+    for (let i = 0; i < 25; i++) held.push(new Array<number>(1_000_000).fill(i + 0.5)); // doubles: 8 MB each
+    const after = heap.sample(0);
+    const expected = 200e6 / getHeapStatistics().heap_size_limit;
+    expect(after - before).toBeGreaterThan(0.8 * expected);
+    expect(held.length).toBe(25);
+  });
+});
+
+describe('process-tree CPU', () => {
+  it("a child burning CPU shows in the tree's CPU while the process's own stays low", async () => {
+    const capacity = cpuCapacity().cores;
+    const child = spawn(process.execPath, ['-e', 'const e=Date.now()+2500;while(Date.now()<e){}'], {
+      stdio: 'ignore',
+    });
+    const tree = cpu({ tree: true, treeIntervalMs: 250 });
+    const own = cpu();
+    tree.start!();
+    own.start!();
+    try {
+      let treeCores = 0;
+      const deadline = performance.now() + 1300;
+      while (performance.now() < deadline) {
+        await sleep(100);
+        treeCores = Math.max(treeCores, tree.sample(performance.now()) * capacity);
+      }
+      // The process's own CPU over the whole window (one interval), spawning `ps` included.
+      const ownCores = own.sample(performance.now()) * capacity;
+      const direct = await sampleTreeCpu(process.pid);
+      // The child alone keeps up to one core busy (less when the 2-core machine is shared); this
+      // process only sleeps and samples.
+      expect(ownCores).toBeLessThan(0.35);
+      expect(treeCores).toBeGreaterThan(ownCores + 0.25);
+      expect(direct.processes).toBeGreaterThanOrEqual(2);
+      expect(direct.cpuCores - direct.rootCpuCores).toBeGreaterThan(0.25);
+      expect(direct.cpuRatio).toBeCloseTo(direct.cpuCores / direct.capacityCores, 12);
+    } finally {
+      tree.stop!();
+      own.stop!();
+      child.kill();
+    }
+  });
+});
