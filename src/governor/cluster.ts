@@ -36,9 +36,7 @@ export interface FleetFactorMessage {
 export function isFleetFactorMessage(message: unknown): message is FleetFactorMessage {
   if (typeof message !== 'object' || message === null) return false;
   const m = message as { type?: unknown; factor?: unknown };
-  return (
-    m.type === FLEET_FACTOR_MESSAGE && typeof m.factor === 'number' && m.factor >= 0 && m.factor <= 1
-  );
+  return m.type === FLEET_FACTOR_MESSAGE && typeof m.factor === 'number' && m.factor >= 0 && m.factor <= 1;
 }
 
 /** What the primary needs of a worker: `cluster.Worker` and `ChildProcess` both fit. */
@@ -128,22 +126,20 @@ export function shareFleetFactor(options: ShareFleetFactorOptions = {}): FleetFa
   const clock = options.clock ?? systemClock;
   const target = cluster_(options.cluster);
   const heartbeatMs = finiteNumber('heartbeatMs', options.heartbeatMs ?? 5000, 10);
-  const signals =
-    options.signals ??
-    [
-      cpu({
-        tree: true,
-        clock,
-        pid: options.pid ?? process.pid,
-        sampleTree:
-          options.sampleTree === undefined
-            ? sampleTreeCpu
-            : fn<(pid: number) => Promise<TreeCpuSample>>('sampleTree', options.sampleTree),
-        target: options.target ?? 0.75,
-        limit: options.limit ?? 0.95,
-        treeIntervalMs: options.treeIntervalMs ?? 1000,
-      }),
-    ];
+  const signals = options.signals ?? [
+    cpu({
+      tree: true,
+      clock,
+      pid: options.pid ?? process.pid,
+      sampleTree:
+        options.sampleTree === undefined
+          ? sampleTreeCpu
+          : fn<(pid: number) => Promise<TreeCpuSample>>('sampleTree', options.sampleTree),
+      target: options.target ?? 0.75,
+      limit: options.limit ?? 0.95,
+      treeIntervalMs: options.treeIntervalMs ?? 1000,
+    }),
+  ];
   const governor = new Governor({ ...(options.governor ?? {}), signals, clock });
 
   let running = false;
@@ -152,7 +148,8 @@ export function shareFleetFactor(options: ShareFleetFactorOptions = {}): FleetFa
 
   const sendTo = (worker: WorkerLike | undefined, factor: number): boolean => {
     if (worker === undefined) return false;
-    const connected = typeof worker.isConnected === 'function' ? worker.isConnected() : worker.connected !== false;
+    const connected =
+      typeof worker.isConnected === 'function' ? worker.isConnected() : worker.connected !== false;
     if (!connected) return false;
     try {
       worker.send({ type: FLEET_FACTOR_MESSAGE, factor } satisfies FleetFactorMessage);
@@ -209,7 +206,11 @@ function cluster_(value: unknown): ClusterLike {
     typeof (value as ClusterLike).on !== 'function' ||
     typeof (value as ClusterLike).off !== 'function'
   ) {
-    throw new ConfigError('cluster', value, "node:cluster or an object with workers, on('online') and off('online')");
+    throw new ConfigError(
+      'cluster',
+      value,
+      "node:cluster or an object with workers, on('online') and off('online')",
+    );
   }
   return value as ClusterLike;
 }
@@ -252,7 +253,8 @@ export class FleetFactor implements FactorSource {
   };
 
   constructor(options: FleetFactorOptions = {}) {
-    if (typeof options !== 'object' || options === null) throw new ConfigError('options', options, 'an object');
+    if (typeof options !== 'object' || options === null)
+      throw new ConfigError('options', options, 'an object');
     knownKeys('fleetFactor', options, ['process', 'staleAfterMs', 'clock']);
     this.staleAfterMs = positiveNumber('staleAfterMs', options.staleAfterMs ?? 15_000);
     this.#clock = options.clock ?? systemClock;

@@ -7,7 +7,8 @@
  *   smoothed < releaseAt                    recover, once `cooldownMs` has passed since the last cut
  *
  * Cut (multiplicative decrease), on a tick where smoothed > engageAt AND raw > engageAt:
- *   cut = min(maxCutPerTick, maxCutPerTick · smoothed · Δt / intervalMs)
+ *   excess = (smoothed − engageAt) / (1 − engageAt)            (0 at the threshold, 1 at pressure 1)
+ *   cut = min(maxCutPerTick, maxCutPerTick · excess · Δt / intervalMs)
  *   f ← max(floor, f · (1 − cut))
  * Recover (additive increase, per second, not per tick):
  *   f ← min(1, f + recoverPerSec · Δt / 1000)
@@ -94,7 +95,7 @@ export function controllerStep(
   input: ControllerInput,
 ): ControllerStep {
   const { nowMs, pressure, smoothedPressure: s } = input;
-  const dtMs = input.dtMs > 0 ? input.dtMs : 0;
+  const dtMs = Math.max(input.dtMs, 0);
   const elapsedMs = nowMs - prev.startedAtMs;
   if (elapsedMs < c.warmupMs) {
     return {
@@ -108,7 +109,8 @@ export function controllerStep(
     const base = { ...prev, state: 'engaged' as const, belowReleaseSinceMs: undefined };
     if (!(pressure > c.engageAt)) return { next: base, action: { kind: 'raw-below-engage' } };
     if (f <= c.floor) return { next: { ...base, factor: c.floor }, action: { kind: 'at-floor' } };
-    const cut = Math.min(c.maxCutPerTick, (c.maxCutPerTick * s * dtMs) / c.intervalMs);
+    const excess = Math.min(1, (s - c.engageAt) / (1 - c.engageAt));
+    const cut = Math.min(c.maxCutPerTick, (c.maxCutPerTick * excess * dtMs) / c.intervalMs);
     const factor = Math.max(c.floor, Math.min(1, f * (1 - cut)));
     return { next: { ...base, factor, lastCutAtMs: nowMs }, action: { kind: 'cut', cut } };
   }

@@ -278,7 +278,16 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
     if (this.#running) return this;
     this.#running = true;
     const now = this.#clock.now();
+    const previousState = this.#ctl.state;
     this.#reset(now, now);
+    this.#publish(
+      now,
+      this.#ctl.factor,
+      { kind: this.#ctl.state === 'warming' ? 'warming' : 'idle', elapsedMs: 0 },
+      undefined,
+      [],
+      previousState,
+    );
     for (const slot of this.#slots) {
       const start = slot.signal.start;
       if (start === undefined) continue;
@@ -315,7 +324,14 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
     const previousState = this.#ctl.state;
     this.#epochSet = false;
     this.#ctl = { ...this.#ctl, factor: 1, state: 'stopped' };
-    this.#publish(now, previous, { kind: 'idle' }, 'stopped: the governor no longer measures, factor 1', [], previousState);
+    this.#publish(
+      now,
+      previous,
+      { kind: 'idle' },
+      'stopped: the governor no longer measures, factor 1',
+      [],
+      previousState,
+    );
     return this;
   }
 
@@ -368,7 +384,8 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
   /** A fresh epoch: factor 1, smoothed pressure 0, the warm-up from `now`. */
   #reset(now: number, lastTickAtMs: number | undefined): void {
     this.#epochSet = true;
-    this.#ctl = initialControllerState(now);
+    const initial = initialControllerState(now);
+    this.#ctl = this.options.warmupMs > 0 ? initial : { ...initial, state: 'idle' };
     this.#ewma.reset(0);
     this.#lastTickAtMs = lastTickAtMs;
     this.#pressure = 0;
@@ -389,7 +406,8 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
     const now = this.#clock.now();
     // Driven by hand without start(): the first tick starts the epoch and counts as one interval.
     if (!this.#epochSet) this.#reset(now, undefined);
-    const dt = this.#lastTickAtMs === undefined ? this.options.intervalMs : Math.max(0, now - this.#lastTickAtMs);
+    const dt =
+      this.#lastTickAtMs === undefined ? this.options.intervalMs : Math.max(0, now - this.#lastTickAtMs);
     this.#lastTickAtMs = now;
     this.#lastAtMs = now;
     this.#ticks++;
@@ -414,11 +432,27 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
         slot.ok = true;
         slot.value = v;
         slot.pressure = signalPressure(v, sig.target, sig.limit);
-        readings.push({ slot, name: sig.name, unit: sig.unit, value: v, target: sig.target, limit: sig.limit, pressure: slot.pressure });
+        readings.push({
+          slot,
+          name: sig.name,
+          unit: sig.unit,
+          value: v,
+          target: sig.target,
+          limit: sig.limit,
+          pressure: slot.pressure,
+        });
       } else {
         this.#signalFailed(slot, error, now);
         if (slot.onFailure === 'overloaded') {
-          readings.push({ slot, name: sig.name, unit: sig.unit, value: Number.NaN, target: sig.target, limit: sig.limit, pressure: 1 });
+          readings.push({
+            slot,
+            name: sig.name,
+            unit: sig.unit,
+            value: Number.NaN,
+            target: sig.target,
+            limit: sig.limit,
+            pressure: 1,
+          });
         }
       }
     }
@@ -428,7 +462,14 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
     this.#dominant =
       top === undefined
         ? undefined
-        : { name: top.name, unit: top.unit, value: top.value, target: top.target, limit: top.limit, pressure: top.pressure };
+        : {
+            name: top.name,
+            unit: top.unit,
+            value: top.value,
+            target: top.target,
+            limit: top.limit,
+            pressure: top.pressure,
+          };
     const smoothed = this.#ewma.update(this.#pressure, dt);
 
     const previous = this.#ctl.factor;
@@ -505,7 +546,7 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
       case 'warming':
         return `warming: ${secs(action.elapsedMs)} of ${secs(c.warmupMs)} warm-up, observing only; ${who}`;
       case 'cut':
-        return `engaged: ${who}; smoothed ${fmt(s)} > engage ${fmt(c.engageAt)}, cut ${fmt(action.cut * 100)}% to ${fmt(this.#ctl.factor)}`;
+        return `engaged: ${who}; smoothed ${fmt(s)} > engage ${fmt(c.engageAt)}, cut ${fmt(action.cut * 100)}% to ${factorText(this.#ctl.factor)}`;
       case 'at-floor':
         return `engaged: ${who}; smoothed ${fmt(s)} > engage ${fmt(c.engageAt)}, holding at the floor ${fmt(c.floor)}`;
       case 'raw-below-engage':
@@ -515,7 +556,7 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
       case 'cooldown':
         return `holding: pressure ${fmt(s)} below release ${fmt(c.releaseAt)}, cool-down ${secs(action.sinceCutMs)} of ${secs(c.cooldownMs)} since the last cut`;
       case 'recover':
-        return `${this.#ctl.factor >= 1 ? 'recovered' : 'recovering'}: pressure ${fmt(s)} below release ${fmt(c.releaseAt)} for ${secs(action.belowForMs)}; factor ${fmt(this.#ctl.factor)}`;
+        return `${this.#ctl.factor >= 1 ? 'recovered' : 'recovering'}: pressure ${fmt(s)} below release ${fmt(c.releaseAt)} for ${secs(action.belowForMs)}; factor ${factorText(this.#ctl.factor)}`;
       case 'idle':
         return `idle: smoothed pressure ${fmt(s)}, no throttling (at ${secs(now - this.#ctl.startedAtMs)} since start)`;
     }
@@ -582,6 +623,11 @@ function fmt(n: number): string {
   if (a >= 100 || Number.isInteger(n)) return String(Math.round(n));
   if (a >= 10) return n.toFixed(1).replace(/\.0$/, '');
   return String(Number(n.toPrecision(2)));
+}
+
+/** A factor to 4 decimals, so that a small step never prints as no step. */
+function factorText(f: number): string {
+  return String(Number(f.toFixed(4)));
 }
 
 function unit(u: string): string {
@@ -668,7 +714,8 @@ function validateSignals(signals: unknown): readonly Signal[] {
       throw new ConfigError(`${at}.limit`, sig.limit, `a finite number > target (${target})`);
     }
     if (typeof sig.sample !== 'function') throw new ConfigError(`${at}.sample`, sig.sample, 'a function');
-    if (sig.onFailure !== undefined) oneOf(`${at}.onFailure`, sig.onFailure, ['ignore', 'overloaded'] as const);
+    if (sig.onFailure !== undefined)
+      oneOf(`${at}.onFailure`, sig.onFailure, ['ignore', 'overloaded'] as const);
     if (sig.start !== undefined && typeof sig.start !== 'function') {
       throw new ConfigError(`${at}.start`, sig.start, 'a function or undefined');
     }

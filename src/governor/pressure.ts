@@ -19,7 +19,7 @@ export const MAX_PRESSURE = 1;
 export function signalPressure(value: number, target: number, limit: number): number {
   const p = (value - target) / (limit - target);
   if (!(p > 0)) return 0; // also NaN → 0; callers reject non-finite readings before this
-  return p < MAX_PRESSURE ? p : MAX_PRESSURE;
+  return Math.min(p, MAX_PRESSURE);
 }
 
 /** One signal's contribution to a tick. */
