@@ -95,7 +95,10 @@ export interface FleetFactorSharer {
   readonly governor: Governor;
   /** Starts the governor and the broadcasts. Idempotent. */
   start(): void;
-  /** Stops the governor, the heartbeat and the 'online' listener. Idempotent. */
+  /**
+   * Stops the governor, the heartbeat and the 'online' listener, and tells the workers factor 1 (a
+   * primary that no longer measures must not hold its workers at a cut). Idempotent.
+   */
   stop(): void;
   /** Sends the current fleet factor to every connected worker now. Returns how many were sent to. */
   broadcast(): number;
@@ -194,6 +197,7 @@ export function shareFleetFactor(options: ShareFleetFactorOptions = {}): FleetFa
       unsubscribe?.();
       unsubscribe = undefined;
       governor.stop();
+      broadcast();
     },
   };
 }
