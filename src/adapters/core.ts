@@ -253,6 +253,8 @@ interface Route {
   bypass: boolean;
   limiter: KeyAdmission | undefined;
   shedder: ProcessAdmission | undefined;
+  /** The route set its own shedder (or null), so `attach` leaves it alone. */
+  ownShedder: boolean;
   key: (req: IncomingMessage) => string;
   priority: (req: IncomingMessage) => Priority;
   cost: (req: IncomingMessage) => number;
@@ -306,7 +308,7 @@ export class HttpGuard {
   readonly #bypassPaths: readonly string[];
   readonly #bypassFn: ((req: IncomingMessage) => boolean) | undefined;
   readonly #statusPath: string | undefined;
-  readonly #governor: SnapshotSource | undefined;
+  #governor: SnapshotSource | undefined;
   readonly #headersMode: 'all' | 'refused' | 'none';
   readonly #jitter: number;
   readonly #maxRetryAfterSec: number;
@@ -395,6 +397,7 @@ export class HttpGuard {
       bypass: false,
       limiter: checkLimiter('limiter', options.limiter),
       shedder: checkShedder('shedder', options.shedder),
+      ownShedder: true,
       key: keyFn,
       priority: valueFn(options.priority, d.priority, (v) => {
         priorityLevel(v as Priority);
@@ -427,6 +430,7 @@ export class HttpGuard {
         bypass: r.bypass === undefined ? false : boolean(`${at}.bypass`, r.bypass),
         limiter: r.limiter === undefined ? base.limiter : checkLimiter(`${at}.limiter`, r.limiter),
         shedder: r.shedder === undefined ? base.shedder : checkShedder(`${at}.shedder`, r.shedder),
+        ownShedder: r.shedder !== undefined,
         key: r.key === undefined ? base.key : withFallback(fn(`${at}.key`, r.key), addressOf),
         priority:
           r.priority === undefined
@@ -459,6 +463,26 @@ export class HttpGuard {
       if (r.limiter.ratePerSec > 0) windowSec = r.limiter.burst / r.limiter.ratePerSec;
     }
     return { ...r, policyQuoted, policyJson: JSON.stringify(r.policyName), windowSec };
+  }
+
+  /**
+   * Sets the governor (status endpoint) and the shedder after construction, for the usual wiring
+   * where the governor watches this guard's own `signals()` and the shedder follows the governor:
+   * guard first, then governor, then `attach`. Routes with their own `shedder` keep it.
+   */
+  attach(parts: { governor?: SnapshotSource; shedder?: ProcessAdmission | null }): this {
+    if (typeof parts !== 'object' || parts === null) throw new ConfigError('attach', parts, 'an object');
+    knownKeys('attach', parts, ['governor', 'shedder']);
+    if (parts.governor !== undefined) {
+      fn('governor.snapshot', parts.governor?.snapshot);
+      this.#governor = parts.governor;
+    }
+    if (parts.shedder !== undefined) {
+      const shedder = checkShedder('shedder', parts.shedder);
+      this.#default.shedder = shedder;
+      for (const r of this.#routes) if (!r.ownShedder) r.shedder = shedder;
+    }
+    return this;
   }
 
   /** Requests admitted and not yet finished. */
@@ -667,6 +691,9 @@ export class HttpGuard {
       'content-length': String(Buffer.byteLength(body)),
       'retry-after': String(retryAfterSec),
     };
+    // Refused because the guard closes with its server: let the connection go too, so that the
+    // server's close is not held up by an idle keep-alive socket.
+    if (d === CLOSING) headers.connection = 'close';
     if (keyDecision !== undefined && this.#headersMode !== 'none' && Number.isFinite(keyDecision.limit)) {
       headers['ratelimit-policy'] = formatPolicy(route.policyQuoted, keyDecision.limit, route.windowSec);
       headers.ratelimit = formatRateLimit(

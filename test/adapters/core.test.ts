@@ -242,6 +242,23 @@ describe('HttpGuard admission', () => {
     expect(refused(n.check(req(), res())).headers).not.toHaveProperty('ratelimit');
   });
 
+  it('attach() wires the governor and shedder after construction, except on routes with their own', () => {
+    const g = createGuard({
+      routes: [
+        { path: '/own', shedder: null },
+        { path: '/inherit', cost: 2 },
+      ],
+    });
+    const [sig] = g.signals({ inFlight: { limit: 10 } });
+    expect(sig!.name).toBe('http-in-flight');
+    g.attach({ shedder: { admit: () => denyAll }, governor: { snapshot: () => ({ factor: 0.1 }) } });
+    expect(refused(g.check(req('/'), res())).status).toBe(503);
+    expect(refused(g.check(req('/inherit'), res())).status).toBe(503);
+    expect(sync(g.check(req('/own'), res())).kind).toBe('pass');
+    expect(g.status()).toEqual({ factor: 0.1, inFlight: 1, queued: 0 });
+    expect(() => g.attach({ shedder: {} as never })).toThrow(/shedder/);
+  });
+
   it('offers its counts as queue-depth signals', () => {
     const g = createGuard({});
     const [inFlight, queued] = g.signals({ inFlight: { target: 1, limit: 3 }, queued: { limit: 10 } });
