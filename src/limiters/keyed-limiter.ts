@@ -118,8 +118,8 @@ export class KeyedLimiter {
   readonly #clock: Clock;
   readonly #map = new Map<string, number>();
   // Per-slot state. Slot indices come from #used (high-water mark) or from #free.
-  #tokens: Float64Array;
-  #last: Float64Array;
+  /** Tokens at [2·slot], last-settled time at [2·slot + 1]: one cache line per key. */
+  #state: Float64Array;
   #ref: Uint8Array;
   /** Block word: <= 0 is minus the refusal streak; > 0 is the block end minus #epoch. Only with `block`. */
   #blk: Float64Array | undefined;
@@ -128,7 +128,11 @@ export class KeyedLimiter {
   #capacity: number;
   #used = 0;
   readonly #free: number[] = [];
-  #hand: Iterator<string>;
+  /**
+   * The CLOCK hand. Created only when an eviction needs it and dropped whenever the Map may grow:
+   * a live Map iterator keeps every table the Map has outgrown alive (about 29 B per key).
+   */
+  #hand: Iterator<string> | undefined;
 
   // Default limits, per ms.
   readonly #rate: number;
@@ -241,8 +245,7 @@ export class KeyedLimiter {
     this.#fPre = this.#f;
 
     this.#capacity = Math.min(INITIAL_SLOTS, this.maxKeys);
-    this.#tokens = new Float64Array(this.#capacity);
-    this.#last = new Float64Array(this.#capacity);
+    this.#state = new Float64Array(2 * this.#capacity);
     this.#ref = new Uint8Array(this.#capacity);
     if (this.#blockAfter > 0) this.#blk = new Float64Array(this.#capacity);
     if (this.#tiers !== undefined) {
@@ -251,7 +254,6 @@ export class KeyedLimiter {
       this.#tierBurst.push(this.#burst);
       this.#tierIndex.set(`${ratePerSec}/${this.#burst}`, 0);
     }
-    this.#hand = this.#map.keys();
 
     const now = clock.now();
     this.#epoch = now - 1; // block words are stored as (end - epoch), always > 0
@@ -340,7 +342,7 @@ export class KeyedLimiter {
     this.#map.clear();
     this.#used = 0;
     this.#free.length = 0;
-    this.#hand = this.#map.keys();
+    this.#hand = undefined;
     if (this.#tiers !== undefined) this.#compactTiers();
   }
 
@@ -437,7 +439,7 @@ export class KeyedLimiter {
       if (mode !== MODE_PEEK) {
         if (s === undefined) s = this.#create(key, now, tier);
         else this.#ref[s] = 1;
-        this.#tokens[s] = remaining;
+        this.#state[2 * s] = remaining;
         if (this.#blk !== undefined) this.#blk[s] = 0;
         if (this.#hasGlobal) {
           const g = gx - charge;
@@ -474,7 +476,7 @@ export class KeyedLimiter {
     if (mode === MODE_RESERVE && retryAfterMs !== Infinity && retryAfterMs <= maxWaitMs) {
       // Reserve: charge both buckets now; the caller waits retryAfterMs before proceeding.
       if (s === undefined) s = this.#create(key, now, tier);
-      this.#tokens[s] = x - charge;
+      this.#state[2 * s] = x - charge;
       if (this.#blk !== undefined) this.#blk[s] = 0;
       if (this.#hasGlobal) this.#gTokens = gx - charge;
       this.#resSlot = s;
@@ -497,31 +499,31 @@ export class KeyedLimiter {
 
   /** Brings slot `s` to `now` (replaying factor changes since its last settle) and returns its tokens. */
   #settle(s: number, now: number, rate: number, burst: number): number {
-    const last = this.#last[s]!;
+    const last = this.#state[2 * s + 1]!;
     if (last >= this.#lastChange) {
-      if (!(now > last)) return this.#tokens[s]!;
+      if (!(now > last)) return this.#state[2 * s]!;
       const f = this.#f;
-      const x = refill(this.#tokens[s]!, now - last, rate * f, burst * f);
-      this.#tokens[s] = x;
-      this.#last[s] = now;
+      const x = refill(this.#state[2 * s]!, now - last, rate * f, burst * f);
+      this.#state[2 * s] = x;
+      this.#state[2 * s + 1] = now;
       this.#lastNow = now;
       return x;
     }
-    const x = this.#replay(this.#tokens[s]!, last, now, rate, burst);
-    this.#tokens[s] = x;
-    this.#last[s] = now;
+    const x = this.#replay(this.#state[2 * s]!, last, now, rate, burst);
+    this.#state[2 * s] = x;
+    this.#state[2 * s + 1] = now;
     this.#lastNow = now;
     return x;
   }
 
   /** Like #settle, without writing anything. */
   #peekTokens(s: number, now: number, rate: number, burst: number): number {
-    const last = this.#last[s]!;
+    const last = this.#state[2 * s + 1]!;
     if (last >= this.#lastChange) {
       const f = this.#f;
-      return refill(this.#tokens[s]!, now - last, rate * f, burst * f);
+      return refill(this.#state[2 * s]!, now - last, rate * f, burst * f);
     }
-    return this.#replay(this.#tokens[s]!, last, now, rate, burst);
+    return this.#replay(this.#state[2 * s]!, last, now, rate, burst);
   }
 
   /**
@@ -567,7 +569,7 @@ export class KeyedLimiter {
     if (this.#logLen === FACTOR_LOG_SIZE) {
       // Log full: bring every stale bucket up to T once, then start an empty log at the new factor.
       for (const s of this.#map.values()) {
-        if (this.#last[s]! < T) {
+        if (this.#state[2 * s + 1]! < T) {
           const tier = tierOf === undefined ? 0 : tierOf[s]!;
           const rate = tierOf === undefined ? this.#rate : this.#tierRate[tier]!;
           const burst = tierOf === undefined ? this.#burst : this.#tierBurst[tier]!;
@@ -589,10 +591,10 @@ export class KeyedLimiter {
       // Buckets settled at this very instant are not replayed (their last settle is not before the
       // change), so the shrink's clamp is applied to them here.
       for (const s of this.#map.values()) {
-        if (this.#last[s]! >= T) {
+        if (this.#state[2 * s + 1]! >= T) {
           const burst = tierOf === undefined ? this.#burst : this.#tierBurst[tierOf[s]!]!;
           const cap = burst * fNew;
-          if (this.#tokens[s]! > cap) this.#tokens[s] = cap;
+          if (this.#state[2 * s]! > cap) this.#state[2 * s] = cap;
         }
       }
     }
@@ -602,13 +604,16 @@ export class KeyedLimiter {
   #create(key: string, now: number, tier: number): number {
     let s: number;
     if (this.#map.size >= this.maxKeys) s = this.#evict(now);
-    else if (this.#free.length > 0) s = this.#free.pop()!;
     else {
-      if (this.#used === this.#capacity) this.#grow();
-      s = this.#used++;
+      this.#hand = undefined;
+      if (this.#free.length > 0) s = this.#free.pop()!;
+      else {
+        if (this.#used === this.#capacity) this.#grow();
+        s = this.#used++;
+      }
     }
     this.#map.set(key, s);
-    this.#last[s] = now;
+    this.#state[2 * s + 1] = now;
     if (now > this.#lastNow) this.#lastNow = now;
     this.#ref[s] = 0; // a new key earns its second chance by being used again (scan resistance)
     if (this.#blk !== undefined) this.#blk[s] = 0;
@@ -621,6 +626,7 @@ export class KeyedLimiter {
     const tierOf = this.#tierOf;
     const blk = this.#blk;
     for (;;) {
+      if (this.#hand === undefined) this.#hand = this.#map.keys();
       let n = this.#hand.next();
       if (n.done === true) {
         this.#hand = this.#map.keys();
@@ -654,8 +660,7 @@ export class KeyedLimiter {
       b.set(a);
       return b;
     };
-    this.#tokens = grow(this.#tokens, (n) => new Float64Array(n));
-    this.#last = grow(this.#last, (n) => new Float64Array(n));
+    this.#state = grow(this.#state, (n) => new Float64Array(2 * n));
     this.#ref = grow(this.#ref, (n) => new Uint8Array(n));
     if (this.#blk !== undefined) this.#blk = grow(this.#blk, (n) => new Float64Array(n));
     if (this.#tierOf !== undefined) {
@@ -726,7 +731,7 @@ export class KeyedLimiter {
       const [rate, burst] = this.#limitsOf(slot);
       const x = this.#settle(slot, now, rate, burst) + charge;
       const cap = burst * f;
-      this.#tokens[slot] = Math.min(x, cap);
+      this.#state[2 * slot] = Math.min(x, cap);
     }
     if (this.#hasGlobal) {
       const cap = this.#gBurst * f;
