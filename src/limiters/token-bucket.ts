@@ -168,18 +168,27 @@ export class TokenBucket implements RateAlgorithm {
     }
   }
 
-  /** Milliseconds until `needed` tokens are in the bucket, at the current factor. */
-  #waitFor(needed: number): number {
+  /**
+   * Milliseconds until the callers ahead (`needed - cost` tokens in all) and then one of `cost`
+   * have been served, at the current factor. The bucket never has to hold more than one caller's
+   * cost at a time (each is served as soon as its tokens are there), so `needed` may exceed the
+   * capacity; only a single `cost` above it can never be served.
+   */
+  #waitFor(needed: number, cost: number): number {
     const deficit = needed - this.#tokens;
     if (deficit <= this.#eps) return 0;
     const r = this.#ratePerMs * this.#factor;
-    if (r === 0 || needed > this.burst * this.#factor + this.#eps) return Infinity;
+    if (r === 0 || cost > this.burst * this.#factor + this.#eps) return Infinity;
     return deficit / r;
   }
 
   #decide(cost: number, charge: boolean): Decision {
     const now = this.#clock.now();
     this.#settle(now);
+    // A real timer fires late under load: serve the waiters whose tokens are already there first,
+    // so that this caller is neither refused behind them nor admitted ahead of them.
+    const head = this.#queue[0];
+    if (head !== undefined && this.#tokens + this.#eps >= head.cost) this.#reschedule();
     const f = this.#factor;
     const capacity = this.burst * f;
     // Waiting callers are ahead of this one: it is admitted only behind them (FIFO, no starvation).
@@ -200,7 +209,7 @@ export class TokenBucket implements RateAlgorithm {
       };
     }
     // Over a cost that the unthrottled bucket could take, the refusal is the factor's doing.
-    const retryAfterMs = cost > capacity + this.#eps && f < 1 ? Infinity : this.#waitFor(needed);
+    const retryAfterMs = cost > capacity + this.#eps && f < 1 ? Infinity : this.#waitFor(needed, cost);
     return {
       allowed: false,
       reason: f < 1 ? 'shed' : 'limited',
@@ -243,7 +252,7 @@ export class TokenBucket implements RateAlgorithm {
     let cumulative = 0;
     for (let i = 0; i < this.#queue.length; i++) {
       const w = this.#queue[i]!;
-      const at = now + this.#waitFor(cumulative + w.cost);
+      const at = now + this.#waitFor(cumulative + w.cost, w.cost);
       if (at > w.deadline + TOKEN_EPSILON) {
         this.#queue.splice(i, 1);
         this.#queuedCost -= w.cost;
@@ -257,7 +266,7 @@ export class TokenBucket implements RateAlgorithm {
     if (this.#queuedCost < this.#eps) this.#queuedCost = 0;
     const head = this.#queue[0];
     if (head === undefined) return;
-    const wait = this.#waitFor(head.cost);
+    const wait = this.#waitFor(head.cost, head.cost);
     if (wait === Infinity) return; // the factor must rise first; setFactor reschedules
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
