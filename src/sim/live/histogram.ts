@@ -30,7 +30,7 @@ export class LatencyHistogram {
 
   /** Records one latency in ms (negative or NaN values are recorded as 0). */
   record(ms: number): void {
-    const v = ms > 0 ? ms : 0;
+    const v = Math.max(ms, 0);
     const i = v <= MIN_MS ? 0 : Math.ceil(Math.log(v / MIN_MS) / LOG_GROWTH);
     this.#counts.set(i, (this.#counts.get(i) ?? 0) + 1);
     this.#count++;

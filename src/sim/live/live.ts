@@ -13,7 +13,7 @@
  *   end of the first second with no refusal and a 2xx p99 at most `report.recoveryWaitMs`.
  */
 import { performance } from 'node:perf_hooks';
-import { maxMinFairShares, jainIndex, runs } from '../metrics.js';
+import { type FactorPoint, jainIndex, maxMinFairShares, onOffSwitches, runs } from '../metrics.js';
 import type { Episode, SeriesPoint, SimReport, SimSummary } from '../report.js';
 import {
   type Mode,
@@ -71,6 +71,8 @@ export interface LiveReport extends SimReport {
     readonly errors: number;
     /** "Any request refused" per 100 ms slice of the run (server's view). */
     readonly refusedSlices: readonly boolean[];
+    /** Per episode: on/off transitions of "any request refused" in 100 ms slices. */
+    readonly sliceSwitches: readonly number[];
   };
 }
 
@@ -343,7 +345,7 @@ function toReport(
     limitedShare: offered > 0 ? limited / offered : 0,
     factorDirectionChangesPerMin: hasFactor ? directionTurns(factorChanges) / (dur / 60) : null,
     minFactor,
-    episodes: liveEpisodes(scenario, series, refusedSlices),
+    episodes: liveEpisodes(scenario, series, refusedSlices, hasFactor ? factorChanges : null),
     jainIndex:
       tenants.length < 2
         ? null
@@ -366,11 +368,23 @@ function toReport(
       timeouts: load.totals.timeouts,
       errors: load.totals.errors,
       refusedSlices,
+      sliceSwitches: episodeWindows(scenario, dur).map(([a, b]) =>
+        sliceSwitches(refusedSlices, a * 10, b * 10),
+      ),
     },
   };
 }
 
-/** On/off transitions of "any request refused" among the 100 ms slices in [from, to). */
+/** Each overload episode's [start, end + settle) window, in seconds, as the episodes use. */
+function episodeWindows(scenario: Scenario, seriesLength: number): [number, number][] {
+  const spans = runs(overloadedSeconds(scenario));
+  return spans.map(([start, end], k) => [
+    start,
+    Math.min(end + scenario.report.settleSec, spans[k + 1]?.[0] ?? Infinity, seriesLength),
+  ]);
+}
+
+/** On/off transitions of a flag (such as "any request refused" per slice) within [from, to). */
 export function sliceSwitches(slices: readonly boolean[], from: number, to: number): number {
   let n = 0;
   let on = from > 0 ? (slices[from - 1] ?? false) : false;
@@ -381,11 +395,14 @@ export function sliceSwitches(slices: readonly boolean[], from: number, to: numb
   return n;
 }
 
+/** The overload episodes of a live run (see the module comment for the definitions). */
 function liveEpisodes(
   scenario: Scenario,
   series: readonly SeriesPoint[],
   slices: readonly boolean[],
+  factorChanges: readonly FactorPoint[] | null,
 ): Episode[] {
+  const secondsRefused = series.map((p) => p.shed + p.limited > 0);
   const spans = runs(overloadedSeconds(scenario));
   const cap = scenario.capacityPerSec;
   const { settleSec, recoveryWaitMs } = scenario.report;
@@ -421,7 +438,9 @@ function liveEpisodes(
       p99Ms: p99s.length ? Math.max(...p99s) : null,
       engageMs: firstOn < 0 ? null : (firstOn - start * 10) * 100,
       recoverMs,
-      switches: sliceSwitches(slices, start * 10, windowEnd * 10),
+      switches: sliceSwitches(secondsRefused, start, windowEnd),
+      factorSwitches:
+        factorChanges === null ? null : onOffSwitches(factorChanges, start * 1000, windowEnd * 1000),
     };
   });
 }
