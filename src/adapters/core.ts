@@ -666,8 +666,8 @@ export class HttpGuard {
     };
     // 'finish' when the response was handed to the OS, 'close' when the connection or stream ended
     // (also after an error or a client abort); whichever comes first releases, once.
-    res.once('finish', release);
-    res.once('close', release);
+    res.on('finish', release);
+    res.on('close', release);
   }
 
   #refuse(
