@@ -14,13 +14,16 @@ export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
  */
 export function jainIndex(xs: readonly number[]): number | null {
   if (xs.length === 0) return null;
+  // Scaled by the largest value, so that tiny values do not underflow when squared.
+  const max = Math.max(...xs);
+  if (!(max > 0)) return null;
   let s = 0;
   let s2 = 0;
-  for (const x of xs) {
+  for (const v of xs) {
+    const x = v / max;
     s += x;
     s2 += x * x;
   }
-  if (s2 === 0) return null;
   return (s * s) / (xs.length * s2);
 }
 

@@ -52,7 +52,7 @@ export interface Episode {
   readonly goodputPerSec: number;
   /** goodputPerSec / capacity. */
   readonly goodputShare: number;
-  /** p99 of admitted requests answered during the episode, in ms (null when none). */
+  /** The worst 1 s p99 of admitted requests answered during the episode, in ms (null when none). */
   readonly p99Ms: number | null;
   /** From the start of the episode to the first factor below 1, in ms (null: never, or no factor). */
   readonly engageMs: number | null;
@@ -61,8 +61,16 @@ export interface Episode {
    * loop wait above `report.recoveryWaitMs`, in ms, at 1 s resolution (null: not within the run).
    */
   readonly recoverMs: number | null;
-  /** Shedding on/off crossings from the start to `settleSec` after the end (2 is clean). Null without a factor. */
-  readonly switches: number | null;
+  /**
+   * Shedding on/off switches from the start to `settleSec` after the end (or the next episode), at
+   * 1 s resolution: a second "sheds" when it refused anything. 2 is clean: on once, off once.
+   */
+  readonly switches: number;
+  /**
+   * The same for the factor crossing 1 (exact times). Null without a factor; the simulator always
+   * sets it (optional for reports built elsewhere, such as live runs).
+   */
+  readonly factorSwitches?: number | null;
 }
 
 export interface TenantResult {
@@ -98,6 +106,8 @@ export interface SimSummary {
   readonly unfinished: number;
   /** Of admitted requests answered, in ms. */
   readonly latencyMs: {
+    /** Mean latency (the simulator always sets it; optional for reports built elsewhere, such as live runs). */
+    readonly mean?: number | null;
     readonly p50: number | null;
     readonly p99: number | null;
     readonly max: number | null;
@@ -181,7 +191,7 @@ function pct(v: number | null): string {
  * The summaries as an aligned text table, one column per report (mode), for a terminal.
  */
 export function formatSummaryTable(reports: readonly SimReport[] | SimReport): string {
-  const list = Array.isArray(reports) ? reports : [reports as SimReport];
+  const list: readonly SimReport[] = Array.isArray(reports) ? reports : [reports as SimReport];
   const rows: [string, (s: SimSummary) => string][] = [
     ['capacity (req/s)', (s) => cell(s.capacityPerSec, 1)],
     ['offered (req/s)', (s) => cell(s.offeredPerSec, 1)],
@@ -212,7 +222,8 @@ export function formatSummaryTable(reports: readonly SimReport[] | SimReport): s
       [`  p99 (ms)`, (s) => cell(ep(s)?.p99Ms ?? null, 1)],
       [`  engage (ms)`, (s) => cell(ep(s)?.engageMs ?? null)],
       [`  recover (ms)`, (s) => cell(ep(s)?.recoverMs ?? null)],
-      [`  on/off switches`, (s) => cell(ep(s)?.switches ?? null)],
+      [`  shedding on/off switches`, (s) => cell(ep(s)?.switches ?? null)],
+      [`  factor on/off switches`, (s) => cell(ep(s)?.factorSwitches ?? null)],
     );
   }
   const header = ['', ...list.map((r) => r.summary.mode)];
@@ -230,7 +241,7 @@ export function formatSummaryTable(reports: readonly SimReport[] | SimReport): s
  * `.svg` (the chart) for each report, plus `<scenario>-compare.svg` when given several. Returns the paths.
  */
 export async function writeReport(reports: SimReport | readonly SimReport[], dir: string): Promise<string[]> {
-  const list = Array.isArray(reports) ? reports : [reports as SimReport];
+  const list: readonly SimReport[] = Array.isArray(reports) ? reports : [reports as SimReport];
   await mkdir(dir, { recursive: true });
   const { renderChart } = await import('./chart.js');
   const paths: string[] = [];

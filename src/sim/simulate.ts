@@ -11,6 +11,7 @@
  * through the loop for its callback. It counts as goodput when answered within the client's
  * timeout; answered later, it was work for nobody.
  */
+import { retryAfterSeconds } from '../adapters/headers.js';
 import { ManualClock } from '../clock.js';
 import type { Priority } from '../limiters/types.js';
 import {
@@ -46,6 +47,9 @@ export interface SimulateOptions {
   /** Governor options on top of the scenario's (the tuner's candidates). @default none */
   governor?: Readonly<Record<string, number | string>>;
 }
+
+/** The HTTP adapter's default cap on Retry-After, in seconds. */
+const RETRY_AFTER_MAX_SEC = 60;
 
 interface Source {
   readonly spec: TrafficSpec;
@@ -126,6 +130,7 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   const loop = new EventLoop(clock);
   const service = sampler(srv.service, deriveRandom(seed, 'service'));
   const routing = deriveRandom(seed, 'routing');
+  const headerRandom = deriveRandom(seed, 'retry-after');
   const ds = srv.downstream;
   const pool = ds ? new Pool(clock, ds, sampler(ds.service, deriveRandom(seed, 'pool'))) : undefined;
   const state = { loop, pool, inFlight: 0 } satisfies ServerState;
@@ -297,16 +302,9 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
       if (s.budget < 1) return;
       s.budget -= 1;
     }
-    const backoff = r.backoffMs * r.backoffMultiplier ** (a.attempt - 1);
-    const u = s.draws();
-    let delay: number;
-    if (r.honourRetryAfter) {
-      const after = Number.isFinite(retryAfterMs) ? retryAfterMs : r.maxDelayMs;
-      delay = Math.max(after, backoff) * (1 + r.jitter * u);
-    } else {
-      delay = backoff * (1 + r.jitter * (2 * u - 1));
-    }
-    delay = Math.min(delay, r.maxDelayMs);
+    const backoff =
+      r.backoffMs * r.backoffMultiplier ** (a.attempt - 1) * (1 + r.jitter * (2 * s.draws() - 1));
+    const delay = Math.min(r.maxDelayMs, r.honourRetryAfter ? Math.max(retryAfterMs, backoff) : backoff);
     if (clock.now() + delay >= durationMs) return;
     clock.setTimeout(() => send(s, a.priority, a.attempt + 1), delay);
   };
@@ -359,7 +357,14 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
           b.admitted++;
           return service();
         }
-        retryAfterMs = d.retryAfterMs;
+        // What the HTTP adapter would put on the wire: whole seconds, at least 1, jittered on 503.
+        retryAfterMs =
+          1000 *
+          retryAfterSeconds(d.retryAfterMs, {
+            maxSec: RETRY_AFTER_MAX_SEC,
+            jitter: d.reason === 'shed' ? 0.5 : 0,
+            random: headerRandom,
+          });
         if (d.reason === 'shed') {
           shed++;
           b.shed++;
@@ -431,6 +436,7 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
     failed,
     unfinished: state.inFlight,
     latencyMs: {
+      mean: sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : null,
       p50: sorted.length ? quantileSorted(sorted, 0.5) : null,
       p99: sorted.length ? quantileSorted(sorted, 0.99) : null,
       max: sorted.length ? sorted[sorted.length - 1]! : null,
@@ -518,9 +524,21 @@ function findEpisodes(
       p99Ms: p99s.length ? Math.max(...p99s) : null,
       engageMs,
       recoverMs,
-      switches: hasFactor ? onOffSwitches(points, start * 1000, windowEnd * 1000) : null,
+      switches: sheddingSwitches(series, start, windowEnd),
+      factorSwitches: hasFactor ? onOffSwitches(points, start * 1000, windowEnd * 1000) : null,
     };
   });
+}
+
+/**
+ * Shedding on/off switches in seconds [from, to): a second sheds when it refused anything (shed or
+ * limited); each change from the second before counts once.
+ */
+function sheddingSwitches(series: readonly SeriesPoint[], from: number, to: number): number {
+  const on = (i: number) => i >= 0 && i < series.length && series[i]!.shed + series[i]!.limited > 0;
+  let n = 0;
+  for (let i = from; i < to; i++) if (on(i) !== on(i - 1)) n++;
+  return n;
 }
 
 /** Runs the scenario under each of its modes (or `modes`) with the same seed. */
