@@ -39,7 +39,6 @@ describe('event-loop signals on a real loop', () => {
       const now = performance.now();
       const busyDelay = delay.sample(now);
       const busyElu = elu.sample(now);
-      expect(calmDelay).toBeLessThan(60);
       expect(busyDelay).toBeGreaterThanOrEqual(150);
       expect(busyDelay).toBeGreaterThan(calmDelay + 100);
       expect(Number.isFinite(busyDelay)).toBe(true);
