@@ -139,11 +139,21 @@ export class KeyedLimiter {
   readonly #burst: number;
   readonly #eps: number;
 
-  // Tiers: table of distinct (rate per ms, burst); index 0 is the default.
+  // Tiers: table of distinct (rate per ms, burst); index 0 is the default (present without tiers too).
   readonly #tiers: ((key: string) => BucketLimits | undefined) | undefined;
   #tierRate: number[] = [];
   #tierBurst: number[] = [];
+  #tierId: string[] = [];
   #tierIndex = new Map<string, number>();
+  /**
+   * Per tier, the tokens at #idleLast of a bucket left idle since #logStart: the state of a key
+   * that has no bucket. It equals the capacity unless the factor rose recently (growth creates no
+   * tokens, for missing keys either), and every stored bucket holds at most this much.
+   */
+  #idle: number[] = [];
+  #idleLast: number;
+  /** When the factor log was last emptied (construction, or overflow). */
+  #logStart: number;
 
   // Global bucket.
   readonly #hasGlobal: boolean;
@@ -248,14 +258,12 @@ export class KeyedLimiter {
     this.#state = new Float64Array(2 * this.#capacity);
     this.#ref = new Uint8Array(this.#capacity);
     if (this.#blockAfter > 0) this.#blk = new Float64Array(this.#capacity);
-    if (this.#tiers !== undefined) {
-      this.#tierOf = new Uint16Array(this.#capacity);
-      this.#tierRate.push(this.#rate);
-      this.#tierBurst.push(this.#burst);
-      this.#tierIndex.set(`${ratePerSec}/${this.#burst}`, 0);
-    }
-
+    if (this.#tiers !== undefined) this.#tierOf = new Uint16Array(this.#capacity);
     const now = clock.now();
+    this.#idleLast = now;
+    this.#logStart = now;
+    this.#intern(`${ratePerSec}/${this.#burst}`, this.#rate, this.#burst, now);
+
     this.#epoch = now - 1; // block words are stored as (end - epoch), always > 0
     this.#gTokens = this.#gBurst * this.#f;
     this.#gLast = now;
@@ -396,15 +404,17 @@ export class KeyedLimiter {
       const level = priorityLevel(priority);
       if (level !== 0.5 && f < 1) {
         const e = effectiveFactor(f, level);
-        charge = e > 0 ? (cost * f) / e : Infinity;
+        charge = e > 0 ? cost * (f / e) : Infinity;
       }
     }
     const cap = burst * f;
     const r = rate * f;
 
-    let x = cap;
+    let x: number;
     let blockedMs = 0;
-    if (s !== undefined) {
+    if (s === undefined) {
+      x = this.#idleTokens(tier, now);
+    } else {
       x = mode === MODE_PEEK ? this.#peekTokens(s, now, rate, burst) : this.#settle(s, now, rate, burst);
       const blk = this.#blk;
       if (blk !== undefined) {
@@ -415,8 +425,10 @@ export class KeyedLimiter {
             blockedMs = 0;
             if (mode !== MODE_PEEK) blk[s] = 0;
           }
-        } else if (v < 0 && x + eps >= cap && mode !== MODE_PEEK) {
-          blk[s] = 0; // refilled to full: the streak is over (a full bucket decides like a missing one)
+        } else if (v < 0 && mode !== MODE_PEEK && x + eps >= this.#idleTokens(tier, now)) {
+          // Refilled to the level of a missing key: the streak is over (so dropping such a bucket
+          // changes no decision).
+          blk[s] = 0;
         }
       }
     }
@@ -531,11 +543,11 @@ export class KeyedLimiter {
    * `last`: each segment accrues at its own factor up to its own capacity; each change clamps to the
    * new capacity (growth creates no tokens).
    */
-  #replay(x: number, last: number, now: number, rate: number, burst: number): number {
+  #replay(x: number, last: number, now: number, rate: number, burst: number, inclusive = false): number {
     const logT = this.#logT;
     const logF = this.#logF;
     let i = this.#logLen;
-    while (i > 0 && logT[i - 1]! > last) i--;
+    while (i > 0 && (logT[i - 1]! > last || (inclusive && logT[i - 1]! === last))) i--;
     let f = i === 0 ? this.#fPre : logF[i - 1]!;
     let t = last;
     for (; i < this.#logLen; i++) {
@@ -564,6 +576,17 @@ export class KeyedLimiter {
       if (T > this.#gLast) this.#gLast = T;
     }
 
+    // The idle buckets (one per tier) follow the change eagerly, like the global one.
+    {
+      const f = this.#f;
+      const dt = T - this.#idleLast;
+      for (let i = 0; i < this.#idle.length; i++) {
+        const b = this.#tierBurst[i]!;
+        this.#idle[i] = Math.min(refill(this.#idle[i]!, dt, this.#tierRate[i]! * f, b * f), b * fNew);
+      }
+      this.#idleLast = T;
+    }
+
     const tierOf = this.#tierOf;
     let sweep = T === this.#lastNow;
     if (this.#logLen === FACTOR_LOG_SIZE) {
@@ -579,6 +602,7 @@ export class KeyedLimiter {
       this.#logLen = 0;
       this.#lastChange = -Infinity;
       this.#fPre = fNew;
+      this.#logStart = T;
       this.#lastNow = T;
       sweep = true;
     } else {
@@ -639,9 +663,14 @@ export class KeyedLimiter {
         const burst = tierOf === undefined ? this.#burst : this.#tierBurst[tierOf[s]!]!;
         const rate = tierOf === undefined ? this.#rate : this.#tierRate[tierOf[s]!]!;
         const x = this.#settle(s, now, rate, burst);
-        const blocked = blk !== undefined && blk[s]! > now - this.#epoch;
-        if (!blocked && x + burst * TOKEN_EPSILON >= burst * this.#f) evict = true;
-        else this.#ref[s] = 0;
+        // Droppable: no block and no streak, and as many tokens as a missing key would have.
+        const quiet = blk === undefined || blk[s] === 0;
+        if (
+          quiet &&
+          x + burst * TOKEN_EPSILON >= this.#idleTokens(tierOf === undefined ? 0 : tierOf[s]!, now)
+        ) {
+          evict = true;
+        } else this.#ref[s] = 0;
       }
       if (evict) {
         this.#map.delete(key);
@@ -686,13 +715,35 @@ export class KeyedLimiter {
     if (idx === undefined) {
       // Distinct tiers only grow with distinct answers; compact when dead ones dominate.
       if (this.#tierRate.length >= 2 * this.#map.size + 1024) this.#compactTiers();
-      idx = this.#tierRate.length;
+      idx = this.#intern(id, ratePerSec / 1000, burst, this.#clock.now());
       if (idx > 0xffff && this.#tierOf instanceof Uint16Array) this.#tierOf = Uint32Array.from(this.#tierOf);
-      this.#tierRate.push(ratePerSec / 1000);
-      this.#tierBurst.push(burst);
-      this.#tierIndex.set(id, idx);
     }
     return idx;
+  }
+
+  /**
+   * Adds a tier to the table. Its idle bucket is one that was full when the log was last emptied,
+   * brought up to #idleLast through the logged changes.
+   */
+  #intern(id: string, ratePerMs: number, burst: number, now: number): number {
+    const idx = this.#tierRate.length;
+    this.#tierRate.push(ratePerMs);
+    this.#tierBurst.push(burst);
+    this.#tierId.push(id);
+    this.#tierIndex.set(id, idx);
+    const start = burst * this.#fPre;
+    const at = Math.min(this.#idleLast, now);
+    this.#idle.push(
+      this.#logLen === 0 ? burst * this.#f : this.#replay(start, this.#logStart, at, ratePerMs, burst, true),
+    );
+    return idx;
+  }
+
+  /** Tokens now of a key that has no bucket. */
+  #idleTokens(tier: number, now: number): number {
+    const f = this.#f;
+    const b = this.#tierBurst[tier]!;
+    return refill(this.#idle[tier]!, now - this.#idleLast, this.#tierRate[tier]! * f, b * f);
   }
 
   /** Rebuilds the tier table from the live keys only. */
@@ -700,21 +751,28 @@ export class KeyedLimiter {
     const tierOf = this.#tierOf!;
     const oldRate = this.#tierRate;
     const oldBurst = this.#tierBurst;
-    const remap = new Map<number, number>([[0, 0]]);
-    this.#tierRate = [oldRate[0]!];
-    this.#tierBurst = [oldBurst[0]!];
-    this.#tierIndex = new Map([[`${oldRate[0]! * 1000}/${oldBurst[0]!}`, 0]]);
+    const oldId = this.#tierId;
+    const oldIdle = this.#idle;
+    const remap = new Map<number, number>();
+    this.#tierRate = [];
+    this.#tierBurst = [];
+    this.#tierId = [];
+    this.#idle = [];
+    this.#tierIndex = new Map();
+    const keep = (old: number): number => {
+      const idx = this.#tierRate.length;
+      remap.set(old, idx);
+      this.#tierRate.push(oldRate[old]!);
+      this.#tierBurst.push(oldBurst[old]!);
+      this.#tierId.push(oldId[old]!);
+      this.#idle.push(oldIdle[old]!);
+      this.#tierIndex.set(oldId[old]!, idx);
+      return idx;
+    };
+    keep(0);
     for (const s of this.#map.values()) {
       const old = tierOf[s]!;
-      let idx = remap.get(old);
-      if (idx === undefined) {
-        idx = this.#tierRate.length;
-        remap.set(old, idx);
-        this.#tierRate.push(oldRate[old]!);
-        this.#tierBurst.push(oldBurst[old]!);
-        this.#tierIndex.set(`${oldRate[old]! * 1000}/${oldBurst[old]!}`, idx);
-      }
-      tierOf[s] = idx;
+      tierOf[s] = remap.get(old) ?? keep(old);
     }
   }
 
@@ -751,8 +809,9 @@ export class KeyedLimiter {
       [rate, burst] = this.#limitsOf(slot);
       x = this.#settle(slot, now, rate, burst);
     } else {
-      if (this.#tierOf !== undefined) [rate, burst] = this.#limitsOf(slot);
-      x = burst * f;
+      const tier = this.#tierOf === undefined ? 0 : this.#tierOf[slot]!;
+      [rate, burst] = [this.#tierRate[tier]!, this.#tierBurst[tier]!];
+      x = this.#idleTokens(tier, now);
     }
     const cap = burst * f;
     const remaining = Math.max(x, 0);

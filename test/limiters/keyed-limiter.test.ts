@@ -308,13 +308,37 @@ describe('factor changes', () => {
     factor.set(0.2); // clamp to 2 at t = 0
     factor.set(1); // and back at t = 0: still 2
     expect(tokensOf(limiter, 'a')).toBeCloseTo(2, 9);
-    expect(limiter.take('b', { cost: 10 }).allowed).toBe(true); // a new key after the change is full
-    factor.set(0.5);
+    // a key without a bucket is an idle one: clamped to 2 as well
+    expect(limiter.take('b', { cost: 2.5 }).allowed).toBe(false);
+    expect(limiter.take('b', { cost: 1.5 }).allowed).toBe(true);
+    factor.set(0.1); // clamp both to 1
     factor.set(1);
-    expect(tokensOf(limiter, 'a')).toBeCloseTo(2, 9);
-    expect(tokensOf(limiter, 'b')).toBeCloseTo(0, 9);
+    expect(tokensOf(limiter, 'a')).toBeCloseTo(1, 9);
+    expect(tokensOf(limiter, 'b')).toBeCloseTo(0.5, 9);
     clock.advance(100);
-    expect(tokensOf(limiter, 'a')).toBeCloseTo(3, 9);
+    expect(tokensOf(limiter, 'a')).toBeCloseTo(2, 9);
+    expect(tokensOf(limiter, 'b')).toBeCloseTo(1.5, 9);
+  });
+
+  it('a key without a bucket starts like one left idle: growth creates no tokens for it either', () => {
+    const { clock, factor, limiter } = setup({
+      ratePerSec: 10,
+      burst: 10,
+      tiers: (k) => (k === 'gold' ? { ratePerSec: 1, burst: 20 } : undefined),
+    });
+    limiter.take('old', { cost: 0.001 });
+    clock.advance(1000);
+    factor.set(0.1); // capacity 1
+    clock.advance(1000);
+    factor.set(1);
+    clock.advance(200); // +2
+    expect(tokensOf(limiter, 'old')).toBeCloseTo(3, 9);
+    expect(tokensOf(limiter, 'new')).toBeCloseTo(3, 9);
+    expect(limiter.take('new', { cost: 3 }).allowed).toBe(true);
+    // a tier seen for the first time after the changes: full at 2 (20·0.1), then +0.2
+    expect(tokensOf(limiter, 'gold')).toBeCloseTo(2.2, 9);
+    clock.advance(10_000);
+    expect(tokensOf(limiter, 'brand-new')).toBeCloseTo(10, 9);
   });
 
   it('stays exact past the end of the change log', () => {
@@ -336,7 +360,7 @@ describe('factor changes', () => {
   });
 
   it('refuses everything at factor 0, and stops following the source after close', () => {
-    const { factor, limiter } = setup();
+    const { clock, factor, limiter } = setup();
     factor.set(0);
     expect(limiter.take('a')).toMatchObject({
       allowed: false,
@@ -345,6 +369,9 @@ describe('factor changes', () => {
       limit: 0,
     });
     factor.set(1);
+    // Growth creates no tokens, for keys without a bucket too: everyone refills from 0.
+    expect(limiter.take('a')).toMatchObject({ allowed: false, reason: 'limited', retryAfterMs: 100 });
+    clock.advance(100);
     expect(limiter.take('a').allowed).toBe(true);
     limiter.close();
     factor.set(0.5);
@@ -386,7 +413,7 @@ describe('priorities', () => {
   });
 
   it('sheds a priority whose scaled cost exceeds the scaled capacity, or whose factor is 0', () => {
-    const { factor, limiter } = setup({ ratePerSec: 10, burst: 10 });
+    const { clock, factor, limiter } = setup({ ratePerSec: 10, burst: 10 });
     factor.set(0.25); // sheddable e = 0.0625 pays 4 per unit; capacity 2.5
     expect(limiter.take('s', { priority: 'sheddable' })).toMatchObject({
       allowed: false,
@@ -395,6 +422,7 @@ describe('priorities', () => {
     });
     expect(limiter.take('s', { priority: 'sheddable', cost: 0.5 }).allowed).toBe(true); // pays 2
     factor.set(1);
+    clock.advance(1000);
     expect(limiter.take('t', { priority: 'sheddable', cost: 10 }).allowed).toBe(true);
   });
 });
