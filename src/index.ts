@@ -88,3 +88,12 @@ export {
   shareFleetFactor,
   type WorkerLike,
 } from './governor/index.js';
+export {
+  type BucketLimits,
+  createLimiter,
+  type KeyedAcquireOptions,
+  type KeyedDecision,
+  KeyedLimiter,
+  type KeyedLimiterOptions,
+  type TakeOptions,
+} from './limiters/keyed-limiter.js';
