@@ -1,0 +1,133 @@
+/**
+ * The simulator's proofs on overload: the real Governor, Shedder and keyed limiter on the model
+ * server. Numbers are stated with how they were measured (seed 1 unless said otherwise).
+ */
+import { describe, expect, it } from 'vitest';
+import { loadScenario, parseScenario, type Scenario } from '../../src/sim/scenario.js';
+import { simulate } from '../../src/sim/simulate.js';
+
+const dir = 'simulations/scenarios';
+
+describe('step to 3x capacity (step-3x.json: 250 → 1,500 → 250 req/s, capacity 500 req/s, 30–90 s)', () => {
+  it('with library defaults: engages within 2 s, holds p99 under 2 s, recovers within 10 s, keeps at least 80% goodput', async () => {
+    const sc = await loadScenario(`${dir}/step-3x.json`);
+    const s = simulate(sc, { mode: 'spillway' }).summary;
+    const ep = s.episodes[0]!;
+    expect(s.episodes).toHaveLength(1);
+    expect([ep.startSec, ep.endSec]).toEqual([30, 90]);
+    // Engages when the smoothed event-loop-delay pressure crosses 0.5: τ = 2 s puts that at ~1.5 s.
+    expect(ep.engageMs!).toBeLessThanOrEqual(2000);
+    // The worst second is the backlog built before engaging (~1.3 s of queue at 1,000 extra req/s).
+    expect(ep.p99Ms!).toBeLessThan(2000);
+    expect(ep.recoverMs!).toBeLessThanOrEqual(10_000);
+    // Measured: 81.5% (seeds 1–5: 80.9–81.7%).
+    expect(ep.goodputShare).toBeGreaterThan(0.8);
+    // Without protection the same step is a collapse: work for clients that gave up.
+    const none = simulate(sc, { mode: 'none' }).summary;
+    expect(none.episodes[0]!.goodputShare).toBeLessThan(0.3);
+    expect(none.late).toBeGreaterThan(40_000);
+  });
+
+  // KNOWN GAP, reported to the lead: with the library defaults the limit cycle of Shedder probing
+  // (10%/s at factor 1) and governor cuts gives 81.5% goodput and 6 shedding on/off switches
+  // (4 factor switches) in the episode. This test states the target; it is expected to fail until
+  // the defaults change, and then `it.fails` must become `it`.
+  it.fails('with library defaults: meets the target of >= 90% goodput and <= 2 on/off switches', async () => {
+    const sc = await loadScenario(`${dir}/step-3x.json`);
+    const ep = simulate(sc, { mode: 'spillway' }).summary.episodes[0]!;
+    expect(ep.goodputShare).toBeGreaterThanOrEqual(0.9);
+    expect(ep.switches).toBeLessThanOrEqual(2);
+  });
+
+  it.each([1, 2, 3])(
+    'tuned (step-3x-tuned.json, seed %i): engages within 1 s, ~90% goodput, p99 under 1.5 s, 2 switches',
+    async (seed) => {
+      const sc = await loadScenario(`${dir}/step-3x-tuned.json`);
+      const ep = simulate(sc, { mode: 'spillway', seed }).summary.episodes[0]!;
+      expect(ep.engageMs!).toBeLessThanOrEqual(1000);
+      // Measured, seeds 1–5: 90.1, 89.7, 89.9, 89.9, 89.9%. The ceiling is ~95%: 1,000 refusals/s
+      // at 0.05 ms each take 5% of the loop.
+      expect(ep.goodputShare).toBeGreaterThanOrEqual(0.895);
+      expect(ep.p99Ms!).toBeLessThan(1500);
+      expect(ep.switches).toBeLessThanOrEqual(2);
+      expect(ep.recoverMs!).toBeLessThanOrEqual(5000);
+    },
+  );
+});
+
+describe('retry storm (a spike to 2x for 30 s; refused clients retry up to 5 attempts, 50 ms apart)', () => {
+  const run = async (file: string) => {
+    const sc = await loadScenario(`${dir}/${file}`);
+    return simulate(sc, { mode: 'spillway' });
+  };
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+  it('honouring Retry-After settles: offered load back near the base, factor back at 1', async () => {
+    const r = await run('retry-storm.json');
+    const base = 300;
+    // The storm outlives the spike (retries wait Retry-After, 1–1.5 s, up to 4 times), then settles.
+    const after = r.series.filter((p) => p.t >= 95 && p.t < 120);
+    expect(mean(after.map((p) => p.offered))).toBeLessThan(base * 1.1);
+    expect(after.every((p) => p.shed === 0)).toBe(true);
+    expect(r.series.at(-1)!.factor).toBe(1);
+    expect(r.summary.episodes[0]!.recoverMs!).toBeLessThanOrEqual(35_000);
+  });
+
+  it('ignoring Retry-After is worse during the spike: a higher peak of offered load and less goodput', async () => {
+    const honour = await run('retry-storm.json');
+    const ignore = await run('retry-storm-ignore-retry-after.json');
+    const peak = (r: typeof honour) => Math.max(...r.series.slice(30, 60).map((p) => p.offered));
+    const h = honour.summary.episodes[0]!;
+    const i = ignore.summary.episodes[0]!;
+    // Measured (seed 1): peak offered 4,805 vs 7,511 req/s; goodput 75.2% vs 69.6% of capacity,
+    // because every refusal also costs loop time (0.05 ms) and ignoring clients send 5 in 200 ms.
+    expect(peak(ignore)).toBeGreaterThan(peak(honour) * 1.3);
+    expect(i.goodputShare).toBeLessThan(h.goodputShare - 0.03);
+    expect(ignore.summary.shedShare).toBeGreaterThan(honour.summary.shedShare);
+  });
+});
+
+describe("fairness across tenants (Jain's index of goodput / max-min fair share)", () => {
+  it('is 1 for equal tenants', () => {
+    const sc = parseScenario(
+      {
+        name: 'equal',
+        durationSec: 60,
+        traffic: [{ name: 't', tenant: 't', tenants: 5, pattern: 'steady', ratePerSec: 50 }],
+      },
+      'equal',
+    );
+    const s = simulate(sc, { mode: 'spillway' }).summary;
+    expect(s.tenants).toHaveLength(5);
+    expect(s.jainIndex!).toBeGreaterThan(0.999);
+  });
+
+  it('is low for an abusive tenant without protection, and near 1 with per-tenant limits', async () => {
+    const sc = await loadScenario(`${dir}/abusive-tenant.json`);
+    const none = simulate(sc, { mode: 'none' }).summary;
+    const withQuota = simulate(sc, { mode: 'spillway' }).summary;
+    const noQuota: Scenario = { ...sc, spillway: { ...sc.spillway, perTenant: undefined } };
+    const shedderOnly = simulate(noQuota, { mode: 'spillway' }).summary;
+    // Polite tenants: fair share = their demand (20/s); the abuser's fair share is 300/s of 1,500.
+    // Served in proportion to demand, J = (10 + r)² / (11 (10 + r²)) with r = 1500/300 = 5: 0.58.
+    expect(none.jainIndex!).toBeLessThan(0.65);
+    expect(shedderOnly.jainIndex!).toBeLessThan(0.65);
+    // With a 250/s quota per tenant, polite tenants are served in full and the abuser gets 250 of 300.
+    expect(withQuota.jainIndex!).toBeGreaterThan(0.99);
+    // 450 req/s admitted is 90% of capacity: the governor still sheds a little now and then, from
+    // everyone alike (measured: polite tenants served 94% of their demand, the abuser 250/s).
+    const polite = withQuota.tenants.filter((t) => t.tenant.startsWith('polite'));
+    for (const t of polite) expect(t.goodput / t.demand).toBeGreaterThan(0.9);
+    expect(withQuota.goodputShareOfCapacity).toBeGreaterThan(0.8);
+  });
+});
+
+describe('priorities', () => {
+  it('sheds sheddable work first and critical work least', async () => {
+    const sc = await loadScenario(`${dir}/priority-mix.json`);
+    const s = simulate(sc, { mode: 'spillway' }).summary;
+    const by = s.shedShareByPriority;
+    expect(by.sheddable!).toBeGreaterThan(by.normal! + 0.05);
+    expect(by.normal!).toBeGreaterThan(by.critical! + 0.05);
+  });
+});
