@@ -40,21 +40,33 @@ export function buildSchedule(traffic: readonly TrafficSpec[], options: Schedule
     const rnd = deriveRandom(options.seed ?? 1, `live:${t.name}`);
     const pick = deriveRandom(options.seed ?? 1, `live-priority:${t.name}`);
     let at = 0;
+    // Uniform arrivals within a run of constant rate are `segStart + k / rate`, rounded to the
+    // nanosecond: summing gaps would drift, and a step edge would gain or lose a request.
+    let segStart = 0;
+    let segRate = -1;
+    let k = 0;
     while (at < endMs) {
       const rate = sourceRateAt(t, at / 1000) * scale;
       if (!(rate > 0)) {
         at = Math.floor(at / 100) * 100 + 100;
+        segRate = -1;
         continue;
       }
-      const gap = t.arrivals === 'uniform' ? 1000 / rate : (-Math.log(1 - rnd()) * 1000) / rate;
-      if (t.arrivals === 'uniform') items.push({ at, source: s, priority: priorityOf(t, pick()) });
-      else {
-        at += gap;
-        if (at >= endMs) break;
-        if (sourceRateAt(t, at / 1000) > 0) items.push({ at, source: s, priority: priorityOf(t, pick()) });
-        continue;
+      if (t.arrivals === 'uniform') {
+        if (rate !== segRate) {
+          segStart = at;
+          segRate = rate;
+          k = 0;
+        }
+        items.push({ at, source: s, priority: priorityOf(t, pick()) });
+        k++;
+        at = Math.round((segStart + (k * 1000) / rate) * 1e6) / 1e6;
+      } else {
+        at += (-Math.log(1 - rnd()) * 1000) / rate;
+        if (at < endMs && sourceRateAt(t, at / 1000) > 0) {
+          items.push({ at, source: s, priority: priorityOf(t, pick()) });
+        }
       }
-      at += gap;
       if (items.length > max) throw new RangeError(`the schedule exceeds ${max} requests`);
     }
     if (items.length > max) throw new RangeError(`the schedule exceeds ${max} requests`);

@@ -1,0 +1,106 @@
+// The built `spillway` command, spawned as users run it. `npm test` builds dist/ first (pretest).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const cli = join(root, 'dist/cli/main.js');
+const dir = mkdtempSync(join(tmpdir(), 'spillway-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function run(...args: string[]) {
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function scenarioFile(name: string, body: unknown): string {
+  const p = join(dir, name);
+  writeFileSync(p, typeof body === 'string' ? body : JSON.stringify(body));
+  return p;
+}
+
+describe('spillway', () => {
+  it('starts with a shebang', () => {
+    expect(readFileSync(cli, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+  });
+
+  it('prints help for the command and each subcommand, exit 0', () => {
+    const main = run('--help');
+    expect(main.code).toBe(0);
+    expect(main.stdout).toMatch(/Usage: spillway <command>/);
+    for (const sub of ['simulate', 'tune', 'live']) {
+      const r = run(sub, '--help');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`Usage: spillway ${sub} <scenario.json>`);
+    }
+  });
+
+  it('exits 2 on usage errors, with the usage', () => {
+    expect(run().code).toBe(2);
+    const unknown = run('frobnicate');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "frobnicate"');
+    const option = run('simulate', 'x.json', '--bogus');
+    expect(option.code).toBe(2);
+    expect(option.stderr).toContain("'--bogus'");
+    expect(option.stderr).toContain('Usage: spillway simulate');
+    const mode = run('simulate', 'x.json', '--mode', 'fast');
+    expect(mode.code).toBe(2);
+    expect(mode.stderr).toContain('--mode must be one of');
+    expect(run('simulate').stderr).toContain('missing the scenario file');
+  });
+
+  it('names the path of a missing scenario file, exit 1', () => {
+    const r = run('simulate', 'no-such-scenario.json');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(join(dir, 'no-such-scenario.json'));
+    expect(r.stderr).toContain('not found');
+  });
+
+  it('names the file and the field of a malformed scenario, exit 1', () => {
+    const p = scenarioFile('bad.json', {
+      name: 'bad',
+      durationSec: 5,
+      traffic: [{ pattern: 'steady', ratePerSec: -3 }],
+    });
+    const r = run('simulate', p);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(p);
+    expect(r.stderr).toContain('traffic[0].ratePerSec');
+    const notJson = run('simulate', scenarioFile('broken.json', '{"name": '));
+    expect(notJson.code).toBe(1);
+    expect(notJson.stderr).toContain('broken.json');
+    expect(notJson.stderr).toMatch(/JSON/);
+  });
+
+  it('simulates a short scenario: a table on stdout, JSON, CSV and SVG in --out', () => {
+    const p = scenarioFile('short.json', {
+      name: 'short',
+      durationSec: 20,
+      server: { service: { kind: 'constant', ms: 2 } },
+      traffic: [{ pattern: 'step', basePerSec: 200, peakPerSec: 1200, stepStartSec: 5, stepEndSec: 12 }],
+    });
+    const out = join(dir, 'out');
+    const r = run('simulate', p, '--mode', 'all', '--seed', '3', '--out', out);
+    // Progress goes to stderr, never into the table.
+    expect(r.stdout).not.toContain('simulating');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^short \(seed 3, 20 s\)/);
+    expect(r.stdout).toMatch(/goodput \/ capacity\s+\S+%\s+\S+%\s+\S+%/);
+    for (const mode of ['none', 'static', 'spillway']) {
+      for (const ext of ['json', 'csv', 'svg']) {
+        const f = join(out, `short-${mode}.${ext}`);
+        expect(existsSync(f)).toBe(true);
+        expect(r.stdout).toContain(f);
+      }
+    }
+    const report = JSON.parse(readFileSync(join(out, 'short-spillway.json'), 'utf8'));
+    expect(report.summary.seed).toBe(3);
+    expect(report.series).toHaveLength(20);
+    expect(readFileSync(join(out, 'short-compare.svg'), 'utf8')).toContain('<svg');
+  });
+});

@@ -1,0 +1,43 @@
+// Each protection mode of the live server starts, answers, and counts what it answered.
+import http from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { burn, LIVE_MODES, startServer } from '../../src/sim/live/server.js';
+
+function get(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      })
+      .on('error', reject);
+  });
+}
+
+describe('startServer', () => {
+  it.each(LIVE_MODES)('%s: answers /warm at once and / after burning the CPU time', async (mode) => {
+    const server = await startServer({ mode, cpuMs: 1, governor: { warmupMs: 0 } });
+    try {
+      expect(await get(server.port, '/warm')).toBe(204);
+      for (let i = 0; i < 5; i++) expect(await get(server.port, '/')).toBe(200);
+      // Slices are counted when the response finishes.
+      await new Promise((r) => setTimeout(r, 20));
+      const stats = server.stats();
+      const ok = Object.values(stats.okSlices).reduce((a, b) => a + b, 0);
+      expect(ok).toBe(5);
+      expect(stats.shed).toBe(0);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('rejects an unknown mode', async () => {
+    await expect(startServer({ mode: 'fast' as never })).rejects.toThrow(/mode/);
+  });
+
+  it('burns at least the asked CPU time', () => {
+    const t = performance.now();
+    burn(5);
+    expect(performance.now() - t).toBeGreaterThanOrEqual(5);
+  });
+});
