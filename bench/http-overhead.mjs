@@ -154,6 +154,8 @@ async function main() {
   // Overhead from per-round pairs as well (bare and wrapped of the same round ran back to back).
   const pairRatios = results.wrapped.map((w, i) => w.reqPerSec / results.bare[i].reqPerSec);
   const overheadPct = (1 - summary.wrapped.medianReqPerSec / bare) * 100;
+  const bareRates = results.bare.map((x) => x.reqPerSec);
+  const bareSpreadPct = ((Math.max(...bareRates) - Math.min(...bareRates)) / median(bareRates)) * 100;
   const out = {
     benchmark: 'http-overhead',
     date: new Date().toISOString(),
@@ -166,7 +168,15 @@ async function main() {
       overheadPct,
       medianPairRatio: median(pairRatios),
       targetOverheadPct: 5,
-      meetsTarget: overheadPct <= 5,
+      // How much the bare server alone varied from round to round ((max − min) / median). When that
+      // spread is wider than the target, a throughput difference of 5% cannot be told from noise.
+      bareSpreadPct,
+      verdict:
+        bareSpreadPct > 5
+          ? 'inconclusive (noise wider than the target)'
+          : overheadPct <= 5
+            ? 'met'
+            : 'not met',
       refusedWhileWrapped: Object.entries(summary.wrapped.status)
         .filter(([k]) => k !== '200')
         .reduce((a, [, v]) => a + v, 0),
@@ -203,7 +213,7 @@ async function main() {
     );
   }
   console.log(
-    `wrapped overhead: ${overheadPct.toFixed(1)}% lower throughput (median of per-round pairs ${pct(1 - out.wrappedVsBare.medianPairRatio)}; target <= 5%): ${out.wrappedVsBare.meetsTarget ? 'met' : 'NOT met'}`,
+    `wrapped overhead: ${overheadPct.toFixed(1)}% lower throughput (median of per-round pairs ${pct(1 - out.wrappedVsBare.medianPairRatio)}; target <= 5%; bare alone varied ${bareSpreadPct.toFixed(0)}% across rounds): ${out.wrappedVsBare.verdict}`,
   );
   const c = out.serverCpuPerRequest;
   console.log(
