@@ -13,6 +13,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { createGuard, type HttpGuard, type HttpGuardOptions } from './core.js';
 
 export {
+  type GuardSignalsOptions,
   HttpGuard,
   type HttpGuardOptions,
   type KeyAdmission,

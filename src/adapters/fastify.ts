@@ -16,6 +16,7 @@ import fp from 'fastify-plugin';
 import { createGuard, type HttpGuard, type HttpGuardOptions, type Outcome } from './core.js';
 
 export {
+  type GuardSignalsOptions,
   HttpGuard,
   type HttpGuardOptions,
   type KeyAdmission,

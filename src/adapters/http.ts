@@ -19,6 +19,7 @@ import {
 export {
   defaultOnError,
   type ErrorHandler,
+  type GuardSignalsOptions,
   HttpGuard,
   type HttpGuardOptions,
   type KeyAdmission,
