@@ -18,7 +18,7 @@ export function chartSpec(reports: SimReport | readonly SimReport[]): Record<str
   // With retries, each mode offers its own load; without, the load is the same for all.
   const perModeOffered = multi && list.some((r) => r.summary.retries > 0);
   for (const r of list) {
-    const mode = r.summary.mode;
+    const mode = r.summary.label ?? r.summary.mode;
     for (const p of r.series) {
       if (perModeOffered) rates.push({ t: p.t, series: `offered (${mode})`, value: p.offered });
       else if (r === first) rates.push({ t: p.t, series: 'offered', value: p.offered });
@@ -108,7 +108,7 @@ export function chartSpec(reports: SimReport | readonly SimReport[]): Record<str
     background: 'white',
     vconcat: panels,
     resolve: { scale: { color: 'independent' } },
-    config: { font: 'sans-serif', view: { stroke: null } },
+    config: { font: 'sans-serif', view: { stroke: null }, legend: { labelLimit: 300 } },
   };
 }
 

@@ -4,9 +4,7 @@
  */
 
 /** A seeded uniform generator on [0, 1). */
-export interface Random {
-  (): number;
-}
+export type Random = () => number;
 
 /** mulberry32: a 32-bit state, a period of 2^32, good enough statistics for a load model and fast. */
 export function mulberry32(seed: number): Random {

@@ -85,6 +85,8 @@ export interface TenantResult {
 export interface SimSummary {
   readonly scenario: string;
   readonly mode: Mode;
+  /** A name for the run in tables and charts when it is not just the mode (e.g. "spillway (tuned)"). */
+  readonly label?: string;
   readonly seed: number;
   readonly durationSec: number;
   readonly capacityPerSec: number;
@@ -226,7 +228,7 @@ export function formatSummaryTable(reports: readonly SimReport[] | SimReport): s
       [`  factor on/off switches`, (s) => cell(ep(s)?.factorSwitches ?? null)],
     );
   }
-  const header = ['', ...list.map((r) => r.summary.mode)];
+  const header = ['', ...list.map((r) => r.summary.label ?? r.summary.mode)];
   const table = [header, ...rows.map(([label, f]) => [label, ...list.map((r) => f(r.summary))])];
   const widths = header.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
   const title = `${list[0]?.summary.scenario ?? ''} (seed ${list[0]?.summary.seed ?? ''}, ${list[0]?.summary.durationSec ?? ''} s)`;

@@ -46,6 +46,8 @@ export interface SimulateOptions {
   seed?: number;
   /** Governor options on top of the scenario's (the tuner's candidates). @default none */
   governor?: Readonly<Record<string, number | string>>;
+  /** A name for this run in tables and charts. @default the mode */
+  label?: string;
 }
 
 /** The HTTP adapter's default cap on Retry-After, in seconds. */
@@ -138,8 +140,11 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   const govClock = loopClock(clock, loop, srv.tickCostMs);
   const protection: Protection = createProtection(mode, scenario, clock, govClock, signals, options.governor);
   const factorPoints: FactorPoint[] = [];
+  let minFactor: number | null = mode === 'spillway' ? 1 : null;
   const unsubscribe = protection.governor.subscribe((f) => {
-    if (mode === 'spillway') factorPoints.push({ atMs: clock.now(), factor: f });
+    if (mode !== 'spillway') return;
+    factorPoints.push({ atMs: clock.now(), factor: f });
+    if (minFactor !== null && f < minFactor) minFactor = f;
   });
 
   // --- the recorder -----------------------------------------------------------------------------
@@ -161,7 +166,6 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   let shed = 0;
   let limited = 0;
   let failed = 0;
-  let minFactor: number | null = mode === 'spillway' ? 1 : null;
 
   loop.onWait((w) => {
     const b = bucketOf(clock.now());
@@ -175,7 +179,6 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
       const snap = protection.governor.snapshot();
       const lat = b.latencies.sort((x, y) => x - y);
       const f = protection.factor();
-      if (f !== null && minFactor !== null && f < minFactor) minFactor = f;
       series.push({
         t: i,
         offered: b.offered,
@@ -267,6 +270,8 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
     b.offered++;
     byPriority[priority].arrivals++;
     if (attempt === 1) {
+      const ratio = source.spec.retry?.budgetRatio;
+      if (ratio != null) source.budget = Math.min(source.budgetCap, source.budget + ratio);
       firstAttempts++;
       b.offeredFirst++;
       tenantStats.get(source.tenant)!.demand++;
@@ -420,6 +425,7 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   const summary: SimSummary = {
     scenario: scenario.name,
     mode,
+    ...(options.label === undefined ? {} : { label: options.label }),
     seed,
     durationSec: dur,
     capacityPerSec: cap,

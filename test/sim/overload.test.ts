@@ -87,6 +87,21 @@ describe('retry storm (a spike to 2x for 30 s; refused clients retry up to 5 att
   });
 });
 
+describe('retry budget', () => {
+  it('bounds retries to the budget: at most 10 + ratio · first attempts', async () => {
+    const base = await loadScenario(`${dir}/retry-storm-ignore-retry-after.json`);
+    const t = base.traffic[0]!;
+    const sc: Scenario = { ...base, traffic: [{ ...t, retry: { ...t.retry!, budgetRatio: 0.1 } }] };
+    const unbounded = simulate(base, { mode: 'spillway' }).summary;
+    const bounded = simulate(sc, { mode: 'spillway' }).summary;
+    expect(bounded.retries).toBeGreaterThan(0);
+    expect(bounded.retries).toBeLessThanOrEqual(10 + 0.1 * bounded.firstAttempts);
+    expect(unbounded.retries).toBeGreaterThan(bounded.firstAttempts);
+    // Fewer refusals to answer leaves more loop time for real work.
+    expect(bounded.episodes[0]!.goodputShare).toBeGreaterThan(unbounded.episodes[0]!.goodputShare);
+  });
+});
+
 describe("fairness across tenants (Jain's index of goodput / max-min fair share)", () => {
   it('is 1 for equal tenants', () => {
     const sc = parseScenario(
