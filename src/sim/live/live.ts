@@ -73,6 +73,11 @@ export interface LiveReport extends SimReport {
     readonly refusedSlices: readonly boolean[];
     /** Per episode: on/off transitions of "any request refused" in 100 ms slices. */
     readonly sliceSwitches: readonly number[];
+    /**
+     * Per episode: p50 and p99 of every 2xx answered during it (not the worst second's), in ms
+     * (null when none was answered).
+     */
+    readonly episodeLatency: readonly { readonly p50Ms: number | null; readonly p99Ms: number | null }[];
   };
 }
 
@@ -371,6 +376,13 @@ function toReport(
       sliceSwitches: episodeWindows(scenario, dur).map(([a, b]) =>
         sliceSwitches(refusedSlices, a * 10, b * 10),
       ),
+      episodeLatency: runs(overloadedSeconds(scenario)).map(([a, b]) => {
+        const h = new LatencyHistogram();
+        for (const sec of load.seconds.slice(a, b)) h.merge(sec.latencyOk);
+        return h.count > 0
+          ? { p50Ms: round(h.percentile(50)), p99Ms: round(h.percentile(99)) }
+          : { p50Ms: null, p99Ms: null };
+      }),
     },
   };
 }
