@@ -485,6 +485,22 @@ describe('acquire', () => {
     expect(limiter.take('c').allowed).toBe(false);
   });
 
+  it('does not reserve for a blocked key, and a reservation ends a refusal streak', async () => {
+    const { clock, limiter } = setup({
+      ratePerSec: 1,
+      burst: 1,
+      block: { afterRefusals: 2, durationMs: 10_000 },
+    });
+    limiter.take('a');
+    expect(limiter.take('a').reason).toBe('limited'); // streak 1
+    const p = limiter.acquire('a', { maxWaitMs: 1000 }); // reserved: the streak ends
+    expect(limiter.take('a').reason).toBe('limited'); // streak 1 again, not blocked
+    expect(limiter.take('a').reason).toBe('blocked');
+    expect(await limiter.acquire('a', { maxWaitMs: 60_000 })).toMatchObject({ reason: 'blocked' });
+    clock.advance(1000);
+    expect(await p).toMatchObject({ allowed: true });
+  });
+
   it('never reserves a request that can never pass at this factor', async () => {
     const { factor, limiter } = setup();
     factor.set(0);
