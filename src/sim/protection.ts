@@ -59,6 +59,7 @@ export function createProtection(
   govClock: Clock,
   signals: readonly Signal[],
   governorOverrides?: Readonly<Record<string, number | string>>,
+  shedderOverrides?: Readonly<Record<string, number>>,
 ): Protection {
   const gov = governorOptions(scenario, governorOverrides);
   const governor = createGovernor({
@@ -87,7 +88,12 @@ export function createProtection(
     };
   }
 
-  const shedder = new Shedder({ ...scenario.spillway.shedder, factor: governor, clock });
+  const shedder = new Shedder({
+    ...scenario.spillway.shedder,
+    ...(shedderOverrides ?? {}),
+    factor: governor,
+    clock,
+  });
   const pt = scenario.spillway.perTenant;
   const tenants: KeyedLimiter | undefined =
     pt === undefined ? undefined : createLimiter({ ratePerSec: pt.ratePerSec, burst: pt.burst, clock });

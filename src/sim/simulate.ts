@@ -46,6 +46,8 @@ export interface SimulateOptions {
   seed?: number;
   /** Governor options on top of the scenario's (the tuner's candidates). @default none */
   governor?: Readonly<Record<string, number | string>>;
+  /** Shedder options on top of the scenario's. @default none */
+  shedder?: Readonly<Record<string, number>>;
   /** A name for this run in tables and charts. @default the mode */
   label?: string;
 }
@@ -138,7 +140,15 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   const state = { loop, pool, inFlight: 0 } satisfies ServerState;
   const signals = scenario.signals.map((s) => modelSignal(s, srv, state, clock));
   const govClock = loopClock(clock, loop, srv.tickCostMs);
-  const protection: Protection = createProtection(mode, scenario, clock, govClock, signals, options.governor);
+  const protection: Protection = createProtection(
+    mode,
+    scenario,
+    clock,
+    govClock,
+    signals,
+    options.governor,
+    options.shedder,
+  );
   const factorPoints: FactorPoint[] = [];
   let minFactor: number | null = mode === 'spillway' ? 1 : null;
   const unsubscribe = protection.governor.subscribe((f) => {

@@ -1,6 +1,7 @@
 /**
- * The tuner: searches the governor's parameters on the simulator for the best objective, with a
- * seeded random search followed by local refinement around the best point found.
+ * The tuner: searches the governor's parameters (and optionally the Shedder's `learnWindowMs` and
+ * `probePerSec`) on the simulator for the best objective, with a seeded random search followed by
+ * local refinement around the best point found.
  *
  * Objective (higher is better):
  *   score = goodput / achievable − latencyPenalty − oscillationWeight · factorTurnsPerMin
@@ -8,6 +9,7 @@
  * latencyPenalty = max(0, p99 / p99TargetMs − 1) (p99 of admitted requests over the run).
  */
 import { GOVERNOR_DEFAULTS } from '../governor/governor.js';
+import { SHEDDER_DEFAULTS } from '../limiters/shedder.js';
 import { mulberry32, type Random } from './random.js';
 import type { SimSummary } from './report.js';
 import type { Scenario } from './scenario.js';
@@ -21,6 +23,9 @@ export interface GovernorParams {
   maxCutPerTick: number;
   recoverPerSec: number;
   cooldownMs: number;
+  /** Shedder options, searched only with `includeShedder`. */
+  learnWindowMs?: number;
+  probePerSec?: number;
 }
 
 export interface TuneObjective {
@@ -36,6 +41,8 @@ export interface TuneOptions {
   objective?: TuneObjective;
   /** Seed of the search (the simulations use the scenario's seed). @default 1 */
   seed?: number;
+  /** Also search the Shedder's `learnWindowMs` and `probePerSec`. @default false */
+  includeShedder?: boolean;
   /** Called after each simulation, for a progress bar. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -71,8 +78,18 @@ const SPACE: Readonly<Record<keyof GovernorParams, Range>> = {
   maxCutPerTick: { min: 0.02, max: 0.5, log: true },
   recoverPerSec: { min: 0.01, max: 1, log: true },
   cooldownMs: { min: 0, max: 10_000, log: false },
+  learnWindowMs: { min: 100, max: 5000, log: true },
+  probePerSec: { min: 0.001, max: 0.3, log: true },
 };
-const KEYS = Object.keys(SPACE) as (keyof GovernorParams)[];
+const GOVERNOR_KEYS: readonly (keyof GovernorParams)[] = [
+  'engageAt',
+  'releaseAt',
+  'smoothingMs',
+  'maxCutPerTick',
+  'recoverPerSec',
+  'cooldownMs',
+];
+const SHEDDER_KEYS: readonly (keyof GovernorParams)[] = ['learnWindowMs', 'probePerSec'];
 
 function draw(range: Range, rnd: Random): number {
   const u = rnd();
@@ -94,15 +111,25 @@ function legal(p: GovernorParams): GovernorParams {
   q.maxCutPerTick = Math.round(q.maxCutPerTick * 1000) / 1000;
   q.recoverPerSec = Math.round(q.recoverPerSec * 1000) / 1000;
   q.cooldownMs = Math.round(q.cooldownMs / 50) * 50;
+  if (q.learnWindowMs !== undefined) q.learnWindowMs = Math.round(q.learnWindowMs / 10) * 10;
+  if (q.probePerSec !== undefined) q.probePerSec = Math.round(q.probePerSec * 10_000) / 10_000;
   return q;
 }
 
-/** The scenario's governor settings with the governor's defaults filled in. */
-export function baselineParams(scenario: Scenario): GovernorParams {
+/** The scenario's governor (and with `includeShedder`, Shedder) settings with the defaults filled in. */
+export function baselineParams(scenario: Scenario, includeShedder = false): GovernorParams {
   const g = scenario.spillway.governor;
-  const pick = (k: keyof GovernorParams): number =>
+  const pick = (k: (typeof GOVERNOR_KEYS)[number] & keyof typeof GOVERNOR_DEFAULTS): number =>
     typeof g[k] === 'number' ? (g[k] as number) : (GOVERNOR_DEFAULTS[k] as number);
+  const sh = scenario.spillway.shedder;
+  const shedder = includeShedder
+    ? {
+        learnWindowMs: sh['learnWindowMs'] ?? SHEDDER_DEFAULTS.learnWindowMs,
+        probePerSec: sh['probePerSec'] ?? SHEDDER_DEFAULTS.probePerSec,
+      }
+    : {};
   return {
+    ...shedder,
     engageAt: pick('engageAt'),
     releaseAt: pick('releaseAt'),
     smoothingMs: pick('smoothingMs'),
@@ -120,7 +147,11 @@ export function evaluate(
 ): TuneTrial {
   const target = objective.p99TargetMs ?? scenario.report.latencyTargetMs;
   const weight = objective.oscillationWeight ?? 0.005;
-  const report = simulate(scenario, { mode: 'spillway', governor: { ...params } });
+  const { learnWindowMs, probePerSec, ...governor } = params;
+  const shedder: Record<string, number> = {};
+  if (learnWindowMs !== undefined) shedder['learnWindowMs'] = learnWindowMs;
+  if (probePerSec !== undefined) shedder['probePerSec'] = probePerSec;
+  const report = simulate(scenario, { mode: 'spillway', governor, shedder });
   const s = report.summary;
   let achievable = 0;
   for (const p of report.series) achievable += Math.min(p.offeredFirst, s.capacityPerSec);
@@ -141,7 +172,8 @@ export function evaluate(
 /**
  * Searches the governor's parameters for `scenario`. About 60% of the budget draws points at random
  * from the whole space (log-uniform for times and rates); the rest perturbs the best point so far,
- * one or two parameters at a time, by up to ±30% of their range (in log space for log ranges).
+ * one or two parameters at a time, by up to ±30% of their range (in log space for log ranges),
+ * skipping points already run.
  * Yields to the event loop between simulations, so a progress bar can draw.
  */
 export async function tune(scenario: Scenario, options: TuneOptions = {}): Promise<TuneResult> {
@@ -159,28 +191,42 @@ export async function tune(scenario: Scenario, options: TuneOptions = {}): Promi
     await new Promise<void>((resolve) => setImmediate(resolve));
     return t;
   };
-  const baseline = await run(baselineParams(scenario));
+  const keys = options.includeShedder ? [...GOVERNOR_KEYS, ...SHEDDER_KEYS] : GOVERNOR_KEYS;
+  const baseline = await run(baselineParams(scenario, options.includeShedder));
   let best = baseline;
   const explore = Math.max(0, Math.round((budget - 1) * 0.6));
   for (let i = 0; i < explore; i++) {
     const p = {} as GovernorParams;
-    for (const k of KEYS) p[k] = draw(SPACE[k], rnd);
+    for (const k of keys) p[k] = draw(SPACE[k], rnd);
     const t = await run(legal(p));
     if (t.score > best.score) best = t;
   }
+  const seen = new Set(trials.map((t) => JSON.stringify(t.params)));
   while (trials.length < budget) {
-    const p = { ...best.params };
-    const n = rnd() < 0.5 ? 1 : 2;
-    for (let j = 0; j < n; j++) {
-      const k = KEYS[Math.floor(rnd() * KEYS.length)]!;
-      const r = SPACE[k];
-      const step = (rnd() * 2 - 1) * 0.3;
-      p[k] = r.log
-        ? clampTo(r, Math.exp(Math.log(p[k]) + step * (Math.log(r.max) - Math.log(r.min))))
-        : clampTo(r, p[k] + step * (r.max - r.min));
+    // A perturbation that rounds back to a point already run is drawn again (a few times at most).
+    let p = { ...best.params };
+    for (let attempt = 0; attempt < 8; attempt++) {
+      p = legal(perturb(best.params, keys, rnd));
+      if (!seen.has(JSON.stringify(p))) break;
     }
-    const t = await run(legal(p));
+    seen.add(JSON.stringify(p));
+    const t = await run(p);
     if (t.score > best.score) best = t;
   }
   return { baseline, best, trials };
+}
+
+function perturb(from: GovernorParams, keys: readonly (keyof GovernorParams)[], rnd: Random): GovernorParams {
+  const p = { ...from };
+  const n = rnd() < 0.5 ? 1 : 2;
+  for (let j = 0; j < n; j++) {
+    const k = keys[Math.floor(rnd() * keys.length)]!;
+    const r = SPACE[k];
+    const step = (rnd() * 2 - 1) * 0.3;
+    const v = p[k]!;
+    p[k] = r.log
+      ? clampTo(r, Math.exp(Math.log(v) + step * (Math.log(r.max) - Math.log(r.min))))
+      : clampTo(r, v + step * (r.max - r.min));
+  }
+  return p;
 }

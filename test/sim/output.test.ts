@@ -98,4 +98,15 @@ describe('tune', () => {
     const again = await tune(sc, { budget: 6 });
     expect(again.trials.map((t) => t.params)).toEqual(result.trials.map((t) => t.params));
   });
+
+  it('searches the Shedder too when asked', async () => {
+    const result = await tune(sc, { budget: 3, includeShedder: true });
+    expect(result.baseline.params).toMatchObject({ learnWindowMs: 2000, probePerSec: 0.1 });
+    for (const t of result.trials) {
+      expect(t.params.learnWindowMs).toBeGreaterThanOrEqual(100);
+      expect(t.params.probePerSec).toBeGreaterThan(0);
+    }
+    const plain = await tune(sc, { budget: 1 });
+    expect(plain.baseline.params).not.toHaveProperty('learnWindowMs');
+  });
 });
