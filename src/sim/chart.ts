@@ -15,25 +15,51 @@ export function chartSpec(reports: SimReport | readonly SimReport[]): Record<str
   const rates: Record<string, unknown>[] = [];
   const factors: Record<string, unknown>[] = [];
   const dominant: Record<string, unknown>[] = [];
+  const signals = new Set<string>();
   // With retries, each mode offers its own load; without, the load is the same for all.
   const perModeOffered = multi && list.some((r) => r.summary.retries > 0);
+  const runName = (r: SimReport) => r.summary.label ?? r.summary.mode;
   for (const r of list) {
-    const mode = r.summary.label ?? r.summary.mode;
+    const run = runName(r);
     for (const p of r.series) {
-      if (perModeOffered) rates.push({ t: p.t, series: `offered (${mode})`, value: p.offered });
+      if (perModeOffered) rates.push({ t: p.t, series: `offered (${run})`, value: p.offered });
       else if (r === first) rates.push({ t: p.t, series: 'offered', value: p.offered });
-      rates.push({ t: p.t, series: multi ? `goodput (${mode})` : 'goodput', value: p.goodput });
-      if (!multi) rates.push({ t: p.t, series: 'shed', value: p.shed + p.limited });
-      if (p.factor !== null) factors.push({ t: p.t, mode, factor: p.factor });
-      dominant.push({
-        t: p.t,
-        t2: p.t + 1,
-        mode,
-        signal: p.dominant ?? 'none',
-        pressure: p.smoothedPressure,
-      });
+      rates.push({ t: p.t, series: multi ? `goodput (${run})` : 'goodput', value: p.goodput });
+      if (!multi) rates.push({ t: p.t, series: 'refused', value: p.shed + p.limited });
+      if (p.factor !== null) factors.push({ t: p.t, run, factor: p.factor });
+      if (p.dominant !== null) signals.add(p.dominant);
+      dominant.push({ t: p.t, t2: p.t + 1, run, signal: p.dominant ?? 'none', pressure: p.smoothedPressure });
     }
   }
+  // One colour per run in every panel; offered load in grey; "no pressure" in light grey.
+  const palette = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#b279a2', '#9d755d', '#bab0ac'];
+  const runs = list.map(runName);
+  const runColour = (i: number) => palette[i % palette.length]!;
+  const rateDomain: string[] = [];
+  const rateRange: string[] = [];
+  if (perModeOffered) {
+    runs.forEach((run, i) => {
+      rateDomain.push(`offered (${run})`);
+      rateRange.push(`${runColour(i)}88`);
+    });
+  } else {
+    rateDomain.push('offered');
+    rateRange.push('#888888');
+  }
+  runs.forEach((run, i) => {
+    rateDomain.push(multi ? `goodput (${run})` : 'goodput');
+    rateRange.push(runColour(i));
+  });
+  if (!multi) {
+    rateDomain.push('refused');
+    rateRange.push('#e45756');
+  }
+  const signalDomain = ['none', ...[...signals].sort()];
+  const signalPalette = ['#9467bd', '#8c564b', '#17becf', '#bcbd22', '#7f7f7f', '#e377c2'];
+  const signalRange = [
+    '#eeeeee',
+    ...signalDomain.slice(1).map((_, i) => signalPalette[i % signalPalette.length]!),
+  ];
   const s = first.summary;
   const width = 720;
   const x = { field: 't', type: 'quantitative', title: 'time (s)', scale: { domain: [0, s.durationSec] } };
@@ -47,19 +73,29 @@ export function chartSpec(reports: SimReport | readonly SimReport[]): Record<str
       encoding: {
         x,
         y: { field: 'value', type: 'quantitative', title: 'req/s' },
-        color: { field: 'series', type: 'nominal', title: null },
+        color: {
+          field: 'series',
+          type: 'nominal',
+          title: null,
+          scale: { domain: rateDomain, range: rateRange },
+        },
       },
     },
     {
       title: 'throttle factor',
       width,
       height: 110,
-      data: { values: factors.length > 0 ? factors : [{ t: 0, mode: 'none', factor: 1 }] },
+      data: { values: factors.length > 0 ? factors : [{ t: 0, run: runs[0], factor: 1 }] },
       mark: { type: 'line', interpolate: 'step-after' },
       encoding: {
         x,
         y: { field: 'factor', type: 'quantitative', title: 'factor', scale: { domain: [0, 1] } },
-        color: { field: 'mode', type: 'nominal', title: 'mode' },
+        color: {
+          field: 'run',
+          type: 'nominal',
+          title: 'run',
+          scale: { domain: runs, range: runs.map((_, i) => runColour(i)) },
+        },
       },
     },
     {
@@ -71,8 +107,13 @@ export function chartSpec(reports: SimReport | readonly SimReport[]): Record<str
       encoding: {
         x,
         x2: { field: 't2' },
-        y: { field: 'mode', type: 'nominal', title: null },
-        color: { field: 'signal', type: 'nominal', title: 'signal' },
+        y: { field: 'run', type: 'nominal', title: null, sort: runs },
+        color: {
+          field: 'signal',
+          type: 'nominal',
+          title: 'signal',
+          scale: { domain: signalDomain, range: signalRange },
+        },
         opacity: {
           field: 'pressure',
           type: 'quantitative',

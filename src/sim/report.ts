@@ -131,6 +131,12 @@ export interface SimSummary {
    * fewer than 2 tenants or no goodput.
    */
   readonly jainIndex: number | null;
+  /**
+   * Jain's index of goodput / demand (first attempts) per tenant. Blind to a tenant taking more
+   * than its share when everyone is served the same fraction (FIFO); kept for comparison. The
+   * simulator always sets it (optional for reports built elsewhere).
+   */
+  readonly jainIndexByDemand?: number | null;
   readonly tenants: readonly TenantResult[];
   /** Wall-clock time the simulation took, in ms (the only non-deterministic field). */
   readonly wallMs: number;
@@ -212,7 +218,8 @@ export function formatSummaryTable(reports: readonly SimReport[] | SimReport): s
     ['pool full', (s) => String(s.failed)],
     ['factor turns / min', (s) => cell(s.factorDirectionChangesPerMin, 2)],
     ['min factor', (s) => cell(s.minFactor, 3)],
-    ['Jain fairness', (s) => cell(s.jainIndex, 3)],
+    ['Jain fairness (fair share)', (s) => cell(s.jainIndex, 3)],
+    ['Jain fairness (demand)', (s) => cell(s.jainIndexByDemand ?? null, 3)],
   ];
   const maxEpisodes = Math.max(0, ...list.map((r) => r.summary.episodes.length));
   for (let i = 0; i < maxEpisodes; i++) {

@@ -471,6 +471,8 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
     minFactor,
     episodes: findEpisodes(scenario, series, factorPoints, mode === 'spillway'),
     jainIndex: jain,
+    jainIndexByDemand:
+      tenants.length < 2 ? null : jainIndex(tenants.map((t) => (t.demand > 0 ? t.goodput / t.demand : 0))),
     tenants,
     wallMs: performance.now() - wallStart,
   };
