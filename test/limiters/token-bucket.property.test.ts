@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
+import { isAbortError } from '../../src/errors.js';
 import { TokenBucket } from '../../src/limiters/token-bucket.js';
 
 type Op = { dtMs: number } & ({ kind: 'take'; costShare: number } | { kind: 'factor'; factor: number });
@@ -128,6 +129,75 @@ describe('TokenBucket properties', () => {
         },
       ),
       { numRuns: 500 },
+    );
+  });
+
+  it('acquire serves waiters in FIFO order, and a take is never admitted while anyone waits', async () => {
+    type QOp =
+      | { kind: 'acquire'; dtMs: number; share: number; maxWaitMs: number; abortAfter: number | null }
+      | { kind: 'take'; dtMs: number; share: number }
+      | { kind: 'factor'; dtMs: number; factor: number };
+    const dt = fc.integer({ min: 0, max: 500 });
+    const share = fc.double({ min: 0.05, max: 1, noNaN: true });
+    const qop: fc.Arbitrary<QOp> = fc.oneof(
+      fc.record({
+        kind: fc.constant('acquire' as const),
+        dtMs: dt,
+        share,
+        maxWaitMs: fc.oneof(fc.constant(Infinity), fc.integer({ min: 0, max: 3000 })),
+        abortAfter: fc.option(fc.integer({ min: 0, max: 10 })),
+      }),
+      fc.record({ kind: fc.constant('take' as const), dtMs: dt, share }),
+      fc.record({
+        kind: fc.constant('factor' as const),
+        dtMs: dt,
+        factor: fc.double({ min: 0.05, max: 1, noNaN: true }),
+      }),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.double({ min: 0.5, max: 100, noNaN: true }),
+        fc.double({ min: 1, max: 20, noNaN: true }),
+        fc.array(qop, { maxLength: 40 }),
+        async (ratePerSec, burst, ops) => {
+          const clock = new ManualClock(0);
+          const b = new TokenBucket({ ratePerSec, burst, clock, initialTokens: 0 });
+          const served: number[] = [];
+          const pending: Array<Promise<unknown>> = [];
+          const aborts: Array<{ at: number; ac: AbortController }> = [];
+          for (let i = 0; i < ops.length; i++) {
+            const op = ops[i]!;
+            clock.advance(op.dtMs);
+            for (const a of aborts) if (a.at === i) a.ac.abort();
+            const cost = op.kind === 'factor' ? 0 : op.share * burst;
+            if (op.kind === 'acquire') {
+              const ac = new AbortController();
+              if (op.abortAfter !== null) aborts.push({ at: i + op.abortAfter, ac });
+              pending.push(
+                b.acquire(cost, { maxWaitMs: op.maxWaitMs, signal: ac.signal }).then(
+                  (d) => {
+                    if (d.allowed) served.push(i);
+                  },
+                  (e: unknown) => {
+                    expect(isAbortError(e)).toBe(true);
+                  },
+                ),
+              );
+            } else if (op.kind === 'take') {
+              const d = b.take(cost);
+              if (d.allowed) expect(b.waiting).toBe(0);
+            } else b.setFactor(op.factor);
+            await new Promise<void>((r) => setImmediate(r));
+          }
+          b.setFactor(1);
+          for (const a of aborts) a.ac.abort();
+          clock.advance((burst / ratePerSec) * 1000 * (ops.length + 1));
+          await Promise.all(pending);
+          expect(b.waiting).toBe(0);
+          expect(served).toEqual([...served].sort((x, y) => x - y));
+        },
+      ),
+      { numRuns: 100 },
     );
   });
 });
