@@ -137,11 +137,18 @@ describe('SlidingWindowCounter', () => {
           for (const op of ops) {
             clock.advance(op.dtMs);
             const cost = Math.min(op.cost, limit);
+            // The test's own estimate, from what the counter admitted in this window and the last.
+            const now = clock.now();
+            const k = Math.floor(now / windowMs);
+            const inWindow = (j: number) =>
+              admitted.filter(([t]) => Math.floor(t / windowMs) === j).reduce((s, [, c]) => s + c, 0);
+            const estimate = inWindow(k - 1) * (1 - (now - k * windowMs) / windowMs) + inWindow(k);
             const d = l.take(cost);
-            if (d.allowed) admitted.push([clock.now(), cost]);
+            if (estimate + cost <= cap - 1e-6) expect(d.allowed).toBe(true);
+            if (estimate + cost > cap + 1e-6) expect(d.allowed).toBe(false);
+            if (d.allowed) admitted.push([now, cost]);
             else if (Number.isFinite(d.retryAfterMs)) {
-              const t0 = clock.now();
-              clock.set(t0 + d.retryAfterMs);
+              clock.set(now + d.retryAfterMs);
               expect(l.peek(cost).allowed).toBe(true);
             } else expect(cost).toBeGreaterThan(cap);
           }
