@@ -97,3 +97,11 @@ export {
   type KeyedLimiterOptions,
   type TakeOptions,
 } from './limiters/keyed-limiter.js';
+export { FixedWindow, type WindowOptions } from './limiters/fixed-window.js';
+export {
+  LeakyBucket,
+  type LeakyBucketOptions,
+  type ScheduleOptions,
+  type ShapedDecision,
+} from './limiters/leaky-bucket.js';
+export { SlidingWindowCounter, SlidingWindowLog } from './limiters/sliding-window.js';
