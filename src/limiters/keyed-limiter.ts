@@ -133,6 +133,8 @@ export class KeyedLimiter {
    * a live Map iterator keeps every table the Map has outgrown alive (about 29 B per key).
    */
   #hand: Iterator<string> | undefined;
+  /** The key the hand points at, read from the iterator but not yet examined. */
+  #handKey: string | undefined;
 
   // Default limits, per ms.
   readonly #rate: number;
@@ -351,6 +353,7 @@ export class KeyedLimiter {
     this.#used = 0;
     this.#free.length = 0;
     this.#hand = undefined;
+    this.#handKey = undefined;
     if (this.#tiers !== undefined) this.#compactTiers();
   }
 
@@ -627,9 +630,11 @@ export class KeyedLimiter {
 
   #create(key: string, now: number, tier: number): number {
     let s: number;
-    if (this.#map.size >= this.maxKeys) s = this.#evict(now);
+    const evicting = this.#map.size >= this.maxKeys;
+    if (evicting) s = this.#evict(now);
     else {
       this.#hand = undefined;
+      this.#handKey = undefined;
       if (this.#free.length > 0) s = this.#free.pop()!;
       else {
         if (this.#used === this.#capacity) this.#grow();
@@ -637,6 +642,9 @@ export class KeyedLimiter {
       }
     }
     this.#map.set(key, s);
+    // Step the hand now: if that insertion rehashed the Map, the iterator moves to the new table at
+    // once instead of keeping the old one alive until the next eviction.
+    if (evicting) this.#handKey = this.#advance();
     this.#state[2 * s + 1] = now;
     if (now > this.#lastNow) this.#lastNow = now;
     this.#ref[s] = 0; // a new key earns its second chance by being used again (scan resistance)
@@ -650,14 +658,10 @@ export class KeyedLimiter {
     const tierOf = this.#tierOf;
     const blk = this.#blk;
     for (;;) {
-      if (this.#hand === undefined) this.#hand = this.#map.keys();
-      let n = this.#hand.next();
-      if (n.done === true) {
-        this.#hand = this.#map.keys();
-        n = this.#hand.next();
-      }
-      const key = n.value as string;
-      const s = this.#map.get(key)!;
+      const key = this.#handKey ?? this.#advance();
+      this.#handKey = undefined;
+      const s = this.#map.get(key);
+      if (s === undefined) continue; // deleted since the hand reached it
       let evict = this.#ref[s] === 0;
       if (!evict) {
         const burst = tierOf === undefined ? this.#burst : this.#tierBurst[tierOf[s]!]!;
@@ -677,6 +681,17 @@ export class KeyedLimiter {
         return s;
       }
     }
+  }
+
+  /** Moves the hand one key on, wrapping around at the end. */
+  #advance(): string {
+    if (this.#hand === undefined) this.#hand = this.#map.keys();
+    let n = this.#hand.next();
+    if (n.done === true) {
+      this.#hand = this.#map.keys();
+      n = this.#hand.next();
+    }
+    return n.value as string;
   }
 
   #grow(): void {
