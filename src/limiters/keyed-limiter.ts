@@ -172,6 +172,8 @@ export class KeyedLimiter {
 
   // Factor and its change log: from logT[i] on, the factor is logF[i]; before logT[0] it is #fPre.
   #f: number;
+  /** 1 / (ratePerMs·f) for the default limits, 0 at factor 0. */
+  #inv0 = 0;
   #fPre: number;
   readonly #logT = new Float64Array(FACTOR_LOG_SIZE);
   readonly #logF = new Float64Array(FACTOR_LOG_SIZE);
@@ -255,6 +257,7 @@ export class KeyedLimiter {
       this.#f = 1;
     }
     this.#fPre = this.#f;
+    this.#inv0 = this.#f > 0 ? 1 / (this.#rate * this.#f) : 0;
 
     this.#capacity = Math.min(INITIAL_SLOTS, this.maxKeys);
     this.#state = new Float64Array(2 * this.#capacity);
@@ -412,6 +415,8 @@ export class KeyedLimiter {
     }
     const cap = burst * f;
     const r = rate * f;
+    // 1 / r: waits and reset times become products (cached for the default limits).
+    const inv = this.#tierOf === undefined ? this.#inv0 : r > 0 ? 1 / r : 0;
 
     let x: number;
     let blockedMs = 0;
@@ -461,11 +466,11 @@ export class KeyedLimiter {
           this.#gTokens = Math.max(g, 0);
         }
       }
-      return decision(true, 'ok', remaining, cap, 0, r > 0 ? (cap - remaining) / r : 0, f, 'key');
+      return decision(true, 'ok', remaining, cap, 0, (cap - remaining) * inv, f, 'key');
     }
 
     // Refused (or reserved). Exact waits: after max(keyWait, globalWait) both buckets can pay.
-    const keyWait = f > 0 ? waitMs(x, charge, r, cap, eps) : Infinity;
+    const keyWait = keyOk ? 0 : f === 0 || charge > cap + eps ? Infinity : (charge - x) * inv;
     const gWait = this.#hasGlobal
       ? f > 0
         ? waitMs(gx, charge, this.#gRate * f, this.#gBurst * f, this.#gEps)
@@ -485,7 +490,7 @@ export class KeyedLimiter {
 
     if (blockedMs > 0) {
       if (blockedMs > retryAfterMs) retryAfterMs = blockedMs;
-      return decision(false, 'blocked', Math.max(x, 0), cap, retryAfterMs, resetOf(cap, x, r), f, 'key');
+      return decision(false, 'blocked', Math.max(x, 0), cap, retryAfterMs, (cap - x) * inv, f, 'key');
     }
 
     if (mode === MODE_RESERVE && retryAfterMs !== Infinity && retryAfterMs <= maxWaitMs) {
@@ -496,7 +501,7 @@ export class KeyedLimiter {
       if (this.#hasGlobal) this.#gTokens = gx - charge;
       this.#resSlot = s;
       this.#resCharge = charge;
-      return decision(false, reason, 0, cap, retryAfterMs, resetOf(cap, x - charge, r), f, scope);
+      return decision(false, reason, 0, cap, retryAfterMs, (cap - x + charge) * inv, f, scope);
     }
 
     if (reason === 'limited' && mode !== MODE_PEEK && this.#blk !== undefined && s !== undefined) {
@@ -509,7 +514,7 @@ export class KeyedLimiter {
         this.#blk[s] = -streak;
       }
     }
-    return decision(false, reason, Math.max(x, 0), cap, retryAfterMs, resetOf(cap, x, r), f, scope);
+    return decision(false, reason, Math.max(x, 0), cap, retryAfterMs, (cap - x) * inv, f, scope);
   }
 
   /** Brings slot `s` to `now` (replaying factor changes since its last settle) and returns its tokens. */
@@ -626,6 +631,7 @@ export class KeyedLimiter {
       }
     }
     this.#f = fNew;
+    this.#inv0 = fNew > 0 ? 1 / (this.#rate * fNew) : 0;
   }
 
   #create(key: string, now: number, tier: number): number {
