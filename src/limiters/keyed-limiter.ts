@@ -115,6 +115,10 @@ interface Pending {
 export class KeyedLimiter {
   /** The most keys held at once. */
   readonly maxKeys: number;
+  /** Tokens per second of a key without a tier, at factor 1. */
+  readonly ratePerSec: number;
+  /** Capacity of a key without a tier, at factor 1. */
+  readonly burst: number;
   readonly #clock: Clock;
   readonly #map = new Map<string, number>();
   // Per-slot state. Slot indices come from #used (high-water mark) or from #free.
@@ -196,6 +200,8 @@ export class KeyedLimiter {
     const ratePerSec = positiveNumber('ratePerSec', options.ratePerSec);
     this.#burst = positiveNumber('burst', options.burst);
     this.#rate = ratePerSec / 1000;
+    this.ratePerSec = ratePerSec;
+    this.burst = this.#burst;
     this.#eps = this.#burst * TOKEN_EPSILON;
     this.maxKeys = integer('maxKeys', options.maxKeys ?? DEFAULT_MAX_KEYS, 1, MAX_MAX_KEYS);
 

@@ -559,3 +559,11 @@ describe('validation', () => {
     expect(limiter.size).toBe(0);
   });
 });
+
+describe('KeyedLimiter policy', () => {
+  it('exposes the default rate and burst, so RateLimit-Policy can advertise its window', () => {
+    const limiter = createLimiter({ ratePerSec: 5, burst: 20, clock: new ManualClock() });
+    expect(limiter.ratePerSec).toBe(5);
+    expect(limiter.burst).toBe(20);
+  });
+});
