@@ -9,6 +9,7 @@
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import { AbortError, ConfigError } from '../errors.js';
 import { finiteNumber, knownKeys, positiveNumber, ratio } from '../validate.js';
+import { refill } from './bucket-math.js';
 import type { Decision, RateAlgorithm } from './types.js';
 
 /**
@@ -159,11 +160,9 @@ export class TokenBucket implements RateAlgorithm {
   }
 
   #settle(now: number): void {
-    const elapsed = now - this.#last;
-    if (elapsed > 0) {
-      const capacity = this.burst * this.#factor;
-      const t = this.#tokens + this.#ratePerMs * this.#factor * elapsed;
-      this.#tokens = Math.min(t, capacity);
+    if (now > this.#last) {
+      const f = this.#factor;
+      this.#tokens = refill(this.#tokens, now - this.#last, this.#ratePerMs * f, this.burst * f);
       this.#last = now;
     }
   }
