@@ -658,17 +658,15 @@ export class HttpGuard {
 
   #admit(res: ServerResponse): void {
     this.#inFlight++;
-    let done = false;
-    const release = (): void => {
-      if (done) return;
-      done = true;
-      this.#inFlight--;
-    };
-    // 'finish' when the response was handed to the OS, 'close' when the connection or stream ended
-    // (also after an error or a client abort); whichever comes first releases, once.
-    res.on('finish', release);
-    res.on('close', release);
+    // A ServerResponse emits 'close' exactly once: after 'finish' when the response completed, or
+    // when its connection ended first (an error, a client abort, a handler that never answered).
+    // One listener is enough to release once, on the hot path.
+    res.once('close', this.#release);
   }
+
+  readonly #release = (): void => {
+    this.#inFlight--;
+  };
 
   #refuse(
     route: Route,
