@@ -15,7 +15,13 @@ import { formatSummaryTable, type SimReport, writeReport } from '../sim/report.j
 import { loadScenario, MODES, type Mode, type Scenario } from '../sim/scenario.js';
 import { simulate } from '../sim/simulate.js';
 import { tune } from '../sim/tune.js';
-import { type LiveReport, measureCapacity, runLive } from '../sim/live/live.js';
+import {
+  type LiveReport,
+  measureCapacity,
+  runLive,
+  scenarioForSim,
+  simLiveDifferences,
+} from '../sim/live/live.js';
 import { LIVE_MODES, type LiveMode } from '../sim/live/server.js';
 import { ProgressBar } from './progress.js';
 
@@ -81,6 +87,8 @@ Options:
   --capacity <n>         skip the measurement, use n requests/s     [default: measured]
   --seed <n>             random seed of the arrivals                [default: the scenario's]
   --out <dir>            where to write the reports                 [default: simulations/out/<scenario>-live]
+  --compare-sim          also simulate the scenario at the measured capacity and show how
+                         close the simulator comes (goodput, p99, time to engage)
   -h, --help             show this help
 
 The peer modes need their packages (devDependencies of Spillway).
@@ -239,6 +247,7 @@ async function cmdLive(args: string[], io: CliIO): Promise<number> {
     capacity: { type: 'string' },
     seed: { type: 'string' },
     out: { type: 'string' },
+    'compare-sim': { type: 'boolean' },
   });
   if (values.help) {
     io.stdout.write(HELP['live']!);
@@ -299,8 +308,42 @@ async function cmdLive(args: string[], io: CliIO): Promise<number> {
   io.stdout.write(
     `\n${reports.map((r) => `${r.live.mode}: ${r.live.connections} connections, client timeouts ${r.live.timeouts}, errors ${r.live.errors}, generator lag p99 ${r.live.p99SendLagMs} ms, on/off switches (100 ms slices) ${r.live.sliceSwitches.join(', ') || '-'}`).join('\n')}\n`,
   );
+  if (values['compare-sim'])
+    io.stdout.write(`\n${compareTable(scenario, withCapacity, durationScale, seed)}\n`);
   wrote(io, await writeReport(withCapacity, outDir(io, values.out, scenario, '-live')));
   return 0;
+}
+
+/** For each live report of a mode the simulator knows: simulated against live, first episode. */
+function compareTable(
+  scenario: Scenario,
+  reports: readonly LiveReport[],
+  durationScale: number,
+  seed: number | undefined,
+): string {
+  const rows: string[][] = [['first episode', 'simulated', 'live', 'live - sim']];
+  for (const live of reports) {
+    const mode = live.live.mode;
+    if (!MODES.includes(mode as Mode)) continue;
+    const sim = simulate(scenarioForSim(scenario, live.summary.capacityPerSec, durationScale), {
+      mode: mode as Mode,
+      ...(seed === undefined ? {} : { seed }),
+    });
+    const d = simLiveDifferences(sim, live);
+    const se = sim.summary.episodes[0];
+    const le = live.summary.episodes[0];
+    rows.push(
+      [
+        `${mode}: goodput / capacity`,
+        pct(se?.goodputShare ?? 0),
+        pct(le?.goodputShare ?? 0),
+        pct(d.goodputShareOfCapacity),
+      ],
+      [`${mode}: p99 (ms)`, ms(se?.p99Ms ?? null), ms(le?.p99Ms ?? null), ms(d.p99Ms)],
+      [`${mode}: engage (ms)`, ms(se?.engageMs ?? null), ms(le?.engageMs ?? null), ms(d.engageMs)],
+    );
+  }
+  return rows.length > 1 ? table(rows) : 'no mode to compare with the simulator (none, spillway)';
 }
 
 function pct(v: number): string {

@@ -17,12 +17,14 @@ import { type FactorPoint, jainIndex, maxMinFairShares, onOffSwitches, runs } fr
 import type { Episode, SeriesPoint, SimReport, SimSummary } from '../report.js';
 import {
   type Mode,
+  modelCapacity,
   PRIORITY_CLASSES,
   type PriorityClass,
   type Scenario,
   type TrafficPattern,
 } from '../scenario.js';
 import { overloadedSeconds, simulate } from '../simulate.js';
+import type { Distribution } from '../random.js';
 import { LatencyHistogram } from './histogram.js';
 import type { LoadResult } from './load-generator.js';
 import { runLoadProcess, spawnServer } from './processes.js';
@@ -496,8 +498,38 @@ export interface SimLiveComparison {
 }
 
 /**
- * Runs the simulator and the live harness on one scenario (same mode, the scenario's model capacity
- * replaced by the measured one) and reports how close they come: goodput, p99, time to engage.
+ * The scenario as the simulator should run it to compare with a live report: the same time scale,
+ * rates scaled to the measured capacity, and the model server's service time stretched so that
+ * the model's capacity is the measured one too.
+ */
+export function scenarioForSim(scenario: Scenario, capacityPerSec: number, durationScale = 1): Scenario {
+  const scaled = scaleScenarioRate(scaleScenarioTime(scenario, durationScale), capacityPerSec);
+  const k = modelCapacity(scenario.server) / capacityPerSec;
+  const d = scenario.server.service;
+  const service: Distribution =
+    d.kind === 'constant' ? { ...d, ms: d.ms * k } : { ...d, meanMs: d.meanMs * k };
+  return { ...scaled, server: { ...scaled.server, service } };
+}
+
+/** Live minus simulated: the first episode's goodput share, p99 (worst second) and time to engage. */
+export function simLiveDifferences(sim: SimReport, live: SimReport): SimLiveComparison['differences'] {
+  const le = live.summary.episodes[0];
+  const se = sim.summary.episodes[0];
+  const diff = (a: number | null | undefined, b: number | null | undefined) =>
+    a === null || a === undefined || b === null || b === undefined ? null : round(a - b);
+  return {
+    goodputShareOfCapacity: round(
+      (le?.goodputShare ?? live.summary.goodputShareOfCapacity) -
+        (se?.goodputShare ?? sim.summary.goodputShareOfCapacity),
+    ),
+    p99Ms: diff(le?.p99Ms ?? live.summary.latencyMs.p99, se?.p99Ms ?? sim.summary.latencyMs.p99),
+    engageMs: diff(le?.engageMs, se?.engageMs),
+  };
+}
+
+/**
+ * Runs the simulator and the live harness on one scenario (same mode; the model's capacity made the
+ * measured one) and reports how close they come: goodput, p99, time to engage.
  */
 export async function compareSimToLive(
   scenario: Scenario,
@@ -505,25 +537,9 @@ export async function compareSimToLive(
 ): Promise<SimLiveComparison> {
   const mode = options.mode ?? 'spillway';
   const live = await runLive(scenario, { ...options, mode });
-  const timed = scaleScenarioTime(scenario, options.durationScale ?? 1);
-  const sim = simulate(scaleScenarioRate(timed, live.summary.capacityPerSec), {
+  const sim = simulate(scenarioForSim(scenario, live.summary.capacityPerSec, options.durationScale ?? 1), {
     mode,
     seed: options.seed ?? scenario.seed,
   });
-  const le = live.summary.episodes[0];
-  const se = sim.summary.episodes[0];
-  const diff = (a: number | null | undefined, b: number | null | undefined) =>
-    a === null || a === undefined || b === null || b === undefined ? null : round(a - b);
-  return {
-    sim,
-    live,
-    differences: {
-      goodputShareOfCapacity: round(
-        (le?.goodputShare ?? live.summary.goodputShareOfCapacity) -
-          (se?.goodputShare ?? sim.summary.goodputShareOfCapacity),
-      ),
-      p99Ms: diff(le?.p99Ms ?? live.summary.latencyMs.p99, se?.p99Ms ?? sim.summary.latencyMs.p99),
-      engageMs: diff(le?.engageMs, se?.engageMs),
-    },
-  };
+  return { sim, live, differences: simLiveDifferences(sim, live) };
 }

@@ -256,24 +256,35 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
   const eld = monitorEventLoopDelay({ resolution: 10 });
   eld.enable();
   let lastSecond = Math.floor(epochNow() / 1000);
+  let lastSampleAt = performance.now();
   const sampler = setInterval(() => {
+    const now = performance.now();
+    const blockedMs = now - lastSampleAt;
+    lastSampleAt = now;
     const nowSec = Math.floor(epochNow() / 1000);
     if (nowSec === lastSecond) return;
     const snap = governor?.snapshot();
-    const refusedInSecond = Object.keys(refusedSlices).some((k) => Math.floor(Number(k) / 10) === lastSecond);
-    seconds.push({
-      epochSec: lastSecond,
-      factor: snap?.appliedFactor ?? 1,
-      dominant: snap?.dominant?.name,
-      state: snap?.state ?? (refusedInSecond ? 'shedding' : 'open'),
-      pressure: snap?.pressure ?? 0,
-      smoothedPressure: snap?.smoothedPressure ?? 0,
-      eventLoopDelayP99Ms: eld.count > 0 ? eld.percentile(99) / 1e6 : 0,
-      eventLoopDelayMaxMs: eld.count > 0 ? eld.max / 1e6 : 0,
-    });
+    const maxMs = eld.count > 0 ? eld.max / 1e6 : 0;
+    const p99Ms = eld.count > 0 ? eld.percentile(99) / 1e6 : 0;
+    // A loop blocked across whole seconds ran no sampler in them: they share this reading, and
+    // the block itself (the time since the last sample) is their loop delay.
+    for (let sec = lastSecond; sec < nowSec; sec++) {
+      const refusedInSecond = Object.keys(refusedSlices).some((k) => Math.floor(Number(k) / 10) === sec);
+      seconds.push({
+        epochSec: sec,
+        factor: snap?.appliedFactor ?? 1,
+        dominant: snap?.dominant?.name,
+        state: snap?.state ?? (refusedInSecond ? 'shedding' : 'open'),
+        pressure: snap?.pressure ?? 0,
+        smoothedPressure: snap?.smoothedPressure ?? 0,
+        eventLoopDelayP99Ms: Math.max(p99Ms, nowSec - lastSecond > 1 ? blockedMs : 0),
+        eventLoopDelayMaxMs: Math.max(maxMs, nowSec - lastSecond > 1 ? blockedMs : 0),
+      });
+    }
     eld.reset();
     lastSecond = nowSec;
   }, 50);
+
   sampler.unref();
 
   await new Promise<void>((resolve, reject) => {
