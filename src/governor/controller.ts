@@ -6,7 +6,8 @@
  *   releaseAt ≤ smoothed ≤ engageAt         hold
  *   smoothed < releaseAt                    recover, once `cooldownMs` has passed since the last cut
  *
- * Cut (multiplicative decrease), on a tick where smoothed > engageAt AND raw > engageAt:
+ * Cut (multiplicative decrease), on a tick where smoothed > engageAt AND raw > engageAt AND at least
+ * `cutIntervalMs` have passed since the previous cut:
  *   excess = (smoothed − engageAt) / (1 − engageAt)            (0 at the threshold, 1 at pressure 1)
  *   cut = min(maxCutPerTick, maxCutPerTick · excess · Δt / intervalMs)
  *   f ← max(floor, f · (1 − cut))
@@ -17,12 +18,18 @@
  * it by at most α); the raw one says it is still there. When the cuts have worked, the raw reading
  * falls below engageAt at once while the smoothed one lags by about τ: cutting on the smoothed one
  * alone would keep cutting through that lag and overshoot far below the level the process can bear.
+ *
+ * Why a minimum interval between cuts (dead time): a cut shows in the readings only once the work
+ * queued before it has drained. Until then the raw reading still says "overloaded", and cutting on
+ * every tick would stack cuts for an overload the first cut has already dealt with. One cut per
+ * `cutIntervalMs` waits for the effect of the last one before deciding that another is needed.
  */
 
 /**
  * - `warming`: within `warmupMs` of the start; observing, factor held at 1.
  * - `idle`: factor 1, nothing to do.
- * - `engaged`: smoothed pressure above `engageAt`; cutting while the current reading stays above too.
+ * - `engaged`: smoothed pressure above `engageAt`; cutting while the current reading stays above too,
+ *   at most once per `cutIntervalMs`.
  * - `holding`: factor below 1, either in the band between `releaseAt` and `engageAt`, or below
  *   `releaseAt` but within `cooldownMs` of the last cut.
  * - `recovering`: below `releaseAt`, cool-down over; the factor rises by `recoverPerSec`.
@@ -34,6 +41,7 @@ export type GovernorState = 'warming' | 'idle' | 'engaged' | 'holding' | 'recove
 export type ControllerAction =
   | { readonly kind: 'warming'; readonly elapsedMs: number }
   | { readonly kind: 'cut'; readonly cut: number }
+  | { readonly kind: 'dead-time'; readonly sinceCutMs: number }
   | { readonly kind: 'at-floor' }
   | { readonly kind: 'raw-below-engage' }
   | { readonly kind: 'band' }
@@ -47,6 +55,7 @@ export interface ControllerConfig {
   readonly releaseAt: number;
   readonly floor: number;
   readonly maxCutPerTick: number;
+  readonly cutIntervalMs: number;
   readonly recoverPerSec: number;
   readonly cooldownMs: number;
   readonly warmupMs: number;
@@ -109,6 +118,9 @@ export function controllerStep(
     const base = { ...prev, state: 'engaged' as const, belowReleaseSinceMs: undefined };
     if (!(pressure > c.engageAt)) return { next: base, action: { kind: 'raw-below-engage' } };
     if (f <= c.floor) return { next: { ...base, factor: c.floor }, action: { kind: 'at-floor' } };
+    if (prev.lastCutAtMs !== undefined && nowMs - prev.lastCutAtMs < c.cutIntervalMs) {
+      return { next: base, action: { kind: 'dead-time', sinceCutMs: nowMs - prev.lastCutAtMs } };
+    }
     const excess = Math.min(1, (s - c.engageAt) / (1 - c.engageAt));
     const cut = Math.min(c.maxCutPerTick, (c.maxCutPerTick * excess * dtMs) / c.intervalMs);
     const factor = Math.max(c.floor, Math.min(1, f * (1 - cut)));

@@ -42,6 +42,11 @@ export interface GovernorOptions {
   floor?: number;
   /** The largest fraction of the factor cut in one tick, from 0 to 1 (exclusive). @default 0.1 */
   maxCutPerTick?: number;
+  /**
+   * The least time between two cuts, in ms: the effect of a cut (the queue it leaves draining) must
+   * show before the next one. 0 allows a cut on every tick. @default 1000
+   */
+  cutIntervalMs?: number;
   /** How fast the factor recovers, in factor units per second (additive). @default 0.05 */
   recoverPerSec?: number;
   /** Time after the last cut before recovery may start, in ms. @default 5000 */
@@ -64,9 +69,10 @@ export const GOVERNOR_DEFAULTS = Object.freeze({
   engageAt: 0.5,
   releaseAt: 0.2,
   floor: 0.05,
-  maxCutPerTick: 0.1,
+  maxCutPerTick: 0.2,
+  cutIntervalMs: 1000,
   recoverPerSec: 0.05,
-  cooldownMs: 5000,
+  cooldownMs: 2000,
   warmupMs: 10_000,
   mode: 'enforce' as GovernorMode,
   clock: systemClock as Clock,
@@ -80,6 +86,7 @@ const OPTION_KEYS = [
   'releaseAt',
   'floor',
   'maxCutPerTick',
+  'cutIntervalMs',
   'recoverPerSec',
   'cooldownMs',
   'warmupMs',
@@ -219,6 +226,7 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
       releaseAt: o.releaseAt,
       floor: o.floor,
       maxCutPerTick: o.maxCutPerTick,
+      cutIntervalMs: o.cutIntervalMs,
       recoverPerSec: o.recoverPerSec,
       cooldownMs: o.cooldownMs,
       warmupMs: o.warmupMs,
@@ -547,6 +555,8 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
         return `warming: ${secs(action.elapsedMs)} of ${secs(c.warmupMs)} warm-up, observing only; ${who}`;
       case 'cut':
         return `engaged: ${who}; smoothed ${fmt(s)} > engage ${fmt(c.engageAt)}, cut ${fmt(action.cut * 100)}% to ${factorText(this.#ctl.factor)}`;
+      case 'dead-time':
+        return `engaged: ${who}; smoothed ${fmt(s)} > engage ${fmt(c.engageAt)}, waiting for the last cut to show (${secs(action.sinceCutMs)} of ${secs(c.cutIntervalMs)})`;
       case 'at-floor':
         return `engaged: ${who}; smoothed ${fmt(s)} > engage ${fmt(c.engageAt)}, holding at the floor ${fmt(c.floor)}`;
       case 'raw-below-engage':
@@ -663,6 +673,7 @@ export function resolveGovernorOptions(options: GovernorOptions): Readonly<Resol
   if (typeof maxCutPerTick !== 'number' || !(maxCutPerTick > 0 && maxCutPerTick < 1)) {
     throw new ConfigError('maxCutPerTick', maxCutPerTick, 'a number > 0 and < 1');
   }
+  const cutIntervalMs = finiteNumber('cutIntervalMs', options.cutIntervalMs ?? d.cutIntervalMs, 0);
   const recoverPerSec = positiveNumber('recoverPerSec', options.recoverPerSec ?? d.recoverPerSec, 0, 1000);
   const cooldownMs = finiteNumber('cooldownMs', options.cooldownMs ?? d.cooldownMs, 0);
   const warmupMs = finiteNumber('warmupMs', options.warmupMs ?? d.warmupMs, 0);
@@ -685,6 +696,7 @@ export function resolveGovernorOptions(options: GovernorOptions): Readonly<Resol
     releaseAt,
     floor,
     maxCutPerTick,
+    cutIntervalMs,
     recoverPerSec,
     cooldownMs,
     warmupMs,

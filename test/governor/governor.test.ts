@@ -415,9 +415,10 @@ describe('options', () => {
       engageAt: 0.5,
       releaseAt: 0.2,
       floor: 0.05,
-      maxCutPerTick: 0.1,
+      maxCutPerTick: 0.2,
+      cutIntervalMs: 1000,
       recoverPerSec: 0.05,
-      cooldownMs: 5000,
+      cooldownMs: 2000,
       warmupMs: 10_000,
       mode: 'enforce',
     });

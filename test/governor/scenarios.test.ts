@@ -105,7 +105,7 @@ describe('a step overload and its removal (closed loop)', () => {
     });
   }
 
-  it('open loop, pressure held at 1: no cut for the first 1.25 s, then down to the floor within 11 s', () => {
+  it('open loop, pressure held at 1: no cut for the first 1.25 s, then down to the floor within 17 s', () => {
     const clock = new ManualClock();
     let p = 0;
     const g = new Governor({ signals: [scripted('s', () => p)], clock, warmupMs: 0 });
@@ -114,20 +114,45 @@ describe('a step overload and its removal (closed loop)', () => {
     p = 1;
     clock.advance(1250);
     expect(g.factor).toBe(1);
-    // Smoothed pressure reaches engageAt after τ·ln 2 ≈ 1.4 s; then cuts of up to 10% per tick
-    // (ln 0.05 / ln 0.9 ≈ 29 ticks at full excess). Measured: the floor at 10.5 s.
-    clock.advance(11_000 - 1250);
+    // Smoothed pressure reaches engageAt after τ·ln 2 ≈ 1.4 s; then one cut a second (cutIntervalMs)
+    // of up to 20% (maxCutPerTick) times the excess, which grows towards 1 with the smoothed
+    // pressure: ln 0.05 / ln 0.8 ≈ 13.4 full cuts. Measured: the floor at 16.5 s.
+    clock.advance(17_000 - 1250);
     expect(g.factor).toBe(0.05);
     expect(g.state).toBe('engaged');
-    // Recovery from the floor: the cool-down (5 s since the last cut, which covers the τ·ln 5 ≈
-    // 3.2 s the smoothed pressure needs to fall below 0.2), then 0.95 / (0.05 per s) = 19 s.
-    // Bound: still at the floor after 4 s, 1 within 24.5 s.
+    // Recovery from the floor: the smoothed pressure needs τ·ln 5 ≈ 3.2 s to fall below 0.2 (longer
+    // than the 2 s cool-down), then 0.95 / (0.05 per s) = 19 s. Measured: at the floor until 3 s,
+    // 1 at 22.25 s. Bound: still at the floor after 3 s, 1 within 22.5 s.
     p = 0;
-    clock.advance(4000);
+    clock.advance(3000);
     expect(g.factor).toBe(0.05);
-    clock.advance(20_500);
+    clock.advance(19_500);
     expect(g.factor).toBe(1);
     g.stop();
+  });
+
+  it('cuts at most once per cutIntervalMs while the readings lag, and on every tick without it (the test can fail)', () => {
+    const run = (cutIntervalMs: number) => {
+      const clock = new ManualClock();
+      const g = new Governor({ signals: [scripted('s', () => 1)], clock, warmupMs: 0, cutIntervalMs });
+      const cuts: number[] = [];
+      g.on('change', (r) => {
+        if (r.factor < r.previousFactor) cuts.push(r.atMs);
+      });
+      g.start();
+      clock.advance(10_000);
+      g.stop();
+      return cuts;
+    };
+    const spaced = run(1000);
+    // Engaged from ~1.4 s: one cut a second, never two within 1000 ms.
+    expect(spaced.length).toBeGreaterThanOrEqual(8);
+    expect(spaced.length).toBeLessThanOrEqual(9);
+    for (let i = 1; i < spaced.length; i++) expect(spaced[i]! - spaced[i - 1]!).toBeGreaterThanOrEqual(1000);
+    // Without the interval, every tick while engaged cuts (four a second) until the floor: measured 22.
+    const unspaced = run(0);
+    expect(unspaced.length).toBeGreaterThan(2 * spaced.length);
+    expect(unspaced[1]! - unspaced[0]!).toBe(250);
   });
 });
 
@@ -228,7 +253,14 @@ describe('late and irregular ticks', () => {
 
   it('a cut scales with elapsed time, and a late tick still cuts at most maxCutPerTick', () => {
     const clock = new ManualClock();
-    const g = new Governor({ signals: [scripted('s', () => 1)], clock, warmupMs: 0, smoothingMs: 1 });
+    const g = new Governor({
+      signals: [scripted('s', () => 1)],
+      clock,
+      warmupMs: 0,
+      smoothingMs: 1,
+      maxCutPerTick: 0.1,
+      cutIntervalMs: 0,
+    });
     clock.advance(250);
     g.tick(); // smoothed ≈ 1: engaged, first cut of a full interval
     expect(g.computedFactor).toBeCloseTo(0.9, 12);
