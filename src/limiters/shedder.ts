@@ -1,27 +1,40 @@
 /**
  * Process-level admission driven by the throttle factor alone, for when nobody knows the capacity.
  *
- * While the factor is 1 the Shedder admits everything and learns the admitted rate (a
- * time-weighted average over `learnWindowMs`). When the governor first cuts, that rate is taken as
- * the base `R0` (the rate the process was handling when pressure started) and admission passes a
- * token bucket of rate `R0·f` and capacity `R0·f·burstMs`. The governor keeps cutting while
+ * While the factor is 1 the Shedder admits everything and measures what it admits, in slots of
+ * 250 ms. When the governor first cuts, the base `R0` is the highest slot rate of the last
+ * `learnWindowMs`, less `headroom`: the loop decides a request only when it reaches it, so while
+ * pressure builds the admitted rate is what the process can do (its throughput), not what is
+ * offered, and a long average would blend in the calmer load before the overload. Admission then
+ * passes a token bucket of rate `R0·f` and capacity `R0·f·burstMs`. The governor keeps cutting while
  * pressure stays above its engage threshold, so `R0·f` settles where the process is busy but not
- * overloaded, whatever `R0` was.
+ * overloaded.
+ *
+ * Rebase: the first cut after the factor has risen (the governor recovered, and the recovery
+ * overloaded the process again) sets `R0` again from what the process handled meanwhile, scaled to
+ * factor 1, less `headroom`, and never above the old `R0`. So when the factor is back at 1 the
+ * limit sits below the measured throughput instead of at the level that overloaded, and the
+ * governor has no reason to cut again: one correction instead of a cut-and-recover cycle.
  *
  * When the factor is back at 1 the limit stays at `R0` for as long as it keeps refusing work (the
  * overload may still be there, and lifting the limit would let it back in at once: a flap). While it
- * refuses at factor 1 the base grows by `probePerSec` (the process is fine at `R0`, so try more);
- * after `releaseAfterMs` without a refusal the limit is lifted and learning starts again.
+ * refuses at factor 1 the base grows by `probePerSec`, slowly, so that capacity regained is found
+ * without walking the queue back into overload every few seconds; after `releaseAfterMs` without a
+ * refusal the limit is lifted and the Shedder admits freely again.
  *
  * With `ratePerSec` set (a known capacity), the base is fixed and always enforced.
  *
- * Priorities: a request of priority p costs `cost·f/e_p` tokens, where `e_p = factorFor(p)`: alone,
- * a class is admitted at exactly `R0·e_p`, so sheddable work feels a cut first and critical work
- * keeps a reserve down to the floor.
+ * Priorities: a request of priority p costs `cost·d/e_p` tokens, where `d` is the depth of
+ * shedding, `min(f, limit / offered rate)` over the last `learnWindowMs`, and `e_p =
+ * effectiveFactor(d, p)`: alone, a class is admitted at `R0·e_p`, so sheddable work feels a cut
+ * first and critical work keeps a reserve down to the floor. The depth matters at factor 1: the
+ * limit may still refuse two requests in three, and priorities must act there too. A request that
+ * costs more than the bucket holds (`R0·f·burstMs`) is refused at once.
  */
 import { type Clock, systemClock } from '../clock.js';
 import { ConfigError } from '../errors.js';
-import { fn, knownKeys, positiveNumber } from '../validate.js';
+import { finiteNumber, fn, knownKeys, positiveNumber } from '../validate.js';
+import { effectiveFactor } from './priority.js';
 import { TOKEN_EPSILON, TokenBucket } from './token-bucket.js';
 import type { Decision, FactorSource, Priority } from './types.js';
 
@@ -30,14 +43,25 @@ export interface ShedderOptions {
   factor: FactorSource;
   /** A known capacity in requests (cost units) per second. @default undefined (learned) */
   ratePerSec?: number;
-  /** The bucket holds this many milliseconds of the limited rate, for bursts. @default 250 */
+  /**
+   * The bucket holds this many milliseconds of the limited rate, for bursts. It is also the longest
+   * queue a burst can add (at 2 ms a request, 50 ms of rate is 50 ms of work). @default 50
+   */
   burstMs?: number;
-  /** Time constant of the learned-rate average, in ms. @default 2000 */
+  /**
+   * The base is the highest rate of the 250 ms slots within this many ms before the cut (slots
+   * of this length when shorter); also the span of the offered rate behind the depth. @default 2000
+   */
   learnWindowMs?: number;
   /** The learned base never falls below this, per second. @default 1 */
   minRatePerSec?: number;
-  /** How fast the base grows while it refuses at factor 1, as a share per second (0.1 = 10%/s). @default 0.1 */
+  /** How fast the base grows while it refuses at factor 1, as a share per second (0.001 = 0.1%/s). @default 0.001 */
   probePerSec?: number;
+  /**
+   * The share below the measured throughput at which the base is set when the governor cuts after
+   * learning or after a rise, from 0 to 0.5: room for the queue to drain and stay short. @default 0.05
+   */
+  headroom?: number;
   /** Refusal-free time at factor 1 after which the learned limit is lifted, in ms. @default 5000 */
   releaseAfterMs?: number;
   /** Retry-After for a request that cannot be admitted at the current factor at all, in ms. @default 1000 */
@@ -58,11 +82,15 @@ export type ShedderState =
   | { readonly mode: 'learning'; readonly learnedRatePerSec: number }
   | { readonly mode: 'limiting'; readonly baseRatePerSec: number; readonly limitPerSec: number };
 
+/** The learned rate is the highest rate of slots this long (or `learnWindowMs`, if shorter), in ms. */
+const LEARN_SLOT_MS = 250;
+
 export const SHEDDER_DEFAULTS = Object.freeze({
-  burstMs: 250,
+  burstMs: 50,
   learnWindowMs: 2000,
   minRatePerSec: 1,
-  probePerSec: 0.1,
+  probePerSec: 0.001,
+  headroom: 0.05,
   releaseAfterMs: 5000,
   shedRetryAfterMs: 1000,
 });
@@ -74,6 +102,7 @@ const OPTIONS = [
   'learnWindowMs',
   'minRatePerSec',
   'probePerSec',
+  'headroom',
   'releaseAfterMs',
   'shedRetryAfterMs',
   'clock',
@@ -94,24 +123,30 @@ export class Shedder {
   readonly #clock: Clock;
   readonly #fixedRate: number | undefined;
   readonly #burstMs: number;
-  readonly #tauMs: number;
+  readonly #windowMs: number;
   readonly #minRate: number;
   readonly #probePerSec: number;
   readonly #releaseAfterMs: number;
+  readonly #headroom: number;
   readonly #shedRetryAfterMs: number;
   readonly #unsubscribe: () => void;
 
-  // Learning: admitted cost since `#windowStart`, folded into `#learned` (per second) by a
-  // time-weighted average whenever a window of at least a tenth of the time constant closes.
-  #learned = 0;
-  #learnedValid = false;
-  #windowStart: number;
-  #windowCost = 0;
+  // Measuring, always: admitted tokens (cost while learning) and offered cost per slot of
+  // `#slotMs`; the closed slots within the last `#windowMs`, oldest first.
+  readonly #slotMs: number;
+  #slotStart: number;
+  #slotCost = 0;
+  #slotOffered = 0;
+  #slots: { startMs: number; endMs: number; rate: number; offered: number }[] = [];
+  /** limit / offered rate over the window while limiting, at most 1: how deep the shedding goes. */
+  #depth = 1;
 
   #bucket: TokenBucket | undefined;
   #base = 0;
   #lastRefusal = -Infinity;
   #lastProbe = 0;
+  /** Whether the factor has risen since the last cut (or since limiting began at factor 1). */
+  #rose = false;
 
   constructor(options: ShedderOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -129,15 +164,17 @@ export class Shedder {
       options.ratePerSec === undefined ? undefined : positiveNumber('ratePerSec', options.ratePerSec);
     const d = SHEDDER_DEFAULTS;
     this.#burstMs = positiveNumber('burstMs', options.burstMs ?? d.burstMs);
-    this.#tauMs = positiveNumber('learnWindowMs', options.learnWindowMs ?? d.learnWindowMs);
+    this.#windowMs = positiveNumber('learnWindowMs', options.learnWindowMs ?? d.learnWindowMs);
+    this.#slotMs = Math.min(LEARN_SLOT_MS, this.#windowMs);
     this.#minRate = positiveNumber('minRatePerSec', options.minRatePerSec ?? d.minRatePerSec);
     this.#probePerSec = positiveNumber('probePerSec', options.probePerSec ?? d.probePerSec, 0, 10);
+    this.#headroom = finiteNumber('headroom', options.headroom ?? d.headroom, 0, 0.5);
     this.#releaseAfterMs = positiveNumber('releaseAfterMs', options.releaseAfterMs ?? d.releaseAfterMs);
     this.#shedRetryAfterMs = positiveNumber(
       'shedRetryAfterMs',
       options.shedRetryAfterMs ?? d.shedRetryAfterMs,
     );
-    this.#windowStart = this.#clock.now();
+    this.#slotStart = this.#clock.now();
     if (this.#fixedRate !== undefined) this.#limit(this.#fixedRate, source.factor);
     else if (source.factor < 1) this.#limit(this.#minRate, source.factor);
     this.#unsubscribe = source.subscribe((f) => this.#onFactor(f));
@@ -158,21 +195,30 @@ export class Shedder {
       throw new ConfigError('cost', cost, 'a finite number > 0');
     }
     const now = this.#clock.now();
+    this.#slotOffered += cost;
     let bucket = this.#bucket;
     if (bucket !== undefined && bucket.factor >= 1 && this.#fixedRate === undefined) {
       if (now - this.#lastRefusal >= this.#releaseAfterMs) {
-        this.#release(now);
+        this.#release();
         bucket = undefined;
       }
     }
     if (bucket === undefined) {
-      this.#windowCost += cost;
-      if (now - this.#windowStart >= this.#tauMs / 10) this.#currentRate(now);
+      this.#slotCost += cost;
+      if (now - this.#slotStart >= this.#slotMs) this.#closeSlot(now);
       return ALLOWED_FREE;
     }
     const f = bucket.factor;
-    const e = options?.priority === undefined ? f : this.#source.factorFor(options.priority);
-    const scaled = e === f ? cost : e > 0 ? (cost * f) / e : Infinity;
+    // Priorities follow the depth of shedding: the factor, or the share of the offered load the
+    // limit lets through when that is less (at factor 1 a learned limit may still refuse most).
+    const depth = Math.min(f, this.#depth);
+    const e =
+      options?.priority === undefined
+        ? depth
+        : depth === f
+          ? this.#source.factorFor(options.priority)
+          : effectiveFactor(depth, options.priority);
+    const scaled = e === depth ? cost : e > 0 ? (cost * depth) / e : Infinity;
     if (!(scaled <= bucket.burst * f * (1 + TOKEN_EPSILON))) {
       this.#lastRefusal = now;
       return {
@@ -185,8 +231,14 @@ export class Shedder {
         factor: e,
       };
     }
-    const d = bucket.take(Math.min(scaled, bucket.burst));
-    if (d.allowed) return d;
+    const tokens = Math.min(scaled, bucket.burst);
+    const d = bucket.take(tokens);
+    if (now - this.#slotStart >= this.#slotMs) this.#closeSlot(now);
+    if (d.allowed) {
+      // Learned in tokens, the bucket's unit: a cheap critical request counts for less.
+      this.#slotCost += tokens;
+      return d;
+    }
     this.#lastRefusal = now;
     if (f >= 1 && this.#fixedRate === undefined) this.#probe(now);
     return d.reason === 'shed' ? d : { ...d, reason: 'shed' };
@@ -199,16 +251,34 @@ export class Shedder {
 
   #onFactor(f: number): void {
     const now = this.#clock.now();
-    if (this.#bucket === undefined) {
-      if (f < 1) this.#limit(Math.max(this.#minRate, this.#currentRate(now)), f);
+    const bucket = this.#bucket;
+    if (bucket === undefined) {
+      if (f < 1) this.#limit(this.#rebase(now, Infinity, 1), f);
       return;
     }
     if (f >= 1 && this.#fixedRate === undefined && now - this.#lastRefusal >= this.#releaseAfterMs) {
-      this.#release(now);
+      this.#release();
       return;
     }
-    this.#bucket.setFactor(f);
+    const previous = bucket.factor;
+    if (f < previous && this.#rose && this.#fixedRate === undefined) {
+      this.#rose = false;
+      this.#limit(this.#rebase(now, this.#base, previous), f);
+      return;
+    }
+    if (f > previous) this.#rose = true;
+    else if (f < previous) this.#rose = false;
+    bucket.setFactor(f);
     this.#lastProbe = now;
+  }
+
+  /**
+   * The base at the first cut after a rise (or after learning): what the process handled lately,
+   * scaled to factor 1, less the headroom, and never more than the current base.
+   */
+  #rebase(now: number, base: number, previousFactor: number): number {
+    const handled = this.#currentRate(now) / previousFactor;
+    return Math.max(this.#minRate, Math.min(base, handled * (1 - this.#headroom)));
   }
 
   /** Enforces `base·f`. A bucket replacing another keeps its tokens: a new base brings no free burst. */
@@ -226,12 +296,8 @@ export class Shedder {
     this.#lastProbe = this.#clock.now();
   }
 
-  #release(now: number): void {
+  #release(): void {
     this.#bucket = undefined;
-    this.#learned = this.#base;
-    this.#learnedValid = true;
-    this.#windowStart = now;
-    this.#windowCost = 0;
   }
 
   /** At factor 1 and still refusing: the process copes with the base, so raise it, compounding per second. */
@@ -239,34 +305,60 @@ export class Shedder {
     const elapsed = now - this.#lastProbe;
     if (elapsed < 100) return;
     if (now - this.#lastRefusal > this.#releaseAfterMs) {
-      this.#release(now);
+      this.#release();
       return;
     }
     const grown = this.#base * (1 + this.#probePerSec) ** (elapsed / 1000);
     this.#limit(grown, 1);
   }
 
-  /** The learned admitted rate per second, folding in the open window. */
+  /** Closes the open slot at `now`, forgets slots older than the window, and updates the depth. */
+  #closeSlot(now: number): void {
+    const elapsed = now - this.#slotStart;
+    if (elapsed > 0) {
+      this.#slots.push({
+        startMs: this.#slotStart,
+        endMs: now,
+        rate: (this.#slotCost * 1000) / elapsed,
+        offered: this.#slotOffered,
+      });
+    }
+    this.#slotStart = now;
+    this.#slotCost = 0;
+    this.#slotOffered = 0;
+    const from = now - this.#windowMs;
+    let drop = 0;
+    while (drop < this.#slots.length && this.#slots[drop]!.endMs <= from) drop++;
+    if (drop > 0) this.#slots.splice(0, drop);
+    this.#depth = 1;
+    const bucket = this.#bucket;
+    const first = this.#slots[0];
+    if (bucket === undefined || first === undefined) return;
+    let offered = 0;
+    for (const s of this.#slots) offered += s.offered;
+    const offeredRate = (offered * 1000) / (now - first.startMs);
+    const limit = this.#base * bucket.factor;
+    if (offeredRate > limit) this.#depth = limit / offeredRate;
+  }
+
+  /**
+   * The learned rate per second: the highest rate of the slots closed within the last window, and
+   * of the open slot once it is half a slot old (before any, the open slot's rate).
+   */
   #currentRate(now: number): number {
-    const elapsed = now - this.#windowStart;
-    if (elapsed <= 0) return this.#learned;
-    const windowRate = (this.#windowCost * 1000) / elapsed;
-    if (!this.#learnedValid) {
-      if (elapsed >= this.#tauMs / 10) {
-        this.#learned = windowRate;
-        this.#learnedValid = true;
-        this.#windowStart = now;
-        this.#windowCost = 0;
-      }
-      return windowRate;
+    if (now - this.#slotStart >= this.#slotMs) this.#closeSlot(now);
+    const from = now - this.#windowMs;
+    let best = 0;
+    let any = false;
+    for (const s of this.#slots) {
+      if (s.endMs <= from) continue;
+      any = true;
+      if (s.rate > best) best = s.rate;
     }
-    const alpha = 1 - Math.exp(-elapsed / this.#tauMs);
-    const blended = this.#learned + alpha * (windowRate - this.#learned);
-    if (elapsed >= this.#tauMs / 10) {
-      this.#learned = blended;
-      this.#windowStart = now;
-      this.#windowCost = 0;
+    const elapsed = now - this.#slotStart;
+    if (elapsed > 0 && (elapsed >= this.#slotMs / 2 || !any)) {
+      best = Math.max(best, (this.#slotCost * 1000) / elapsed);
     }
-    return blended;
+    return best;
   }
 }

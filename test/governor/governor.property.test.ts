@@ -13,6 +13,7 @@ const config = fc
     releaseFrac: fc.double({ min: 0, max: 0.99, noNaN: true }),
     floor: fc.double({ min: 0, max: 0.99, noNaN: true }),
     maxCutPerTick: fc.double({ min: 0.001, max: 0.99, noNaN: true }),
+    cutIntervalMs: fc.integer({ min: 0, max: 5000 }),
     recoverPerSec: fc.double({ min: 0.001, max: 10, noNaN: true }),
     cooldownMs: fc.integer({ min: 0, max: 20_000 }),
     warmupMs: fc.integer({ min: 0, max: 5000 }),
@@ -35,10 +36,16 @@ describe('invariants', () => {
         (c, steps) => {
           let st = initialControllerState(0);
           let now = 0;
+          let lastCut = -Infinity;
           for (const { dt, p, s } of steps) {
             now += dt;
             const before = st.factor;
             st = controllerStep(c, st, { nowMs: now, dtMs: dt, pressure: p, smoothedPressure: s }).next;
+            // Dead time: two cuts are never closer than cutIntervalMs.
+            if (st.factor < before) {
+              expect(now - lastCut).toBeGreaterThanOrEqual(c.cutIntervalMs);
+              lastCut = now;
+            }
             expect(st.factor).toBeGreaterThanOrEqual(Math.min(c.floor, 1));
             expect(st.factor).toBeLessThanOrEqual(1);
             // Direction follows the band: down only above engageAt, up only below releaseAt.

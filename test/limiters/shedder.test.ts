@@ -41,14 +41,62 @@ describe('Shedder', () => {
     factor.set(0.5);
     const state = shedder.state;
     expect(state.mode).toBe('limiting');
+    // The base is the learned 400/s less the 5% headroom.
     if (state.mode === 'limiting') {
-      expect(state.baseRatePerSec).toBeCloseTo(400, -1);
-      expect(state.limitPerSec).toBeCloseTo(200, -1);
+      expect(state.baseRatePerSec).toBeCloseTo(380, 6);
+      expect(state.limitPerSec).toBeCloseTo(190, 6);
     }
-    // Over 10 s at 400/s offered, about 200/s get in: the rate plus at most one burst (250 ms worth).
+    // Over 10 s at 400/s offered, about 190/s get in: the rate plus at most one burst (50 ms worth).
     const { admitted } = offer(clock, shedder, 400, 10_000);
-    expect(admitted).toBeGreaterThanOrEqual(2000 - 1);
-    expect(admitted).toBeLessThanOrEqual(2000 + 50 + 1);
+    expect(admitted).toBeGreaterThanOrEqual(1900 - 1);
+    expect(admitted).toBeLessThanOrEqual(1900 + 10 + 1);
+  });
+
+  it('learns the saturated rate just before the cut, not an average with the calmer load before it', () => {
+    const clock = new ManualClock();
+    const factor = new ManualFactor(1);
+    const shedder = new Shedder({ factor, clock });
+    // 250/s for 10 s, then the process saturates at 500/s; the governor cuts 1.5 s later.
+    offer(clock, shedder, 250, 10_000);
+    offer(clock, shedder, 500, 1500);
+    factor.set(0.9);
+    const state = shedder.state;
+    // A 2 s time-weighted average would say ~400/s here (the old behaviour: 390 in step-3x).
+    if (state.mode === 'limiting') expect(state.baseRatePerSec).toBeCloseTo(500 * 0.95, 6);
+    else expect.unreachable('limiting');
+  });
+
+  it('rebases on the first cut after a rise, from what the process handled, and only then', () => {
+    const clock = new ManualClock();
+    const factor = new ManualFactor(1);
+    const shedder = new Shedder({ factor, clock });
+    const base = () => (shedder.state.mode === 'limiting' ? shedder.state.baseRatePerSec : Number.NaN);
+    offer(clock, shedder, 400, 5000);
+    factor.set(0.8);
+    expect(base()).toBeCloseTo(380, 6);
+    // A second cut without a rise in between only moves the factor.
+    offer(clock, shedder, 400, 2000);
+    factor.set(0.7);
+    expect(base()).toBeCloseTo(380, 6);
+    // The governor recovers to 1 (limit 380/s) but the process gets through only 300/s; then cuts.
+    factor.set(1);
+    offer(clock, shedder, 300, 3000);
+    factor.set(0.9);
+    // 300/s handled at factor 1 (the busiest 250 ms slot holds 75 or 76 requests: up to ~305/s), less
+    // 5%: 285–289/s, and the limit is that times the new factor.
+    expect(base()).toBeGreaterThanOrEqual(285 - 1e-9);
+    expect(base()).toBeLessThanOrEqual(305 * 0.95);
+    const s = shedder.state;
+    if (s.mode === 'limiting') expect(s.limitPerSec).toBeCloseTo(base() * 0.9, 9);
+    // headroom 0 keeps exactly the handled rate.
+    const clock2 = new ManualClock();
+    const factor2 = new ManualFactor(1);
+    const exact = new Shedder({ factor: factor2, clock: clock2, headroom: 0 });
+    offer(clock2, exact, 400, 5000);
+    factor2.set(0.8);
+    const s2 = exact.state;
+    if (s2.mode === 'limiting') expect(s2.baseRatePerSec).toBeCloseTo(400, 6);
+    else expect.unreachable('limiting');
   });
 
   it('refuses with reason shed and an exact retryAfterMs', () => {
@@ -69,7 +117,9 @@ describe('Shedder', () => {
     const run = (priority: 'critical' | 'sheddable' | undefined) => {
       const clock = new ManualClock();
       const factor = new ManualFactor(1);
-      const shedder = new Shedder({ factor, clock, ratePerSec: 100 });
+      // A 250 ms bucket: a sheddable request costs f/e = 4 tokens at factor 0.25, more than the
+      // default 50 ms bucket holds at 100/s (5 · 0.25 = 1.25 tokens; see the next test).
+      const shedder = new Shedder({ factor, clock, ratePerSec: 100, burstMs: 250 });
       factor.set(0.25);
       return offer(clock, shedder, 100, 20_000, priority).admitted / 20;
     };
@@ -85,6 +135,41 @@ describe('Shedder', () => {
     expect(normal).toBeLessThanOrEqual(25 + burst(1) + 0.05);
     expect(critical).toBeGreaterThanOrEqual(50 - 0.05);
     expect(critical).toBeLessThanOrEqual(50 + burst(0.5) + 0.05);
+  });
+
+  it('refuses at once a request that costs more than the bucket holds (a small bucket at a low rate)', () => {
+    const clock = new ManualClock();
+    const factor = new ManualFactor(1);
+    const shedder = new Shedder({ factor, clock, ratePerSec: 100 });
+    factor.set(0.25);
+    const d = shedder.admit({ priority: 'sheddable' });
+    expect(d).toMatchObject({ allowed: false, reason: 'shed', retryAfterMs: 1000 });
+    expect(shedder.admit({ priority: 'critical' }).allowed).toBe(true);
+  });
+
+  it('applies priorities at factor 1 while its learned limit still refuses most of the load', () => {
+    const run = (priority: 'critical' | 'sheddable' | undefined) => {
+      const clock = new ManualClock();
+      const factor = new ManualFactor(1);
+      const shedder = new Shedder({ factor, clock, burstMs: 250 });
+      offer(clock, shedder, 100, 5000);
+      factor.set(0.5);
+      offer(clock, shedder, 400, 1000);
+      factor.set(1);
+      // Base 95/s, 400/s offered at factor 1: depth d ≈ 95/400, not 1.
+      offer(clock, shedder, 400, 2000, priority);
+      return offer(clock, shedder, 400, 10_000, priority).admitted / 10;
+    };
+    const sheddable = run('sheddable');
+    const normal = run(undefined);
+    const critical = run('critical');
+    // Alone, a class gets base · e_p with e_p = effectiveFactor(d, p): d² and √d.
+    const d = 95 / 400;
+    expect(normal).toBeCloseTo(95, -1);
+    expect(sheddable).toBeLessThan(95 * d * 1.2);
+    expect(critical).toBeGreaterThan(95 * Math.sqrt(1 / d) * 0.9);
+    expect(sheddable).toBeLessThan(normal);
+    expect(normal).toBeLessThan(critical);
   });
 
   it('keeps the limit at factor 1 while it still refuses, and lifts it after a quiet spell', () => {
@@ -116,16 +201,17 @@ describe('Shedder', () => {
     offer(clock, shedder, 400, 5000);
     const state = shedder.state;
     expect(state.mode).toBe('limiting');
-    // 10% a second, compounding, over about 5 s: 100 · 1.1^5 ≈ 161.
+    // From 95 (100 less the headroom), 10% a second, compounding, over about 5 s: 95 · 1.1^5 ≈ 153.
     if (state.mode === 'limiting') {
-      expect(state.baseRatePerSec).toBeGreaterThan(150);
-      expect(state.baseRatePerSec).toBeLessThan(175);
+      expect(state.baseRatePerSec).toBeGreaterThan(140);
+      expect(state.baseRatePerSec).toBeLessThan(166);
     }
   });
 
   it('validates its options and stops following the factor on close', () => {
     const factor = new ManualFactor(1);
     expect(() => new Shedder({ factor, burstMs: -1 })).toThrow(/`burstMs`.*got `-1`/);
+    expect(() => new Shedder({ factor, headroom: 0.6 })).toThrow(/`headroom`.*got `0.6`/);
     expect(() => new Shedder({ factor: {} as never })).toThrow(/`factor`/);
     try {
       new Shedder({ factor, ratePerSec: Number.NaN });
