@@ -101,7 +101,7 @@ describe('tune', () => {
 
   it('searches the Shedder too when asked', async () => {
     const result = await tune(sc, { budget: 3, includeShedder: true });
-    expect(result.baseline.params).toMatchObject({ learnWindowMs: 2000, probePerSec: 0.1 });
+    expect(result.baseline.params).toMatchObject({ learnWindowMs: 2000, probePerSec: 0.001 });
     for (const t of result.trials) {
       expect(t.params.learnWindowMs).toBeGreaterThanOrEqual(100);
       expect(t.params.probePerSec).toBeGreaterThan(0);

@@ -9,7 +9,7 @@ import { simulate } from '../../src/sim/simulate.js';
 const dir = 'simulations/scenarios';
 
 describe('step to 3x capacity (step-3x.json: 250 → 1,500 → 250 req/s, capacity 500 req/s, 30–90 s)', () => {
-  it('with library defaults: engages within 2 s, holds p99 under 2 s, recovers within 10 s, keeps at least 80% goodput', async () => {
+  it('with library defaults: engages within 2 s, holds p99 under 2 s, recovers within 10 s, keeps at least 90% goodput', async () => {
     const sc = await loadScenario(`${dir}/step-3x.json`);
     const s = simulate(sc, { mode: 'spillway' }).summary;
     const ep = s.episodes[0]!;
@@ -17,37 +17,54 @@ describe('step to 3x capacity (step-3x.json: 250 → 1,500 → 250 req/s, capaci
     expect([ep.startSec, ep.endSec]).toEqual([30, 90]);
     // Engages when the smoothed event-loop-delay pressure crosses 0.5: τ = 2 s puts that at ~1.5 s.
     expect(ep.engageMs!).toBeLessThanOrEqual(2000);
-    // The worst second is the backlog built before engaging (~1.3 s of queue at 1,000 extra req/s).
+    // The worst second is the backlog built before engaging (~1.5 s of queue at 1,000 extra req/s).
     expect(ep.p99Ms!).toBeLessThan(2000);
     expect(ep.recoverMs!).toBeLessThanOrEqual(10_000);
-    // Measured: 81.5% (seeds 1–5: 80.9–81.7%).
-    expect(ep.goodputShare).toBeGreaterThan(0.8);
+    // Measured: 91.5% (before the defaults changed: 81.5%).
+    expect(ep.goodputShare).toBeGreaterThan(0.9);
     // Without protection the same step is a collapse: work for clients that gave up.
     const none = simulate(sc, { mode: 'none' }).summary;
     expect(none.episodes[0]!.goodputShare).toBeLessThan(0.3);
     expect(none.late).toBeGreaterThan(40_000);
   });
 
-  // KNOWN GAP, reported to the lead: with the library defaults the limit cycle of Shedder probing
-  // (10%/s at factor 1) and governor cuts gives 81.5% goodput and 6 shedding on/off switches
-  // (4 factor switches) in the episode. This test states the target; it is expected to fail until
-  // the defaults change, and then `it.fails` must become `it`.
-  it.fails('with library defaults: meets the target of >= 90% goodput and <= 2 on/off switches', async () => {
-    const sc = await loadScenario(`${dir}/step-3x.json`);
-    const ep = simulate(sc, { mode: 'spillway' }).summary.episodes[0]!;
-    expect(ep.goodputShare).toBeGreaterThanOrEqual(0.9);
-    expect(ep.switches).toBeLessThanOrEqual(2);
-  });
+  // The target, with library defaults. Measured, seeds 1–5: goodput 91.4–91.5% (the ceiling is ~95%:
+  // 1,000 refusals/s at 0.05 ms each take 5% of the loop); engaged after 1.55–1.57 s; 2 switches;
+  // one correction ~10–15 s into the step (the first base is the throughput before any refusal,
+  // which refusals then lower), after which the factor stays at 1 (last change at 47.6–49.1 s) and
+  // the worst second's p99 from 20 s after the step to its end is 41–67 ms (the queue stays short:
+  // the limit sits 5% under the measured throughput, the bucket holds 50 ms). Before the defaults
+  // changed: 81.5%, 6 switches, 4 factor on/off switches, settled p99 ~1.4 s.
+  it.each([1, 2, 3, 4, 5])(
+    'with library defaults (seed %i): >= 90% goodput, <= 2 switches, engaged within 2 s, settled within 20 s with p99 under 100 ms',
+    async (seed) => {
+      const sc = await loadScenario(`${dir}/step-3x.json`);
+      const r = simulate(sc, { mode: 'spillway', seed });
+      const ep = r.summary.episodes[0]!;
+      expect(ep.goodputShare).toBeGreaterThanOrEqual(0.9);
+      expect(ep.switches).toBeLessThanOrEqual(2);
+      expect(ep.engageMs!).toBeLessThanOrEqual(2000);
+      const settled = r.series.slice(ep.startSec + 20, ep.endSec);
+      expect(Math.max(...settled.map((p) => p.p99Ms ?? Number.POSITIVE_INFINITY))).toBeLessThan(100);
+      // Settled means settled: no factor change in the last 40 s of the step (no limit cycle).
+      const late = r.factorChanges.filter(
+        (c) => c.atMs >= (ep.startSec + 20) * 1000 && c.atMs < ep.endSec * 1000,
+      );
+      expect(late).toEqual([]);
+      // Cuts fast, recovers once: at most 3 reversals of the factor in the whole run.
+      expect(r.summary.factorDirectionChangesPerMin! * (r.summary.durationSec / 60)).toBeLessThanOrEqual(3);
+    },
+  );
 
   it.each([1, 2, 3])(
-    'tuned (step-3x-tuned.json, seed %i): engages within 1 s, ~90% goodput, p99 under 1.5 s, 2 switches',
+    'tuned (step-3x-tuned.json, seed %i): engages within 1 s, >= 92% goodput, p99 under 1.5 s, 2 switches',
     async (seed) => {
       const sc = await loadScenario(`${dir}/step-3x-tuned.json`);
       const ep = simulate(sc, { mode: 'spillway', seed }).summary.episodes[0]!;
       expect(ep.engageMs!).toBeLessThanOrEqual(1000);
-      // Measured, seeds 1–5: 90.1, 89.7, 89.9, 89.9, 89.9%. The ceiling is ~95%: 1,000 refusals/s
-      // at 0.05 ms each take 5% of the loop.
-      expect(ep.goodputShare).toBeGreaterThanOrEqual(0.895);
+      // Measured, seeds 1–5: 93.1, 93.1, 93.0, 93.2, 93.1% (before the Shedder's rebase: ~90%). The
+      // ceiling is ~95%: 1,000 refusals/s at 0.05 ms each take 5% of the loop.
+      expect(ep.goodputShare).toBeGreaterThanOrEqual(0.92);
       expect(ep.p99Ms!).toBeLessThan(1500);
       expect(ep.switches).toBeLessThanOrEqual(2);
       expect(ep.recoverMs!).toBeLessThanOrEqual(5000);
