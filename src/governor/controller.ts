@@ -8,7 +8,8 @@
  *
  * Cut (multiplicative decrease), on a tick where smoothed > engageAt AND raw > engageAt AND at least
  * `cutIntervalMs` have passed since the previous cut:
- *   excess = (smoothed − engageAt) / (1 − engageAt)            (0 at the threshold, 1 at pressure 1)
+ *   sustained = the lowest raw reading within the last cutIntervalMs (0 without that much history)
+ *   excess = (max(smoothed, sustained) − engageAt) / (1 − engageAt)   (0 at the threshold, 1 at 1)
  *   cut = min(maxCutPerTick, maxCutPerTick · excess · Δt / intervalMs)
  *   f ← max(floor, f · (1 − cut))
  * Recover (additive increase, per second, not per tick):
@@ -70,6 +71,8 @@ export interface ControllerState {
   readonly lastCutAtMs: number | undefined;
   /** Since when the smoothed pressure has been below `releaseAt`, or undefined if it is not. */
   readonly belowReleaseSinceMs: number | undefined;
+  /** The raw readings of the last `cutIntervalMs` (and the one before), oldest first. */
+  readonly recent: readonly { readonly atMs: number; readonly pressure: number }[];
 }
 
 export interface ControllerInput {
@@ -89,6 +92,7 @@ export function initialControllerState(startedAtMs: number): ControllerState {
     startedAtMs,
     lastCutAtMs: undefined,
     belowReleaseSinceMs: undefined,
+    recent: [],
   };
 }
 
@@ -100,11 +104,17 @@ export interface ControllerStep {
 /** One controller step. The returned factor is always within [floor, 1]. */
 export function controllerStep(
   c: ControllerConfig,
-  prev: ControllerState,
+  previous: ControllerState,
   input: ControllerInput,
 ): ControllerStep {
   const { nowMs, pressure, smoothedPressure: s } = input;
   const dtMs = Math.max(input.dtMs, 0);
+  // The readings of the last cutIntervalMs, after the newest one older than that (kept first, as
+  // the proof that there is a whole interval of history).
+  const kept = previous.recent.filter((r) => nowMs - r.atMs < c.cutIntervalMs);
+  const older = previous.recent.filter((r) => nowMs - r.atMs >= c.cutIntervalMs).at(-1);
+  const recent = [...(older === undefined ? [] : [older]), ...kept, { atMs: nowMs, pressure }];
+  const prev: ControllerState = { ...previous, recent };
   const elapsedMs = nowMs - prev.startedAtMs;
   if (elapsedMs < c.warmupMs) {
     return {
@@ -121,7 +131,10 @@ export function controllerStep(
     if (prev.lastCutAtMs !== undefined && nowMs - prev.lastCutAtMs < c.cutIntervalMs) {
       return { next: base, action: { kind: 'dead-time', sinceCutMs: nowMs - prev.lastCutAtMs } };
     }
-    const excess = Math.min(1, (s - c.engageAt) / (1 - c.engageAt));
+    const excess = Math.min(
+      1,
+      (Math.max(s, sustained(c, prev.recent, nowMs)) - c.engageAt) / (1 - c.engageAt),
+    );
     const cut = Math.min(c.maxCutPerTick, (c.maxCutPerTick * excess * dtMs) / c.intervalMs);
     const factor = Math.max(c.floor, Math.min(1, f * (1 - cut)));
     return { next: { ...base, factor, lastCutAtMs: nowMs }, action: { kind: 'cut', cut } };
@@ -149,4 +162,22 @@ export function controllerStep(
     next: { ...prev, factor, state: factor >= 1 ? 'idle' : 'recovering', belowReleaseSinceMs },
     action: { kind: 'recover', belowForMs: nowMs - belowReleaseSinceMs },
   };
+}
+
+/**
+ * The lowest raw pressure read within the last `cutIntervalMs` (each reading covers the time since
+ * the tick before it), or 0 without a whole interval of history. A queue that keeps every reading
+ * high for a whole interval is an overload beyond doubt, though the smoothed value still lags; noise
+ * around the threshold has a low reading in any interval and leaves the cut to the smoothed value.
+ */
+function sustained(
+  c: ControllerConfig,
+  recent: readonly { readonly atMs: number; readonly pressure: number }[],
+  nowMs: number,
+): number {
+  const first = recent[0];
+  if (first === undefined || nowMs - first.atMs < c.cutIntervalMs || recent.length < 2) return 0;
+  let low = Number.POSITIVE_INFINITY;
+  for (let i = 1; i < recent.length; i++) low = Math.min(low, recent[i]!.pressure);
+  return low;
 }

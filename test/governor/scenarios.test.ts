@@ -3,6 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
+import { controllerStep, initialControllerState } from '../../src/governor/controller.js';
 import { type DecisionRecord, Governor, type GovernorOptions } from '../../src/governor/governor.js';
 import { directionChanges, gaussian, scripted, seeded } from './helpers.js';
 
@@ -105,7 +106,7 @@ describe('a step overload and its removal (closed loop)', () => {
     });
   }
 
-  it('open loop, pressure held at 1: no cut for the first 1.25 s, then down to the floor within 17 s', () => {
+  it('open loop, pressure held at 1: no cut for the first 1.25 s, then down to the floor within 15 s', () => {
     const clock = new ManualClock();
     let p = 0;
     const g = new Governor({ signals: [scripted('s', () => p)], clock, warmupMs: 0 });
@@ -114,10 +115,10 @@ describe('a step overload and its removal (closed loop)', () => {
     p = 1;
     clock.advance(1250);
     expect(g.factor).toBe(1);
-    // Smoothed pressure reaches engageAt after τ·ln 2 ≈ 1.4 s; then one cut a second (cutIntervalMs)
-    // of up to 20% (maxCutPerTick) times the excess, which grows towards 1 with the smoothed
-    // pressure: ln 0.05 / ln 0.8 ≈ 13.4 full cuts. Measured: the floor at 16.5 s.
-    clock.advance(17_000 - 1250);
+    // Smoothed pressure reaches engageAt after τ·ln 2 ≈ 1.4 s; then one cut a second (cutIntervalMs).
+    // Every reading of the last second was 1 (sustained), so each is the full 20% (maxCutPerTick):
+    // ln 0.05 / ln 0.8 ≈ 13.4 cuts. Measured: the floor at 14.5 s.
+    clock.advance(15_000 - 1250);
     expect(g.factor).toBe(0.05);
     expect(g.state).toBe('engaged');
     // Recovery from the floor: the smoothed pressure needs τ·ln 5 ≈ 3.2 s to fall below 0.2 (longer
@@ -149,10 +150,52 @@ describe('a step overload and its removal (closed loop)', () => {
     expect(spaced.length).toBeGreaterThanOrEqual(8);
     expect(spaced.length).toBeLessThanOrEqual(9);
     for (let i = 1; i < spaced.length; i++) expect(spaced[i]! - spaced[i - 1]!).toBeGreaterThanOrEqual(1000);
-    // Without the interval, every tick while engaged cuts (four a second) until the floor: measured 22.
+    // Without the interval, every tick while engaged cuts (four a second) until the floor (at
+    // 0.05 after 14 cuts of 20%, within 4.5 s of engaging).
     const unspaced = run(0);
-    expect(unspaced.length).toBeGreaterThan(2 * spaced.length);
-    expect(unspaced[1]! - unspaced[0]!).toBe(250);
+    expect(unspaced.length).toBeGreaterThan(spaced.length);
+    for (let i = 1; i < unspaced.length; i++) expect(unspaced[i]! - unspaced[i - 1]!).toBe(250);
+  });
+
+  it('cuts in full when every reading of the last interval was high, by the smoothed excess otherwise', () => {
+    const c = {
+      intervalMs: 250,
+      engageAt: 0.5,
+      releaseAt: 0.2,
+      floor: 0.05,
+      maxCutPerTick: 0.2,
+      cutIntervalMs: 1000,
+      recoverPerSec: 0.05,
+      cooldownMs: 2000,
+      warmupMs: 0,
+    };
+    // Smoothed 0.55 (excess 0.1) at the fifth tick, after four raw readings in the last second.
+    const run = (raw: readonly number[]) => {
+      let st = initialControllerState(0);
+      raw.forEach((p, i) => {
+        st = controllerStep(c, st, {
+          nowMs: 250 * (i + 1),
+          dtMs: 250,
+          pressure: p,
+          smoothedPressure: 0.4,
+        }).next;
+      });
+      return controllerStep(c, st, {
+        nowMs: 250 * (raw.length + 1),
+        dtMs: 250,
+        pressure: 1,
+        smoothedPressure: 0.55,
+      });
+    };
+    // A queue: the last second read 1 throughout; the cut is the full 20%, not 2%.
+    const queue = run([1, 1, 1, 1, 1]);
+    expect(queue.action).toEqual({ kind: 'cut', cut: 0.2 });
+    // Noise: one reading of 0.3 within the last second; the cut follows the smoothed excess.
+    const noise = run([1, 1, 0.3, 1, 1]);
+    expect(noise.action.kind).toBe('cut');
+    expect(noise.next.factor).toBeCloseTo(1 - 0.2 * 0.1, 12);
+    // Too little history (less than a whole interval): the smoothed excess too.
+    expect(run([1]).next.factor).toBeCloseTo(1 - 0.2 * 0.1, 12);
   });
 });
 

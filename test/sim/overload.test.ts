@@ -17,10 +17,12 @@ describe('step to 3x capacity (step-3x.json: 250 → 1,500 → 250 req/s, capaci
     expect([ep.startSec, ep.endSec]).toEqual([30, 90]);
     // Engages when the smoothed event-loop-delay pressure crosses 0.5: τ = 2 s puts that at ~1.5 s.
     expect(ep.engageMs!).toBeLessThanOrEqual(2000);
-    // The worst second is the backlog built before engaging (~1.5 s of queue at 1,000 extra req/s).
+    // The worst second is the backlog built before engaging (~1.5 s of queue at 1,000 extra req/s;
+    // measured 1,108 ms, before 1,548 ms: the first cut is a full 20% once every reading of the last
+    // second was at the limit, so the backlog drains faster).
     expect(ep.p99Ms!).toBeLessThan(2000);
     expect(ep.recoverMs!).toBeLessThanOrEqual(10_000);
-    // Measured: 91.5% (before the defaults changed: 81.5%).
+    // Measured: 91.1% (before the defaults changed: 81.5%).
     expect(ep.goodputShare).toBeGreaterThan(0.9);
     // Without protection the same step is a collapse: work for clients that gave up.
     const none = simulate(sc, { mode: 'none' }).summary;
@@ -28,13 +30,13 @@ describe('step to 3x capacity (step-3x.json: 250 → 1,500 → 250 req/s, capaci
     expect(none.late).toBeGreaterThan(40_000);
   });
 
-  // The target, with library defaults. Measured, seeds 1–5: goodput 91.4–91.5% (the ceiling is ~95%:
-  // 1,000 refusals/s at 0.05 ms each take 5% of the loop); engaged after 1.55–1.57 s; 2 switches;
-  // one correction ~10–15 s into the step (the first base is the throughput before any refusal,
-  // which refusals then lower), after which the factor stays at 1 (last change at 47.6–49.1 s) and
-  // the worst second's p99 from 20 s after the step to its end is 41–67 ms (the queue stays short:
-  // the limit sits 5% under the measured throughput, the bucket holds 50 ms). Before the defaults
-  // changed: 81.5%, 6 switches, 4 factor on/off switches, settled p99 ~1.4 s.
+  // The target, with library defaults. Measured, seeds 1–5: goodput 90.9–91.5% (the ceiling is
+  // ~95%: 1,000 refusals/s at 0.05 ms each take 5% of the loop); engaged after 1.55–1.57 s; 2
+  // switches; one correction ~10–15 s into the step (the first base is the throughput before any
+  // refusal, which refusals then lower), after which the factor stays put (last change at 46.1–49.9
+  // s) and the worst second's p99 from 20 s after the step to its end is 44–83 ms (the limit sits 5%
+  // under the measured throughput, the bucket holds 50 ms). Before the defaults changed: 81.5%, 6
+  // switches, 4 factor on/off switches, the worst settled second ~1.2–1.3 s.
   it.each([1, 2, 3, 4, 5])(
     'with library defaults (seed %i): >= 90% goodput, <= 2 switches, engaged within 2 s, settled within 20 s with p99 under 100 ms',
     async (seed) => {
@@ -90,17 +92,17 @@ describe('retry storm (a spike to 2x for 30 s; refused clients retry up to 5 att
     expect(r.summary.episodes[0]!.recoverMs!).toBeLessThanOrEqual(35_000);
   });
 
-  it('ignoring Retry-After is worse during the spike: a higher peak of offered load and less goodput', async () => {
+  it('ignoring Retry-After is worse for the clients: more load offered during the spike, fewer of their requests served', async () => {
     const honour = await run('retry-storm.json');
     const ignore = await run('retry-storm-ignore-retry-after.json');
-    const peak = (r: typeof honour) => Math.max(...r.series.slice(30, 60).map((p) => p.offered));
-    const h = honour.summary.episodes[0]!;
-    const i = ignore.summary.episodes[0]!;
-    // Measured (seed 1): peak offered 4,805 vs 7,511 req/s; goodput 75.2% vs 69.6% of capacity,
-    // because every refusal also costs loop time (0.05 ms) and ignoring clients send 5 in 200 ms.
-    expect(peak(ignore)).toBeGreaterThan(peak(honour) * 1.3);
-    expect(i.goodputShare).toBeLessThan(h.goodputShare - 0.03);
-    expect(ignore.summary.shedShare).toBeGreaterThan(honour.summary.shedShare);
+    const spike = (r: typeof honour) => mean(r.series.slice(30, 60).map((p) => p.offered));
+    // Measured, seeds 1–3: mean offered load in the spike 3,363–3,375 vs 3,996–4,007 req/s; share of
+    // first attempts served 71.1% vs 68.2–68.7%. Goodput of the episode (retries included) no
+    // longer differs (78.1–79.1% vs 79.3–80.4% of capacity): a refusal is decided cheaply and the
+    // Shedder's limit sits near the throughput either way. Before the defaults changed: 75.2% vs
+    // 69.6%, the ignoring clients' first burst (peak 7,511 req/s) meeting a base learned too low.
+    expect(spike(ignore)).toBeGreaterThan(spike(honour) * 1.1);
+    expect(ignore.summary.goodputShareOfDemand).toBeLessThan(honour.summary.goodputShareOfDemand - 0.015);
   });
 });
 
