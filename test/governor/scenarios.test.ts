@@ -36,7 +36,8 @@ function closedLoop(
 describe('noisy load hovering around the engage threshold (closed loop, 10 simulated minutes)', () => {
   // Load 0.825: at factor 1 the mean pressure sits exactly on engageAt (0.5), with per-sample
   // noise of sd 0.2 in pressure units. Bound: at most 6 reversals of direction in 10 minutes
-  // (the worst over seeds 1–30 is 4), and the factor never below 0.9 (lowest seen 0.929). A
+  // (the worst over seeds 1–30 is 6; 4 before the cut interval), and the factor never below 0.9
+  // (lowest seen 0.924). A
   // controller without the band and the smoothing reverses hundreds of times on the same input,
   // so the bound is what hysteresis buys.
   const seeds = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
