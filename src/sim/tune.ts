@@ -1,6 +1,6 @@
 /**
- * The tuner: searches the governor's parameters (and optionally the Shedder's `learnWindowMs` and
- * `probePerSec`) on the simulator for the best objective, with a seeded random search followed by
+ * The tuner: searches the governor's parameters (and optionally the Shedder's `learnWindowMs`,
+ * `probePerSec` and `headroom`) on the simulator for the best objective, with a seeded random search followed by
  * local refinement around the best point found.
  *
  * Objective (higher is better):
@@ -23,9 +23,11 @@ export interface GovernorParams {
   maxCutPerTick: number;
   recoverPerSec: number;
   cooldownMs: number;
+  cutIntervalMs: number;
   /** Shedder options, searched only with `includeShedder`. */
   learnWindowMs?: number;
   probePerSec?: number;
+  headroom?: number;
 }
 
 export interface TuneObjective {
@@ -41,7 +43,7 @@ export interface TuneOptions {
   objective?: TuneObjective;
   /** Seed of the search (the simulations use the scenario's seed). @default 1 */
   seed?: number;
-  /** Also search the Shedder's `learnWindowMs` and `probePerSec`. @default false */
+  /** Also search the Shedder's `learnWindowMs`, `probePerSec` and `headroom`. @default false */
   includeShedder?: boolean;
   /** Called after each simulation, for a progress bar. */
   onProgress?: (done: number, total: number) => void;
@@ -78,6 +80,8 @@ const SPACE: Readonly<Record<keyof GovernorParams, Range>> = {
   maxCutPerTick: { min: 0.02, max: 0.5, log: true },
   recoverPerSec: { min: 0.01, max: 1, log: true },
   cooldownMs: { min: 0, max: 10_000, log: false },
+  cutIntervalMs: { min: 0, max: 3000, log: false },
+  headroom: { min: 0, max: 0.2, log: false },
   learnWindowMs: { min: 100, max: 5000, log: true },
   probePerSec: { min: 0.001, max: 0.3, log: true },
 };
@@ -88,8 +92,9 @@ const GOVERNOR_KEYS: readonly (keyof GovernorParams)[] = [
   'maxCutPerTick',
   'recoverPerSec',
   'cooldownMs',
+  'cutIntervalMs',
 ];
-const SHEDDER_KEYS: readonly (keyof GovernorParams)[] = ['learnWindowMs', 'probePerSec'];
+const SHEDDER_KEYS: readonly (keyof GovernorParams)[] = ['learnWindowMs', 'probePerSec', 'headroom'];
 
 function draw(range: Range, rnd: Random): number {
   const u = rnd();
@@ -111,6 +116,8 @@ function legal(p: GovernorParams): GovernorParams {
   q.maxCutPerTick = Math.round(q.maxCutPerTick * 1000) / 1000;
   q.recoverPerSec = Math.round(q.recoverPerSec * 1000) / 1000;
   q.cooldownMs = Math.round(q.cooldownMs / 50) * 50;
+  q.cutIntervalMs = Math.round(q.cutIntervalMs / 50) * 50;
+  if (q.headroom !== undefined) q.headroom = Math.round(q.headroom * 1000) / 1000;
   if (q.learnWindowMs !== undefined) q.learnWindowMs = Math.round(q.learnWindowMs / 10) * 10;
   if (q.probePerSec !== undefined) q.probePerSec = Math.round(q.probePerSec * 10_000) / 10_000;
   return q;
@@ -126,6 +133,7 @@ export function baselineParams(scenario: Scenario, includeShedder = false): Gove
     ? {
         learnWindowMs: sh['learnWindowMs'] ?? SHEDDER_DEFAULTS.learnWindowMs,
         probePerSec: sh['probePerSec'] ?? SHEDDER_DEFAULTS.probePerSec,
+        headroom: sh['headroom'] ?? SHEDDER_DEFAULTS.headroom,
       }
     : {};
   return {
@@ -136,6 +144,7 @@ export function baselineParams(scenario: Scenario, includeShedder = false): Gove
     maxCutPerTick: pick('maxCutPerTick'),
     recoverPerSec: pick('recoverPerSec'),
     cooldownMs: pick('cooldownMs'),
+    cutIntervalMs: pick('cutIntervalMs'),
   };
 }
 
@@ -147,8 +156,9 @@ export function evaluate(
 ): TuneTrial {
   const target = objective.p99TargetMs ?? scenario.report.latencyTargetMs;
   const weight = objective.oscillationWeight ?? 0.005;
-  const { learnWindowMs, probePerSec, ...governor } = params;
+  const { learnWindowMs, probePerSec, headroom, ...governor } = params;
   const shedder: Record<string, number> = {};
+  if (headroom !== undefined) shedder['headroom'] = headroom;
   if (learnWindowMs !== undefined) shedder['learnWindowMs'] = learnWindowMs;
   if (probePerSec !== undefined) shedder['probePerSec'] = probePerSec;
   const report = simulate(scenario, { mode: 'spillway', governor, shedder });
