@@ -13,7 +13,8 @@
 // Writes bench/results/live-overload.json and docs/img/live-overload.svg, prints a markdown table.
 // Flags: --runs N, --episode-sec S (default 20), --quick (1 run, 8 s episode), --modes a,b,...
 // Needs dist/ (npm run bench builds it).
-import { writeFile, mkdir } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,6 +70,15 @@ const scenario = parseScenario(
   },
   'bench/live-overload.mjs',
 );
+
+// The commit the governor and shedder under test came from (dist/ is built from the working tree).
+function gitHead() {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+  } catch {
+    return null;
+  }
+}
 
 const median = (xs) => {
   const v = xs.filter((x) => x !== null && Number.isFinite(x)).sort((a, b) => a - b);
@@ -184,6 +194,7 @@ await writeFile(
   `${JSON.stringify(
     {
       date: new Date().toISOString(),
+      commit: gitHead(),
       node: process.version,
       cpus: cpus().length,
       cpuMs: CPU_MS,

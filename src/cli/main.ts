@@ -157,6 +157,9 @@ function outDir(io: CliIO, out: string | undefined, scenario: Scenario, suffix =
 
 function wrote(io: CliIO, paths: readonly string[]): void {
   io.stdout.write(`\nWrote:\n${paths.map((p) => `  ${p}`).join('\n')}\n`);
+  const charts = paths.filter((p) => p.endsWith('.svg'));
+  const chart = charts.find((p) => p.endsWith('-compare.svg')) ?? charts[0];
+  if (chart !== undefined) io.stdout.write(`\nChart: ${chart}\n`);
 }
 
 async function cmdSimulate(args: string[], io: CliIO): Promise<number> {

@@ -102,5 +102,6 @@ describe('spillway', () => {
     expect(report.summary.seed).toBe(3);
     expect(report.series).toHaveLength(20);
     expect(readFileSync(join(out, 'short-compare.svg'), 'utf8')).toContain('<svg');
+    expect(r.stdout).toContain(`Chart: ${join(out, 'short-compare.svg')}`);
   });
 });
