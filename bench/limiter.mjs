@@ -50,6 +50,45 @@ function minimalBucket(ratePerSec, burst) {
   };
 }
 
+/**
+ * The floor with the same answer Spillway gives: a decision value (allowed, remaining, limit, exact
+ * retry and reset times) instead of a boolean. Shows how much of the gap is the answer itself.
+ */
+function minimalDecisionBucket(ratePerSec, burst) {
+  const map = new Map();
+  const perMs = ratePerSec / 1000;
+  return {
+    take(key) {
+      const now = performance.now();
+      let b = map.get(key);
+      if (b === undefined) {
+        b = { tokens: burst, last: now };
+        map.set(key, b);
+      } else {
+        b.tokens = Math.min(burst, b.tokens + (now - b.last) * perMs);
+        b.last = now;
+      }
+      if (b.tokens >= 1) {
+        b.tokens -= 1;
+        return {
+          allowed: true,
+          remaining: b.tokens,
+          limit: burst,
+          retryAfterMs: 0,
+          resetMs: (burst - b.tokens) / perMs,
+        };
+      }
+      return {
+        allowed: false,
+        remaining: b.tokens,
+        limit: burst,
+        retryAfterMs: (1 - b.tokens) / perMs,
+        resetMs: (burst - b.tokens) / perMs,
+      };
+    },
+  };
+}
+
 function keys(n) {
   const out = new Array(n);
   for (let i = 0; i < n; i++) out[i] = `user:${i}`;
@@ -64,6 +103,10 @@ function makeSync(kind, cfg, keyCount) {
   if (kind === 'spillway') {
     const l = createLimiter({ ...cfg, maxKeys: Math.max(keyCount, 1) });
     return (k) => l.take(k).allowed;
+  }
+  if (kind === 'decision') {
+    const m = minimalDecisionBucket(cfg.ratePerSec, cfg.burst);
+    return (k) => m.take(k).allowed;
   }
   const m = minimalBucket(cfg.ratePerSec, cfg.burst);
   return (k) => m.take(k);
@@ -110,32 +153,38 @@ const workloads = [
 const results = [];
 for (const w of workloads) {
   const ks = keys(w.keyCount);
-  const samples = { spillway: [], minimal: [], rlf: [] };
+  const samples = { spillway: [], minimal: [], decision: [], rlf: [] };
   // Warm both implementations (JIT, and every key created) before measuring.
   const impl = {
     spillway: makeSync('spillway', w.cfg, w.keyCount),
     minimal: makeSync('minimal', w.cfg, w.keyCount),
+    decision: makeSync('decision', w.cfg, w.keyCount),
   };
   for (const k of ks) {
     impl.spillway(k);
     impl.minimal(k);
+    impl.decision(k);
   }
+  timeSync(impl.decision, ks);
   timeSync(impl.spillway, ks);
   timeSync(impl.minimal, ks);
   for (let r = 0; r < rounds; r++) {
     // Interleave so that a noisy moment hits both alike.
     samples.spillway.push(timeSync(impl.spillway, ks));
     samples.minimal.push(timeSync(impl.minimal, ks));
+    samples.decision.push(timeSync(impl.decision, ks));
   }
   for (let r = 0; r < Math.min(rounds, 3); r++) samples.rlf.push(await timeRlf(w.cfg, ks));
   const row = {
     workload: w.name,
     spillwayNs: median(samples.spillway),
     minimalNs: median(samples.minimal),
+    minimalDecisionNs: median(samples.decision),
     rlfNs: median(samples.rlf),
   };
   row.ratioToMinimal = row.spillwayNs / row.minimalNs;
   row.rlfRatioToMinimal = row.rlfNs / row.minimalNs;
+  row.ratioToMinimalDecision = row.spillwayNs / row.minimalDecisionNs;
   results.push(row);
 }
 
@@ -183,12 +232,16 @@ console.table(
     workload: r.workload,
     'spillway ns': r.spillwayNs.toFixed(1),
     'minimal ns': r.minimalNs.toFixed(1),
+    'minimal+decision ns': r.minimalDecisionNs.toFixed(1),
     'rate-limiter-flexible ns': r.rlfNs.toFixed(1),
     'spillway / minimal': r.ratioToMinimal.toFixed(2),
+    'spillway / minimal+decision': r.ratioToMinimalDecision.toFixed(2),
     'rlf / minimal': r.rlfRatioToMinimal.toFixed(2),
   })),
 );
-console.log(`Heap bytes per key at ${HEAP_KEYS.toLocaleString()} keys (key strings excluded)`);
+console.log(
+  `Heap bytes per key at ${HEAP_KEYS.toLocaleString()} keys (V8 heap + array buffers, key strings excluded)`,
+);
 console.table(heap);
 console.table(summary.targets);
 
@@ -204,7 +257,12 @@ async function heapChild(kind, n) {
   const gc = globalThis.gc;
   gc();
   gc();
-  const before = process.memoryUsage().heapUsed;
+  // Typed arrays keep their bytes outside the V8 heap: count them too (arrayBuffers).
+  const used = () => {
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+  const before = used();
   let holder;
   if (kind === 'spillway') {
     holder = create({ ratePerSec: 1, burst: 10, maxKeys: n });
@@ -218,7 +276,7 @@ async function heapChild(kind, n) {
   }
   gc();
   gc();
-  const after = process.memoryUsage().heapUsed;
+  const after = used();
   console.log(
     JSON.stringify({ kind, keys: n, bytesPerKey: (after - before) / n, alive: holder !== undefined }),
   );
