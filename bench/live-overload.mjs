@@ -87,6 +87,7 @@ const median = (xs) => {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 };
 
+const commit = gitHead();
 const runs = [];
 let lastReports = [];
 for (let run = 0; run < runsWanted; run++) {
@@ -194,7 +195,7 @@ await writeFile(
   `${JSON.stringify(
     {
       date: new Date().toISOString(),
-      commit: gitHead(),
+      commit,
       node: process.version,
       cpus: cpus().length,
       cpuMs: CPU_MS,
