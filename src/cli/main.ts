@@ -19,6 +19,7 @@ import {
   type LiveReport,
   measureCapacity,
   runLive,
+  SIM_LIKE_LIVE,
   scenarioForSim,
   simLiveDifferences,
 } from '../sim/live/live.js';
@@ -331,6 +332,7 @@ function compareTable(
     const sim = simulate(scenarioForSim(scenario, live.summary.capacityPerSec, durationScale), {
       mode: mode as Mode,
       ...(seed === undefined ? {} : { seed }),
+      ...SIM_LIKE_LIVE,
     });
     const d = simLiveDifferences(sim, live);
     const se = sim.summary.episodes[0];

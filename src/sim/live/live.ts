@@ -511,6 +511,12 @@ export function scenarioForSim(scenario: Scenario, capacityPerSec: number, durat
   return { ...scaled, server: { ...scaled.server, service } };
 }
 
+/**
+ * Simulator options that match a live run: the live schedule starts only after the governor's
+ * warm-up, so the simulated governor starts warm.
+ */
+export const SIM_LIKE_LIVE = Object.freeze({ governor: Object.freeze({ warmupMs: 0 }) });
+
 /** Live minus simulated: the first episode's goodput share, p99 (worst second) and time to engage. */
 export function simLiveDifferences(sim: SimReport, live: SimReport): SimLiveComparison['differences'] {
   const le = live.summary.episodes[0];
@@ -540,6 +546,7 @@ export async function compareSimToLive(
   const sim = simulate(scenarioForSim(scenario, live.summary.capacityPerSec, options.durationScale ?? 1), {
     mode,
     seed: options.seed ?? scenario.seed,
+    ...SIM_LIKE_LIVE,
   });
   return { sim, live, differences: simLiveDifferences(sim, live) };
 }
