@@ -64,4 +64,32 @@ describe('runLive', () => {
     expect(formatSummaryTable([asSim])).toMatch(/goodput \/ capacity/);
     expect(seriesToCsv(asSim.series).split('\n')).toHaveLength(6);
   });
+
+  it('compares the simulator with the live run at the measured capacity', async () => {
+    const { compareSimToLive } = await live();
+    const scenario = parseScenario({
+      name: 'live-compare',
+      durationSec: 3,
+      server: { service: { kind: 'constant', ms: 2 } },
+      traffic: [{ pattern: 'steady', ratePerSec: 250, arrivals: 'uniform' }],
+    });
+    // 250 req/s for a 500 req/s model; live at a given 100 req/s: 50 req/s, well under capacity.
+    const {
+      sim,
+      live: report,
+      differences,
+    } = await compareSimToLive(scenario, {
+      mode: 'none',
+      cpuMs: 2,
+      capacityPerSec: 100,
+    });
+    expect(sim.summary.capacityPerSec).toBeCloseTo(100, 6);
+    expect(report.summary.capacityPerSec).toBe(100);
+    expect(report.summary.offered).toBe(150);
+    // No overload: both serve all of it, at a share of capacity of 50%.
+    expect(sim.summary.goodputShareOfCapacity).toBeCloseTo(0.5, 1);
+    expect(report.summary.goodputShareOfCapacity).toBeCloseTo(0.5, 1);
+    expect(Math.abs(differences.goodputShareOfCapacity)).toBeLessThan(0.05);
+    expect(differences.engageMs).toBeNull();
+  });
 });
