@@ -20,6 +20,7 @@ import { priorityLevel } from '../limiters/priority.js';
 import { type QueueDepthOptions, queueDepth } from '../signals/queue-depth.js';
 import type { Signal } from '../signals/types.js';
 import type { Decision, Priority } from '../limiters/types.js';
+import { TurnBudget } from './turn-budget.js';
 import { boolean, finiteNumber, fn, integer, knownKeys, oneOf, ratio } from '../validate.js';
 import {
   addressKey,
@@ -171,6 +172,13 @@ export interface HttpGuardOptions {
   onRefused?: (req: IncomingMessage, res: ServerResponse, refusal: Refusal) => void;
   /** A path answered with the governor's snapshot and the guard's counts, as JSON. @default none */
   statusPath?: string;
+  /**
+   * The loop-turn budget, in ms: once one event-loop turn has run this long, further requests in
+   * that turn are refused with 503 (sheddable work at half of it, critical at twice), before the
+   * governor can even see the overload. `false` turns it off. See TurnBudget.
+   * @default 50 when a `shedder` is set, else off
+   */
+  turnBudgetMs?: number | false;
 }
 
 export const HTTP_GUARD_DEFAULTS = Object.freeze({
@@ -208,6 +216,7 @@ const OPTIONS = [
   'problem',
   'onRefused',
   'statusPath',
+  'turnBudgetMs',
 ] as const;
 
 const ROUTE_OPTIONS = [
@@ -313,6 +322,8 @@ export class HttpGuard {
   readonly #jitter: number;
   readonly #maxRetryAfterSec: number;
   readonly #random: () => number;
+  #turn: TurnBudget | undefined;
+  readonly #turnBudgetMs: number | false | undefined;
   readonly #problem: HttpGuardOptions['problem'];
   readonly #onRefused: HttpGuardOptions['onRefused'];
   readonly #waits = new Set<AbortController>();
@@ -367,6 +378,16 @@ export class HttpGuard {
     this.#jitter = ratio('retryAfterJitter', options.retryAfterJitter ?? d.retryAfterJitter);
     this.#maxRetryAfterSec = integer('maxRetryAfterSec', options.maxRetryAfterSec ?? d.maxRetryAfterSec, 1);
     this.#random = options.random === undefined ? Math.random : fn('random', options.random);
+    const turnBudgetMs = options.turnBudgetMs;
+    this.#turnBudgetMs = turnBudgetMs;
+    if (turnBudgetMs === false) this.#turn = undefined;
+    else if (turnBudgetMs !== undefined) this.#turn = new TurnBudget({ budgetMs: turnBudgetMs });
+    else {
+      const anyShedder =
+        (options.shedder !== undefined && options.shedder !== null) ||
+        (options.routes ?? []).some((r) => r.shedder !== undefined && r.shedder !== null);
+      this.#turn = anyShedder ? new TurnBudget() : undefined;
+    }
     this.#problem =
       options.problem === undefined
         ? undefined
@@ -481,6 +502,10 @@ export class HttpGuard {
       const shedder = checkShedder('shedder', parts.shedder);
       this.#default.shedder = shedder;
       for (const r of this.#routes) if (!r.ownShedder) r.shedder = shedder;
+      // The default turn budget comes with a shedder, however it arrives.
+      if (shedder !== undefined && this.#turn === undefined && this.#turnBudgetMs === undefined) {
+        this.#turn = new TurnBudget();
+      }
     }
     return this;
   }
@@ -535,6 +560,26 @@ export class HttpGuard {
    * `pass` after admission, the request is counted in flight and released exactly once, when the
    * response finishes or its connection closes, whatever the handler does.
    */
+  /** The loop-turn budget, when on. */
+  get turnBudget(): TurnBudget | undefined {
+    return this.#turn;
+  }
+
+  /** The process-level refusal for a request (loop-turn budget, then shedder), or undefined to admit. */
+  #processRefusal(route: Route, opts: { cost: number; priority: Priority }): Decision | undefined {
+    const turn = this.#turn;
+    if (turn !== undefined) {
+      const t = turn.admit(opts);
+      if (!t.allowed) return t;
+    }
+    const shedder = route.shedder;
+    if (shedder !== undefined) {
+      const d = shedder.admit(opts);
+      if (!d.allowed) return d;
+    }
+    return undefined;
+  }
+
   check(req: IncomingMessage, res: ServerResponse): Outcome | Promise<Outcome> {
     const path = requestPath(req);
     if (path === this.#statusPath) return STATUS;
@@ -550,12 +595,12 @@ export class HttpGuard {
       return this.#wait(res, route, limiter, key, priority, cost);
     }
     const opts = { cost, priority };
-    if (route.shedder !== undefined && limiter.peek !== undefined) {
-      // All-or-nothing: charge the key only once the shedder has admitted too.
+    if ((route.shedder !== undefined || this.#turn !== undefined) && limiter.peek !== undefined) {
+      // All-or-nothing: charge the key only once the process has admitted too.
       const p = limiter.peek(key, opts);
       if (p.allowed) {
-        const s = route.shedder.admit(opts);
-        if (!s.allowed) return this.#refuse(route, s, 'process', key, priority, cost, p);
+        const s = this.#processRefusal(route, opts);
+        if (s !== undefined) return this.#refuse(route, s, 'process', key, priority, cost, p);
         const d = limiter.take(key, opts);
         if (d.allowed) return this.#admitted(res, route, d);
         return this.#refuse(route, d, 'key', key, priority, cost);
@@ -629,10 +674,9 @@ export class HttpGuard {
     priority: Priority,
     cost: number,
   ): Outcome {
-    const shedder = route.shedder;
-    if (shedder !== undefined) {
-      const s = shedder.admit({ priority, cost });
-      if (!s.allowed) {
+    {
+      const s = this.#processRefusal(route, { priority, cost });
+      if (s !== undefined) {
         let shown = keyDecision;
         if (keyDecision !== undefined && route.limiter?.refund !== undefined) {
           route.limiter.refund(key, cost);
