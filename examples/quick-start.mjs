@@ -1,7 +1,7 @@
 // The README's quick start: a governor that watches the process, and per-user limits that follow it.
 import { createGovernor, createLimiter } from 'spillway';
 
-// Samples event-loop delay and utilisation, CPU and memory every 250 ms (default signals).
+// Samples event-loop delay and memory every 250 ms (the default signals).
 const governor = createGovernor({ floor: 0.05 });
 governor.on('change', (record) => console.log(record.reason));
 governor.start();

@@ -51,7 +51,7 @@ export { ewmaAlpha, TimeEwma } from './smoothing.js';
 
 /** Options for `createGovernor`: those of `Governor`, with `signals` optional. */
 export type CreateGovernorOptions = Omit<GovernorOptions, 'signals'> & {
-  /** @default defaultSignals({ clock }): event-loop delay and utilisation, CPU, heap and RSS. */
+  /** @default defaultSignals({ clock }): event-loop delay, heap and RSS memory. */
   signals?: readonly Signal[];
 };
 

@@ -57,7 +57,7 @@ export const EVENT_LOOP_DELAY_DEFAULTS = Object.freeze({
   targetMs: 50,
   limitMs: 250,
   percentile: 99 as number | 'max',
-  resolutionMs: 20,
+  resolutionMs: 50,
 });
 
 const OPTIONS = [

@@ -429,8 +429,6 @@ describe('options', () => {
     const g = createGovernor({ clock });
     expect(g.options.signals.map((s) => s.name)).toEqual([
       'event-loop-delay',
-      'event-loop-utilization',
-      'cpu',
       'heap-memory',
       'rss-memory',
     ]);

@@ -119,8 +119,6 @@ describe('signals namespace and defaultSignals', () => {
     const set = defaultSignals();
     expect(set.map((s) => [s.name, s.target, s.limit])).toEqual([
       ['event-loop-delay', 50, 250],
-      ['event-loop-utilization', 0.85, 0.98],
-      ['cpu', 0.75, 0.95],
       ['heap-memory', 0.8, 0.95],
       ['rss-memory', 0.8, 0.95],
     ]);
