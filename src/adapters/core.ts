@@ -176,7 +176,7 @@ export interface HttpGuardOptions {
    * The loop-turn budget, in ms: once one event-loop turn has run this long, further requests in
    * that turn are refused with 503 (sheddable work at half of it, critical at twice), before the
    * governor can even see the overload. `false` turns it off. See TurnBudget.
-   * @default 50 when a `shedder` is set, else off
+   * @default 25 when a `shedder` is set, else off
    */
   turnBudgetMs?: number | false;
 }

@@ -23,7 +23,7 @@ import type { Decision, Priority } from '../limiters/types.js';
 import { knownKeys, positiveNumber } from '../validate.js';
 
 export interface TurnBudgetOptions {
-  /** How long one event-loop turn may run before normal-priority work is refused, in ms. @default 50 */
+  /** How long one event-loop turn may run before normal-priority work is refused, in ms. @default 25 */
   budgetMs?: number;
   /** Retry-After of a refusal, in ms. @default 1000 */
   retryAfterMs?: number;
@@ -33,7 +33,7 @@ export interface TurnBudgetOptions {
   defer?: (fn: () => void) => void;
 }
 
-export const TURN_BUDGET_DEFAULTS = Object.freeze({ budgetMs: 50, retryAfterMs: 1000 });
+export const TURN_BUDGET_DEFAULTS = Object.freeze({ budgetMs: 25, retryAfterMs: 1000 });
 
 const OPTIONS = ['budgetMs', 'retryAfterMs', 'clock', 'defer'] as const;
 

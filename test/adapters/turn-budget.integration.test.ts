@@ -75,7 +75,7 @@ describe('loop-turn budget on node:http', () => {
   it('is on by default with a shedder, and off without one or when set to false', () => {
     const shedder = new Shedder({ factor: new ManualFactor(1) });
     const noop = () => {};
-    expect(protect(noop, { shedder }).guard.turnBudget?.budgetMs).toBe(50);
+    expect(protect(noop, { shedder }).guard.turnBudget?.budgetMs).toBe(25);
     expect(protect(noop, {}).guard.turnBudget).toBeUndefined();
     expect(protect(noop, { shedder, turnBudgetMs: false }).guard.turnBudget).toBeUndefined();
   });
