@@ -97,7 +97,7 @@ export {
   type KeyedLimiterOptions,
   type TakeOptions,
 } from './limiters/keyed-limiter.js';
-export { FixedWindow, type WindowOptions } from './limiters/fixed-window.js';
+export { FixedWindow } from './limiters/fixed-window.js';
 export {
   LeakyBucket,
   type LeakyBucketOptions,
@@ -105,3 +105,4 @@ export {
   type ShapedDecision,
 } from './limiters/leaky-bucket.js';
 export { SlidingWindowCounter, SlidingWindowLog } from './limiters/sliding-window.js';
+export { WindowAlgorithm, type WindowOptions } from './limiters/window.js';

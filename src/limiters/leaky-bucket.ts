@@ -15,7 +15,7 @@
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import { AbortError, ConfigError } from '../errors.js';
 import { knownKeys, positiveNumber, ratio } from '../validate.js';
-import { checkCost, exactWait, refusalReason } from './fixed-window.js';
+import { checkCost, exactWait, refusalReason } from './window.js';
 import type { Decision, RateAlgorithm } from './types.js';
 
 /** Admission and departure compare with a tolerance of one part in 10^9 of the capacity. */

@@ -15,61 +15,23 @@
  *   `(t − windowMs, t]` and admits while their sum plus `cost` is at most `limit·f`. Memory
  *   O(limit / smallest cost) entries (admissions at the same instant share one).
  */
-import type { Clock } from '../clock.js';
-import { ratio } from '../validate.js';
-import {
-  checkCost,
-  exactWait,
-  refusalReason,
-  WINDOW_EPSILON,
-  type WindowOptions,
-  windowOptions,
-} from './fixed-window.js';
-import type { Decision, RateAlgorithm } from './types.js';
+import type { Decision } from './types.js';
+import { exactWait, refusalReason, WindowAlgorithm, type WindowOptions } from './window.js';
 
-export type { WindowOptions } from './fixed-window.js';
+export type { WindowOptions } from './window.js';
 
-export class SlidingWindowCounter implements RateAlgorithm {
-  readonly limit: number;
-  readonly windowMs: number;
-  readonly #clock: Clock;
-  readonly #eps: number;
-  #factor: number;
+export class SlidingWindowCounter extends WindowAlgorithm {
   #index = -Infinity;
   #current = 0;
   #previous = 0;
 
   constructor(options: WindowOptions) {
-    const o = windowOptions('SlidingWindowCounter', options);
-    this.limit = o.limit;
-    this.windowMs = o.windowMs;
-    this.#clock = o.clock;
-    this.#factor = o.factor;
-    this.#eps = this.limit * WINDOW_EPSILON;
-  }
-
-  get factor(): number {
-    return this.#factor;
+    super('SlidingWindowCounter', options);
   }
 
   /** The weighted estimate of the cost admitted in the last `windowMs`, now. */
   get estimate(): number {
-    return this.#estimateAt(this.#clock.now());
-  }
-
-  /** Applies a new factor from this moment on; the counts already kept count against the new limit. */
-  setFactor(factor: number): void {
-    this.#factor = ratio('factor', factor);
-  }
-
-  take(cost = 1): Decision {
-    checkCost(cost, this.limit, 'limit');
-    return this.#decide(cost, true);
-  }
-
-  peek(cost = 1): Decision {
-    checkCost(cost, this.limit, 'limit');
-    return this.#decide(cost, false);
+    return this.#estimateAt(this.clock.now());
   }
 
   /** [previous, current] as seen from window `index`. */
@@ -86,16 +48,16 @@ export class SlidingWindowCounter implements RateAlgorithm {
     return prev * (1 - elapsed / this.windowMs) + cur;
   }
 
-  #decide(cost: number, charge: boolean): Decision {
-    const now = this.#clock.now();
+  protected decide(cost: number, charge: boolean): Decision {
+    const now = this.clock.now();
     const w = this.windowMs;
     const index = Math.floor(now / w);
     const [prev, cur] = this.#countsFor(index);
     const elapsed = now - index * w;
     const estimate = prev * (1 - elapsed / w) + cur;
-    const f = this.#factor;
+    const f = this.factor;
     const scaled = this.limit * f;
-    const eps = this.#eps;
+    const eps = this.eps;
     if (estimate + cost <= scaled + eps) {
       if (charge) {
         this.#index = index;
@@ -144,12 +106,7 @@ export class SlidingWindowCounter implements RateAlgorithm {
   }
 }
 
-export class SlidingWindowLog implements RateAlgorithm {
-  readonly limit: number;
-  readonly windowMs: number;
-  readonly #clock: Clock;
-  readonly #eps: number;
-  #factor: number;
+export class SlidingWindowLog extends WindowAlgorithm {
   // Admission times and costs, oldest first, from #head on (a queue over two arrays).
   #times: number[] = [];
   #costs: number[] = [];
@@ -157,43 +114,19 @@ export class SlidingWindowLog implements RateAlgorithm {
   #sum = 0;
 
   constructor(options: WindowOptions) {
-    const o = windowOptions('SlidingWindowLog', options);
-    this.limit = o.limit;
-    this.windowMs = o.windowMs;
-    this.#clock = o.clock;
-    this.#factor = o.factor;
-    this.#eps = this.limit * WINDOW_EPSILON;
-  }
-
-  get factor(): number {
-    return this.#factor;
+    super('SlidingWindowLog', options);
   }
 
   /** Cost admitted in the last `windowMs`, exactly. */
   get count(): number {
-    this.#evict(this.#clock.now());
+    this.#evict(this.clock.now());
     return this.#sum;
   }
 
   /** Entries held (the memory in use): at most one per distinct admission instant in the window. */
   get entries(): number {
-    this.#evict(this.#clock.now());
+    this.#evict(this.clock.now());
     return this.#times.length - this.#head;
-  }
-
-  /** Applies a new factor from this moment on; admissions in the window count against the new limit. */
-  setFactor(factor: number): void {
-    this.#factor = ratio('factor', factor);
-  }
-
-  take(cost = 1): Decision {
-    checkCost(cost, this.limit, 'limit');
-    return this.#decide(cost, true);
-  }
-
-  peek(cost = 1): Decision {
-    checkCost(cost, this.limit, 'limit');
-    return this.#decide(cost, false);
   }
 
   /** Drops the admissions that left the window: an entry at `t0` counts while `now < t0 + windowMs`. */
@@ -216,12 +149,12 @@ export class SlidingWindowLog implements RateAlgorithm {
     }
   }
 
-  #decide(cost: number, charge: boolean): Decision {
-    const now = this.#clock.now();
+  protected decide(cost: number, charge: boolean): Decision {
+    const now = this.clock.now();
     this.#evict(now);
-    const f = this.#factor;
+    const f = this.factor;
     const scaled = this.limit * f;
-    const eps = this.#eps;
+    const eps = this.eps;
     const sum = this.#sum;
     const times = this.#times;
     if (sum + cost <= scaled + eps) {
