@@ -21,6 +21,7 @@ import { ConfigError } from '../errors.js';
 import { priorityLevel } from '../limiters/priority.js';
 import type { Decision, Priority } from '../limiters/types.js';
 import { knownKeys, positiveNumber } from '../validate.js';
+import { ADMITTED_UNLIMITED } from '../limiters/decisions.js';
 
 export interface TurnBudgetOptions {
   /** How long one event-loop turn may run before normal-priority work is refused, in ms. @default 25 */
@@ -36,16 +37,6 @@ export interface TurnBudgetOptions {
 export const TURN_BUDGET_DEFAULTS = Object.freeze({ budgetMs: 25, retryAfterMs: 1000 });
 
 const OPTIONS = ['budgetMs', 'retryAfterMs', 'clock', 'defer'] as const;
-
-const ADMITTED: Decision = Object.freeze({
-  allowed: true,
-  reason: 'ok',
-  remaining: Infinity,
-  limit: Infinity,
-  retryAfterMs: 0,
-  resetMs: 0,
-  factor: 1,
-});
 
 const defaultDefer = (fn: () => void): void => {
   setImmediate(fn);
@@ -91,7 +82,7 @@ export class TurnBudget {
     if (this.#turnStart < 0) {
       this.#turnStart = now;
       this.#defer(this.#endTurn);
-      return ADMITTED;
+      return ADMITTED_UNLIMITED;
     }
     const elapsed = now - this.#turnStart;
     const priority = options?.priority;
@@ -99,7 +90,7 @@ export class TurnBudget {
       priority === undefined || priority === 'normal'
         ? this.budgetMs
         : this.budgetMs * 2 ** (2 * priorityLevel(priority) - 1);
-    if (elapsed <= budget) return ADMITTED;
+    if (elapsed <= budget) return ADMITTED_UNLIMITED;
     this.#refused++;
     return {
       allowed: false,

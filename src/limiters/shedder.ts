@@ -37,6 +37,7 @@ import { finiteNumber, fn, knownKeys, positiveNumber } from '../validate.js';
 import { effectiveFactor } from './priority.js';
 import { TOKEN_EPSILON, TokenBucket } from './token-bucket.js';
 import type { Decision, FactorSource, Priority } from './types.js';
+import { ADMITTED_UNLIMITED } from './decisions.js';
 
 export interface ShedderOptions {
   /** Where the throttle factor comes from: a Governor (or a ManualFactor). Required. */
@@ -107,16 +108,6 @@ const OPTIONS = [
   'shedRetryAfterMs',
   'clock',
 ] as const;
-
-const ALLOWED_FREE: Decision = Object.freeze({
-  allowed: true,
-  reason: 'ok',
-  remaining: Infinity,
-  limit: Infinity,
-  retryAfterMs: 0,
-  resetMs: 0,
-  factor: 1,
-});
 
 export class Shedder {
   readonly #source: FactorSource;
@@ -206,7 +197,7 @@ export class Shedder {
     if (bucket === undefined) {
       this.#slotCost += cost;
       if (now - this.#slotStart >= this.#slotMs) this.#closeSlot(now);
-      return ALLOWED_FREE;
+      return ADMITTED_UNLIMITED;
     }
     const f = bucket.factor;
     // Priorities follow the depth of shedding: the factor, or the share of the offered load the

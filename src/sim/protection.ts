@@ -17,6 +17,7 @@ import { TokenBucket } from '../limiters/token-bucket.js';
 import type { Decision, Priority } from '../limiters/types.js';
 import type { Signal } from '../signals/types.js';
 import type { Mode, Scenario } from './scenario.js';
+import { ADMITTED_UNLIMITED } from '../limiters/decisions.js';
 
 export interface AdmissionRequest {
   readonly tenant: string;
@@ -33,16 +34,6 @@ export interface Protection {
   factor(): number | null;
   stop(): void;
 }
-
-const ADMIT: Decision = Object.freeze({
-  allowed: true,
-  reason: 'ok',
-  remaining: Infinity,
-  limit: Infinity,
-  retryAfterMs: 0,
-  resetMs: 0,
-  factor: 1,
-});
 
 /** Governor options for the scenario, with `overrides` (the tuner's candidates) on top. */
 export function governorOptions(
@@ -71,7 +62,13 @@ export function createProtection(
   governor.start();
 
   if (mode === 'none') {
-    return { mode, governor, decide: () => ADMIT, factor: () => null, stop: () => governor.stop() };
+    return {
+      mode,
+      governor,
+      decide: () => ADMITTED_UNLIMITED,
+      factor: () => null,
+      stop: () => governor.stop(),
+    };
   }
   if (mode === 'static') {
     const bucket = new TokenBucket({
