@@ -491,6 +491,40 @@ export function overloadedSeconds(scenario: Scenario): boolean[] {
   return out;
 }
 
+/** What one overload episode (span `k` of `spans`) sums to, and where its settling window ends. */
+export function episodeTotals(
+  series: readonly SeriesPoint[],
+  spans: readonly (readonly [number, number])[],
+  k: number,
+  settleSec: number,
+): {
+  len: number;
+  goodput: number;
+  offered: number;
+  /** First attempts only (no retries). */
+  demand: number;
+  /** The worst second's p99: a bound over the episode, at 1 s resolution. */
+  worstP99Ms: number | null;
+  /** The episode's window for switches: `settleSec` past its end, or up to the next episode. */
+  windowEnd: number;
+} {
+  const [start, end] = spans[k]!;
+  let goodput = 0;
+  let offered = 0;
+  let demand = 0;
+  let worstP99Ms: number | null = null;
+  for (let i = start; i < end && i < series.length; i++) {
+    const p = series[i]!;
+    goodput += p.goodput;
+    offered += p.offered;
+    demand += p.offeredFirst;
+    if (p.p99Ms !== null && (worstP99Ms === null || p.p99Ms > worstP99Ms)) worstP99Ms = p.p99Ms;
+  }
+  const nextStart = spans[k + 1]?.[0] ?? Infinity;
+  const windowEnd = Math.min(end + settleSec, nextStart, series.length);
+  return { len: end - start, goodput, offered, demand, worstP99Ms, windowEnd };
+}
+
 function findEpisodes(
   scenario: Scenario,
   series: readonly SeriesPoint[],
@@ -501,20 +535,12 @@ function findEpisodes(
   const cap = scenario.capacityPerSec;
   const { settleSec, recoveryWaitMs } = scenario.report;
   return spans.map(([start, end], k) => {
-    const inside = series.slice(start, end);
-    const len = end - start;
-    let goodput = 0;
-    let offered = 0;
-    let demand = 0;
-    const p99s: number[] = [];
-    for (const p of inside) {
-      goodput += p.goodput;
-      offered += p.offered;
-      demand += p.offeredFirst;
-      if (p.p99Ms !== null) p99s.push(p.p99Ms);
-    }
-    const nextStart = spans[k + 1]?.[0] ?? Infinity;
-    const windowEnd = Math.min(end + settleSec, nextStart, series.length);
+    const { len, goodput, offered, demand, worstP99Ms, windowEnd } = episodeTotals(
+      series,
+      spans,
+      k,
+      settleSec,
+    );
     let engageMs: number | null = null;
     if (hasFactor) {
       if (factorAt(points, start * 1000) < 1) engageMs = 0;
@@ -538,8 +564,7 @@ function findEpisodes(
       offeredPerSec: offered / len,
       goodputPerSec: goodput / len,
       goodputShare: goodput / len / cap,
-      // The worst second's p99: a bound over the episode, at 1 s resolution.
-      p99Ms: p99s.length ? Math.max(...p99s) : null,
+      p99Ms: worstP99Ms,
       engageMs,
       recoverMs,
       switches: sheddingSwitches(series, start, windowEnd),

@@ -13,7 +13,15 @@
  *   end of the first second with no refusal and a 2xx p99 at most `report.recoveryWaitMs`.
  */
 import { performance } from 'node:perf_hooks';
-import { type FactorPoint, jainIndex, maxMinFairShares, onOffSwitches, runs } from '../metrics.js';
+import {
+  directionChanges,
+  type FactorPoint,
+  factorAt,
+  jainIndex,
+  maxMinFairShares,
+  onOffSwitches,
+  runs,
+} from '../metrics.js';
 import type { Episode, SeriesPoint, SimReport, SimSummary } from '../report.js';
 import {
   type Mode,
@@ -23,7 +31,7 @@ import {
   type Scenario,
   type TrafficPattern,
 } from '../scenario.js';
-import { overloadedSeconds, simulate } from '../simulate.js';
+import { episodeTotals, overloadedSeconds, simulate } from '../simulate.js';
 import type { Distribution } from '../random.js';
 import { LatencyHistogram } from './histogram.js';
 import type { LoadResult } from './load-generator.js';
@@ -293,7 +301,7 @@ function toReport(
       failed,
       p50Ms: hist.count > 0 ? round(hist.percentile(50)) : null,
       p99Ms: hist.count > 0 ? round(hist.percentile(99)) : null,
-      factor: hasFactor ? (sv?.factor ?? factorAtMs(factorChanges, (t + 1) * 1000)) : null,
+      factor: hasFactor ? (sv?.factor ?? factorAt(factorChanges, (t + 1) * 1000)) : null,
       pressure: sv?.pressure ?? 0,
       smoothedPressure: sv?.smoothedPressure ?? 0,
       dominant: sv?.dominant ?? null,
@@ -350,7 +358,7 @@ function toReport(
     ) as Record<PriorityClass, number | null>,
     limited,
     limitedShare: offered > 0 ? limited / offered : 0,
-    factorDirectionChangesPerMin: hasFactor ? directionTurns(factorChanges) / (dur / 60) : null,
+    factorDirectionChangesPerMin: hasFactor ? directionChanges(factorChanges) / (dur / 60) : null,
     minFactor,
     episodes: liveEpisodes(scenario, series, refusedSlices, hasFactor ? factorChanges : null),
     jainIndex:
@@ -421,18 +429,7 @@ function liveEpisodes(
   const cap = scenario.capacityPerSec;
   const { settleSec, recoveryWaitMs } = scenario.report;
   return spans.map(([start, end], k) => {
-    const inside = series.slice(start, end);
-    const len = end - start;
-    let goodput = 0;
-    let offered = 0;
-    const p99s: number[] = [];
-    for (const p of inside) {
-      goodput += p.goodput;
-      offered += p.offered;
-      if (p.p99Ms !== null) p99s.push(p.p99Ms);
-    }
-    const nextStart = spans[k + 1]?.[0] ?? Infinity;
-    const windowEnd = Math.min(end + settleSec, nextStart, series.length);
+    const { len, goodput, offered, worstP99Ms, windowEnd } = episodeTotals(series, spans, k, settleSec);
     const firstOn = slices.findIndex((on, i) => on && i >= start * 10 && i < windowEnd * 10);
     let recoverMs: number | null = null;
     for (let i = end; i < series.length; i++) {
@@ -449,7 +446,7 @@ function liveEpisodes(
       offeredPerSec: offered / len,
       goodputPerSec: goodput / len,
       goodputShare: goodput / len / cap,
-      p99Ms: p99s.length ? Math.max(...p99s) : null,
+      p99Ms: worstP99Ms,
       engageMs: firstOn < 0 ? null : (firstOn - start * 10) * 100,
       recoverMs,
       switches: sliceSwitches(secondsRefused, start, windowEnd),
@@ -457,29 +454,6 @@ function liveEpisodes(
         factorChanges === null ? null : onOffSwitches(factorChanges, start * 1000, windowEnd * 1000),
     };
   });
-}
-
-function factorAtMs(points: readonly { atMs: number; factor: number }[], tMs: number): number {
-  let f = 1;
-  for (const p of points) {
-    if (p.atMs > tMs) break;
-    f = p.factor;
-  }
-  return f;
-}
-
-function directionTurns(points: readonly { factor: number }[]): number {
-  let prev = 1;
-  let dir = 0;
-  let n = 0;
-  for (const p of points) {
-    const d = Math.sign(p.factor - prev);
-    prev = p.factor;
-    if (d === 0) continue;
-    if (dir !== 0 && d !== dir) n++;
-    dir = d;
-  }
-  return n;
 }
 
 function round(x: number): number {
