@@ -16,8 +16,8 @@
 import cluster from 'node:cluster';
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import { ConfigError } from '../errors.js';
-import { effectiveFactor } from '../limiters/priority.js';
-import type { FactorSource, Priority } from '../limiters/types.js';
+import { FactorBroadcast } from '../limiters/factor.js';
+import type { FactorSource } from '../limiters/types.js';
 import { cpu } from '../signals/cpu.js';
 import { sampleTreeCpu, type TreeCpuSample } from '../signals/cpu-tree.js';
 import type { Signal } from '../signals/types.js';
@@ -236,12 +236,10 @@ export interface FleetFactorOptions {
  * On a worker: the fleet factor the primary sends, as a FactorSource. 1 until the first message
  * and again once it is stale. Combine it with the worker's own governor through `minFactor`.
  */
-export class FleetFactor implements FactorSource {
+export class FleetFactor extends FactorBroadcast {
   readonly staleAfterMs: number;
   readonly #process: ProcessLike;
   readonly #clock: Clock;
-  readonly #listeners = new Set<(factor: number) => void>();
-  #factor = 1;
   #lastMessageAtMs: number | undefined;
   #staleTimer: TimerHandle | undefined;
   #closed = false;
@@ -251,12 +249,13 @@ export class FleetFactor implements FactorSource {
     this.#staleTimer?.cancel();
     this.#staleTimer = this.#clock.setTimeout(() => {
       this.#staleTimer = undefined;
-      this.#set(1);
+      this.publish(1);
     }, this.staleAfterMs);
-    this.#set(message.factor);
+    this.publish(message.factor);
   };
 
   constructor(options: FleetFactorOptions = {}) {
+    super(1);
     if (typeof options !== 'object' || options === null)
       throw new ConfigError('options', options, 'an object');
     knownKeys('fleetFactor', options, ['process', 'staleAfterMs', 'clock']);
@@ -270,25 +269,9 @@ export class FleetFactor implements FactorSource {
     this.#process.on('message', this.#onMessage);
   }
 
-  get factor(): number {
-    return this.#factor;
-  }
-
   /** When the last fleet message arrived (clock ms), or undefined if none has. */
   get lastMessageAtMs(): number | undefined {
     return this.#lastMessageAtMs;
-  }
-
-  factorFor(priority: Priority): number {
-    return effectiveFactor(this.#factor, priority);
-  }
-
-  subscribe(listener: (factor: number) => void): () => void {
-    const entry = (f: number) => listener(f);
-    this.#listeners.add(entry);
-    return () => {
-      this.#listeners.delete(entry);
-    };
   }
 
   /** Stops listening to the primary and drops the stale timer; the factor returns to 1. Idempotent. */
@@ -298,19 +281,7 @@ export class FleetFactor implements FactorSource {
     this.#process.off('message', this.#onMessage);
     this.#staleTimer?.cancel();
     this.#staleTimer = undefined;
-    this.#set(1);
-  }
-
-  #set(factor: number): void {
-    if (factor === this.#factor) return;
-    this.#factor = factor;
-    for (const l of this.#listeners) {
-      try {
-        l(factor);
-      } catch {
-        // A subscriber's bug must not stop the others from hearing the change.
-      }
-    }
+    this.publish(1);
   }
 }
 
@@ -323,11 +294,9 @@ export function fleetFactor(options?: FleetFactorOptions): FleetFactor {
  * The lowest of several factor sources, as one FactorSource for limiters: `minFactor(governor,
  * fleetFactor())` in a cluster worker. Notifies its subscribers when the minimum changes.
  */
-export class MinFactor implements FactorSource {
+export class MinFactor extends FactorBroadcast {
   readonly #sources: readonly FactorSource[];
   readonly #unsubscribes: Array<() => void>;
-  readonly #listeners = new Set<(factor: number) => void>();
-  #factor: number;
 
   constructor(sources: readonly FactorSource[]) {
     if (!Array.isArray(sources) || sources.length === 0) {
@@ -338,25 +307,9 @@ export class MinFactor implements FactorSource {
         throw new ConfigError(`sources[${i}]`, s, 'a FactorSource (factor, factorFor, subscribe)');
       }
     });
+    super(lowest(sources));
     this.#sources = [...sources];
-    this.#factor = this.#compute();
     this.#unsubscribes = this.#sources.map((s) => s.subscribe(() => this.#update()));
-  }
-
-  get factor(): number {
-    return this.#factor;
-  }
-
-  factorFor(priority: Priority): number {
-    return effectiveFactor(this.#factor, priority);
-  }
-
-  subscribe(listener: (factor: number) => void): () => void {
-    const entry = (f: number) => listener(f);
-    this.#listeners.add(entry);
-    return () => {
-      this.#listeners.delete(entry);
-    };
   }
 
   /** Unsubscribes from the sources. Idempotent. */
@@ -364,24 +317,15 @@ export class MinFactor implements FactorSource {
     for (const u of this.#unsubscribes.splice(0)) u();
   }
 
-  #compute(): number {
-    let m = 1;
-    for (const s of this.#sources) if (s.factor < m) m = s.factor;
-    return m;
-  }
-
   #update(): void {
-    const next = this.#compute();
-    if (next === this.#factor) return;
-    this.#factor = next;
-    for (const l of this.#listeners) {
-      try {
-        l(next);
-      } catch {
-        // As in FleetFactor: one subscriber's bug must not starve the others.
-      }
-    }
+    this.publish(lowest(this.#sources));
   }
+}
+
+function lowest(sources: readonly FactorSource[]): number {
+  let m = 1;
+  for (const s of sources) if (s.factor < m) m = s.factor;
+  return m;
 }
 
 export function minFactor(...sources: FactorSource[]): MinFactor {
