@@ -10,7 +10,7 @@ export {
   SpillwayError,
   type SpillwayErrorCode,
 } from './errors.js';
-export { ManualFactor } from './limiters/factor.js';
+export { FactorBroadcast, ManualFactor } from './limiters/factor.js';
 export { effectiveFactor, PRIORITY_LEVELS, priorityLevel } from './limiters/priority.js';
 export { type AcquireOptions, TokenBucket, type TokenBucketOptions } from './limiters/token-bucket.js';
 export type {
