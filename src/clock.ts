@@ -10,11 +10,21 @@ export interface TimerHandle {
   cancel(): void;
 }
 
+/** How a timer is scheduled. */
+export interface TimerOptions {
+  /**
+   * Keep the process alive while the timer is pending. For waits a caller awaits (`acquire`),
+   * which are work in progress; background timers (sampling, cleanup) leave it off.
+   * @default false
+   */
+  readonly keepAlive?: boolean;
+}
+
 export interface Clock {
   /** Milliseconds from a monotonic source. Only differences are meaningful. */
   now(): number;
   /** Calls `fn` once, `ms` milliseconds from now (0 or less: as soon as possible). */
-  setTimeout(fn: () => void, ms: number): TimerHandle;
+  setTimeout(fn: () => void, ms: number, options?: TimerOptions): TimerHandle;
 }
 
 /**
@@ -23,9 +33,9 @@ export interface Clock {
  */
 export const systemClock: Clock = Object.freeze({
   now: () => performance.now(),
-  setTimeout(fn: () => void, ms: number): TimerHandle {
+  setTimeout(fn: () => void, ms: number, options?: TimerOptions): TimerHandle {
     const t = setTimeout(fn, Math.max(0, ms));
-    t.unref();
+    if (options?.keepAlive !== true) t.unref();
     return { cancel: () => clearTimeout(t) };
   },
 });
@@ -59,7 +69,7 @@ export class ManualClock implements Clock {
     return this.#now;
   }
 
-  setTimeout(fn: () => void, ms: number): TimerHandle {
+  setTimeout(fn: () => void, ms: number, _options?: TimerOptions): TimerHandle {
     const timer: ManualTimer = {
       at: this.#now + (Number.isFinite(ms) ? Math.max(0, ms) : 0),
       seq: this.#seq++,

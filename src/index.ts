@@ -1,5 +1,5 @@
 // The public API of `spillway`. Nothing but exports.
-export { type Clock, ManualClock, systemClock, type TimerHandle } from './clock.js';
+export { type Clock, ManualClock, systemClock, type TimerHandle, type TimerOptions } from './clock.js';
 export {
   AbortError,
   ConfigError,

@@ -1,0 +1,45 @@
+/**
+ * What Spillway publishes on `node:diagnostics_channel`, so metrics, logs, traces and APM agents
+ * can subscribe. Publishing costs nothing when nobody listens (check `channel.hasSubscribers`
+ * before building a message). Pure names and types: the publishers import `node:diagnostics_channel`.
+ */
+import type { Priority } from '../limiters/types.js';
+
+/** One admission decision of a guard or pool guard: `DecisionMessage`. */
+export const DECISION_CHANNEL = 'spillway:decision';
+/** Every throttle factor change of a governor: the governor's `DecisionRecord`. */
+export const FACTOR_CHANNEL = 'spillway:factor';
+
+/**
+ * - `admitted`: admitted (after a wait in the queue, if any).
+ * - `limited`: refused because the key is over its quota (429).
+ * - `shed`: refused because the process is overloaded (503).
+ * - `queued`: put in a wait queue; a later message says how it ended.
+ * - `timed_out`: waited until its deadline and was refused.
+ * - `canceled`: the caller gave up (abort, client disconnected) while it waited.
+ */
+export type DecisionOutcome = 'admitted' | 'limited' | 'shed' | 'queued' | 'timed_out' | 'canceled';
+
+/** The stage of the admission pipeline that decided. */
+export type DecisionStage = 'turn-budget' | 'key' | 'shedder' | 'concurrency';
+
+export interface DecisionMessage {
+  /** The name the user gave the guard (or pool guard), to tell several apart. @default 'default' */
+  readonly name: string;
+  readonly outcome: DecisionOutcome;
+  /** The stage that refused or queued; the last stage when admitted. */
+  readonly stage: DecisionStage;
+  /** A short reason: the decision's reason ('ok', 'limited', 'shed', 'blocked', 'deadline', ...). */
+  readonly reason: string;
+  readonly priority: Priority;
+  /** A bounded route label: the route policy's name or path; never the raw URL. */
+  readonly route: string;
+  /** The throttle factor applied, from 0 to 1. */
+  readonly factor: number;
+  /** The limit in force (tokens, or concurrent requests for the concurrency stage). */
+  readonly limit: number;
+  /** 0 when admitted. */
+  readonly retryAfterMs: number;
+  /** Time spent in a wait queue, when the request waited. */
+  readonly queueWaitMs?: number;
+}
