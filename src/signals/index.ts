@@ -5,6 +5,7 @@ import { eventLoopDelay } from './event-loop-delay.js';
 import { eventLoopUtilization } from './event-loop-utilization.js';
 import { heapMemory, memory, rssMemory } from './memory.js';
 import { queueDepth } from './queue-depth.js';
+import { refusalShare } from './refusal-share.js';
 
 export {
   type CgroupLimit,
@@ -53,6 +54,13 @@ export {
   rssMemory,
 } from './memory.js';
 export { type QueueDepthOptions, queueDepth } from './queue-depth.js';
+export {
+  type AdmissionOutcome,
+  REFUSAL_SHARE_DEFAULTS,
+  type RefusalShareOptions,
+  type RefusalShareSignal,
+  refusalShare,
+} from './refusal-share.js';
 export type { Signal, SignalFailureMode } from './types.js';
 
 /** The built-in signal factories, as one namespace: `signals.cpu({ target: 0.7 })`. */
@@ -64,5 +72,6 @@ export const signals = Object.freeze({
   rssMemory,
   memory,
   queueDepth,
+  refusalShare,
   custom,
 });
