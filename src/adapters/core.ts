@@ -806,7 +806,6 @@ export class HttpGuard {
       ...(typeof snap === 'object' && snap !== null ? snap : {}),
       inFlight: this.#inFlight,
       queued: this.#queued,
-      malformedForwarded: this.#malformedForwarded,
     };
   }
 

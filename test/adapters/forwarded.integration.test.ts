@@ -60,7 +60,6 @@ describe('Forwarded with an unclosed quote (raw socket, 127.0.0.1)', () => {
     // One key (the socket peer, the last trusted hop) for all five: one admitted, four refused.
     expect(statuses).toEqual([200, 429, 429, 429, 429]);
     expect(guard.malformedForwarded).toBe(5);
-    expect(guard.status()).toMatchObject({ malformedForwarded: 5 });
   });
 
   it('a client cannot spend a victim\'s quota with `for=<victim>;x="`', async () => {
