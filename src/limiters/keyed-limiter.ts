@@ -11,7 +11,6 @@
  * - `options.ts`: the options, their defaults and validation.
  * docs/architecture.md draws how they fit.
  */
-import type { TimerHandle } from '../clock.js';
 import { AbortError, ConfigError } from '../errors.js';
 import { BlockPolicy } from './keyed/block.js';
 import { type KeyedDecision, KeyedEngine, type Reservation } from './keyed/engine.js';
@@ -25,18 +24,16 @@ import {
 } from './keyed/options.js';
 import { SlotTable } from './keyed/slot-table.js';
 import { TierTable } from './keyed/tiers.js';
-import type { Clock } from '../clock.js';
+import { KeyedWaiters } from './keyed/waiters.js';
+import { StoreLimiter, type StoreLimiterOptions } from './store-limiter.js';
+import { boundKey, MAX_INLINE_KEY_CHARS } from './keyed/key-bound.js';
 
 export type { KeyedDecision } from './keyed/engine.js';
 export { FACTOR_LOG_SIZE } from './keyed/factor-timeline.js';
 export type { KeyedAcquireOptions, KeyedLimiterOptions, TakeOptions } from './keyed/options.js';
 export type { BucketLimits } from './keyed/tiers.js';
-
-interface Pending {
-  timer: TimerHandle;
-  reject: (e: unknown) => void;
-  cleanup: () => void;
-}
+export { StoreLimiter, type StoreLimiterOptions } from './store-limiter.js';
+export { boundKey, MAX_KEY_BYTES } from './keyed/key-bound.js';
 
 export class KeyedLimiter {
   /** The most keys held at once. */
@@ -45,11 +42,10 @@ export class KeyedLimiter {
   readonly ratePerSec: number;
   /** Capacity of a key without a tier, at factor 1. */
   readonly burst: number;
-  readonly #clock: Clock;
   readonly #slots: SlotTable;
   readonly #timeline: FactorTimeline;
   readonly #engine: KeyedEngine;
-  readonly #pending = new Set<Pending>();
+  readonly #waiters: KeyedWaiters;
   #unsubscribe: (() => void) | undefined;
 
   constructor(options: KeyedLimiterOptions) {
@@ -57,7 +53,6 @@ export class KeyedLimiter {
     this.maxKeys = o.maxKeys;
     this.ratePerSec = o.limits.ratePerSec;
     this.burst = o.limits.burst;
-    this.#clock = o.clock;
     this.#slots = new SlotTable({
       maxKeys: o.maxKeys,
       block: o.block !== undefined,
@@ -74,7 +69,13 @@ export class KeyedLimiter {
       block: o.block === undefined ? undefined : new BlockPolicy(o.block, now),
       global: o.global === undefined ? undefined : new GlobalBucket(o.global, o.initialFactor, now),
     });
-    if (o.factor !== undefined) this.#unsubscribe = o.factor.subscribe((f) => this.#engine.onFactor(f));
+    this.#waiters = new KeyedWaiters(o.clock, this.#engine, this.#slots);
+    if (o.factor !== undefined) {
+      this.#unsubscribe = o.factor.subscribe((f) => {
+        this.#engine.onFactor(f);
+        this.#waiters.reschedule();
+      });
+    }
   }
 
   /** Number of keys held now (at most `maxKeys`). */
@@ -87,77 +88,70 @@ export class KeyedLimiter {
     return this.#timeline.factor;
   }
 
-  /** Decides for `key` now, and charges its bucket (and the global one) only when admitted by both. */
+  /** Callers waiting in `acquire` now. */
+  get waiting(): number {
+    return this.#waiters.size;
+  }
+
+  /**
+   * Decides for `key` now, and charges its bucket (and the global one) only when admitted by both.
+   * A key longer than 256 bytes (UTF-8) is held under its SHA-256 digest (see `boundKey`), so a
+   * key costs bounded memory whatever its length.
+   */
   take(key: string, options?: TakeOptions): KeyedDecision {
-    return options === undefined
-      ? this.#engine.decide(key, 1, undefined, 'take', 0, undefined)
-      : this.#engine.decide(key, options.cost ?? 1, options.priority, 'take', 0, undefined);
+    if (options === undefined) return this.#engine.decide(key, 1, undefined, 'take', 0, undefined);
+    if (typeof options !== 'object' || options === null) throw badOptions(options);
+    return this.#engine.decide(key, options.cost ?? 1, options.priority, 'take', 0, undefined);
   }
 
   /** What `take` would answer now, without charging, counting a refusal or creating the key. */
   peek(key: string, options?: TakeOptions): KeyedDecision {
-    return options === undefined
-      ? this.#engine.decide(key, 1, undefined, 'peek', 0, undefined)
-      : this.#engine.decide(key, options.cost ?? 1, options.priority, 'peek', 0, undefined);
+    if (options === undefined) return this.#engine.decide(key, 1, undefined, 'peek', 0, undefined);
+    if (typeof options !== 'object' || options === null) throw badOptions(options);
+    return this.#engine.decide(key, options.cost ?? 1, options.priority, 'peek', 0, undefined);
   }
 
   /**
    * Admits now, or reserves: when the request would be admitted within `maxWaitMs`, its tokens are
-   * charged now (the balance may go below 0) and the promise resolves with an admission after that
-   * wait. Later callers queue behind the reservation, so waits are served in FIFO order. A request
-   * that would wait longer (or forever, or is blocked) resolves at once with the refusal. When
-   * `signal` aborts first, the tokens are refunded and the promise rejects with an AbortError.
+   * charged now (the balance may go below 0) and the promise resolves with an admission once the
+   * refill has paid for it. Later callers queue behind the reservation, so waits are served in FIFO
+   * order per key. A request that would wait longer (or forever, or is blocked) resolves at once
+   * with the refusal. The wait follows the factor: every change recomputes it, and a waiter whose
+   * admission would now fall past `maxWaitMs` is refused then (its tokens refunded); at factor 0
+   * nobody is admitted. When `signal` aborts first, the tokens are refunded and the promise rejects
+   * with an AbortError. A pending acquire keeps the process alive.
    */
   acquire(key: string, options: KeyedAcquireOptions = {}): Promise<KeyedDecision> {
+    if (typeof options !== 'object' || options === null) throw badOptions(options);
     const maxWaitMs = options.maxWaitMs ?? Infinity;
     if (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0)) {
       throw new ConfigError('maxWaitMs', maxWaitMs, 'a number >= 0 (or Infinity)');
     }
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(new AbortError(signal.reason));
-    const reservation: Reservation = { slot: -1, charge: 0 };
-    const d = this.#engine.decide(
-      key,
-      options.cost ?? 1,
-      options.priority,
-      'reserve',
-      maxWaitMs,
-      reservation,
-    );
-    const { slot, charge } = reservation;
-    if (slot < 0) return Promise.resolve(d);
-    return new Promise<KeyedDecision>((resolve, reject) => {
-      const onAbort = (): void => {
-        entry.timer.cancel();
-        entry.cleanup();
-        this.#engine.refund(key, slot, charge);
-        reject(new AbortError(signal?.reason));
-      };
-      const entry: Pending = {
-        timer: this.#clock.setTimeout(() => {
-          entry.cleanup();
-          resolve(this.#engine.admittedNow(key, slot));
-        }, d.retryAfterMs),
-        reject,
-        cleanup: () => {
-          this.#pending.delete(entry);
-          signal?.removeEventListener('abort', onAbort);
-        },
-      };
-      this.#pending.add(entry);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    const r: Reservation = { key: '', slot: -1, charge: 0 };
+    const d = this.#engine.decide(key, options.cost ?? 1, options.priority, 'reserve', maxWaitMs, r);
+    if (r.slot < 0) return Promise.resolve(d);
+    return this.#waiters.add(r.key, r.slot, r.charge, maxWaitMs, d.retryAfterMs, signal);
   }
 
-  /** Forgets `key`: its next request starts from a full bucket (and a fresh tier lookup). */
+  /**
+   * Forgets `key`: its next request starts from a full bucket (and a fresh tier lookup). Callers
+   * waiting on it in `acquire` are refused with `retryAfterMs: 0`.
+   */
   delete(key: string): void {
-    this.#slots.delete(key);
+    if (typeof key === 'string' && key.length > MAX_INLINE_KEY_CHARS) key = boundKey(key);
+    if (this.#slots.delete(key) >= 0 && this.#waiters.size > 0) this.#waiters.reschedule();
   }
 
-  /** Forgets every key. The global bucket and the factor stay as they are. */
+  /**
+   * Forgets every key (waiting callers are refused with `retryAfterMs: 0`). The global bucket and
+   * the factor stay as they are.
+   */
   clear(): void {
     this.#slots.clear();
     this.#engine.compactTiers();
+    if (this.#waiters.size > 0) this.#waiters.reschedule();
   }
 
   /**
@@ -167,15 +161,26 @@ export class KeyedLimiter {
   close(): void {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
-    for (const p of [...this.#pending]) {
-      p.timer.cancel();
-      p.cleanup();
-      p.reject(new AbortError(new Error('limiter closed')));
-    }
+    this.#waiters.closeAll();
   }
 }
 
-/** A keyed limiter: one token bucket per key, an optional global bucket, scaled by a throttle factor. */
-export function createLimiter(options: KeyedLimiterOptions): KeyedLimiter {
-  return new KeyedLimiter(options);
+function badOptions(options: unknown): ConfigError {
+  return new ConfigError('options', options, 'an object { cost?, priority? } or undefined');
+}
+
+/**
+ * A keyed limiter: one token bucket per key, an optional global bucket, scaled by a throttle factor.
+ * Without `store`, the buckets live in this process (synchronous decisions, exact factor replay);
+ * with a `store` (a MemoryStore, a RedisStore...) they live there and decisions are promises.
+ */
+export function createLimiter(options: StoreLimiterOptions): StoreLimiter;
+export function createLimiter(options: KeyedLimiterOptions): KeyedLimiter;
+export function createLimiter(
+  options: KeyedLimiterOptions | StoreLimiterOptions,
+): KeyedLimiter | StoreLimiter {
+  if (typeof options === 'object' && options !== null && 'store' in options && options.store !== undefined) {
+    return new StoreLimiter(options);
+  }
+  return new KeyedLimiter(options as KeyedLimiterOptions);
 }

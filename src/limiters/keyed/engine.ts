@@ -15,6 +15,7 @@ import type { Decision, Priority } from '../types.js';
 import type { BlockPolicy } from './block.js';
 import type { FactorTimeline } from './factor-timeline.js';
 import type { GlobalBucket } from './global-bucket.js';
+import { boundKey, MAX_INLINE_KEY_CHARS } from './key-bound.js';
 import type { SlotTable } from './slot-table.js';
 import type { TierTable } from './tiers.js';
 
@@ -35,8 +36,9 @@ export interface KeyedDecision extends Decision {
  */
 export type DecideMode = 'peek' | 'take' | 'reserve';
 
-/** Filled by `decide` in mode 'reserve' when it reserved: the slot charged and the charge. */
+/** Filled by `decide` in mode 'reserve' when it reserved: the key as held, its slot and the charge. */
 export interface Reservation {
+  key: string;
   slot: number;
   charge: number;
 }
@@ -100,6 +102,7 @@ export class KeyedEngine {
     out: Reservation | undefined,
   ): KeyedDecision {
     if (typeof key !== 'string') throw new ConfigError('key', key, 'a string');
+    if (key.length > MAX_INLINE_KEY_CHARS) key = boundKey(key);
     const now = this.#clock.now();
     const slots = this.#slots;
     const s = slots.map.get(key);
@@ -216,6 +219,7 @@ export class KeyedEngine {
       const slot = this.#charge(key, s, now, tier, x - charge);
       if (g !== undefined) g.tokens = gx - charge;
       if (out !== undefined) {
+        out.key = key;
         out.slot = slot;
         out.charge = charge;
       }
@@ -382,6 +386,45 @@ export class KeyedEngine {
       slots.state[2 * slot] = x < cap ? x : cap;
     }
     this.#global?.refund(now, f, charge);
+  }
+
+  /**
+   * Ms until `key`'s bucket (slot `slot`) holds `target` tokens at the current factor: 0 when it
+   * does, Infinity when it never will at this factor, NaN when the slot no longer holds `key`.
+   */
+  keyWait(key: string, slot: number, target: number): number {
+    const slots = this.#slots;
+    if (slots.map.get(key) !== slot) return Number.NaN;
+    const tier = this.#hasTiers ? slots.tierOf![slot]! : 0;
+    const rate = this.#tiers.rate[tier]!;
+    const burst = this.#tiers.burst[tier]!;
+    const x = this.#settle(slot, this.#clock.now(), rate, burst);
+    const f = this.#timeline.factor;
+    return waitMs(x, target, rate * f, burst * f, burst * TOKEN_EPSILON);
+  }
+
+  /** Ms until the global bucket holds `target` tokens at the current factor (0 without one). */
+  globalWait(target: number): number {
+    const g = this.#global;
+    if (g === undefined) return 0;
+    const f = this.#timeline.factor;
+    return waitMs(g.tokensAt(this.#clock.now(), f), target, g.ratePerMs * f, g.burst * f, g.eps);
+  }
+
+  /** The refusal a waiter resolves with when it can no longer be admitted in time. */
+  refusedNow(key: string, slot: number, retryAfterMs: number): KeyedDecision {
+    const now = this.#clock.now();
+    const f = this.#timeline.factor;
+    const slots = this.#slots;
+    const own = slots.map.get(key) === slot;
+    const tier = own && this.#hasTiers ? slots.tierOf![slot]! : 0;
+    const rate = this.#tiers.rate[tier]!;
+    const burst = this.#tiers.burst[tier]!;
+    const x = own ? this.#settle(slot, now, rate, burst) : this.#tiers.idleTokens(tier, now);
+    const cap = burst * f;
+    const remaining = x > 0 ? x : 0;
+    const reason = f < 1 ? 'shed' : 'limited';
+    return decision(false, reason, remaining, cap, retryAfterMs, resetOf(cap, x, rate * f), f, 'key');
   }
 
   /** The admission a reservation resolves with once its wait is over. */

@@ -25,13 +25,17 @@ export interface SlotTableOptions {
   readonly block: boolean;
   /** Allocate the tier-index column. */
   readonly tiers: boolean;
+  /** Numbers per slot in `state`: 2 (tokens, last-settled time) unless the owner keeps more. @default 2 */
+  readonly stride?: number;
 }
 
 export class SlotTable {
   readonly maxKeys: number;
   readonly map = new Map<string, number>();
-  /** Tokens at [2·slot], last-settled time at [2·slot + 1]. */
+  /** Tokens at [stride·slot], last-settled time at [stride·slot + 1], then the owner's own numbers. */
   state: Float64Array;
+  /** Numbers per slot in `state`. */
+  readonly stride: number;
   /** CLOCK reference bits. */
   ref: Uint8Array;
   /** Block words (see BlockPolicy), only with `block`. */
@@ -48,13 +52,14 @@ export class SlotTable {
   #hand: Iterator<string> | undefined;
   /** The key the hand points at, read from the iterator but not yet examined. */
   #handKey: string | undefined;
-  /** Slots the hand should pass over (keys with waiters), or undefined when none is pinned. */
-  #pinned: Set<number> | undefined;
+  /** Slots the hand should pass over (keys with waiters), with their pin counts. */
+  #pinned: Map<number, number> | undefined;
 
   constructor(options: SlotTableOptions) {
     this.maxKeys = options.maxKeys;
     this.#capacity = Math.min(INITIAL_SLOTS, this.maxKeys);
-    this.state = new Float64Array(2 * this.#capacity);
+    this.stride = options.stride ?? 2;
+    this.state = new Float64Array(this.stride * this.#capacity);
     this.ref = new Uint8Array(this.#capacity);
     if (options.block) this.blk = new Float64Array(this.#capacity);
     if (options.tiers) this.tierOf = new Uint16Array(this.#capacity);
@@ -86,7 +91,7 @@ export class SlotTable {
     // Step the hand now: if that insertion rehashed the Map, the iterator moves to the new table at
     // once instead of keeping the old one alive until the next eviction.
     if (evicting) this.#handKey = this.#advance();
-    this.state[2 * s + 1] = now;
+    this.state[this.stride * s + 1] = now;
     this.ref[s] = 0; // a new key earns its second chance by being used again (scan resistance)
     if (this.blk !== undefined) this.blk[s] = 0;
     if (this.tierOf !== undefined) this.tierOf[s] = tier;
@@ -113,14 +118,18 @@ export class SlotTable {
     this.#pinned = undefined;
   }
 
-  /** Keeps the hand off `slot` (while it can: see `#evict`) until `unpin`. */
+  /** Keeps the hand off `slot` (while it can: see `#evict`) until as many `unpin`s. */
   pin(slot: number): void {
-    if (this.#pinned === undefined) this.#pinned = new Set();
-    this.#pinned.add(slot);
+    if (this.#pinned === undefined) this.#pinned = new Map();
+    this.#pinned.set(slot, (this.#pinned.get(slot) ?? 0) + 1);
   }
 
   unpin(slot: number): void {
-    this.#pinned?.delete(slot);
+    const pinned = this.#pinned;
+    const n = pinned?.get(slot);
+    if (n === undefined) return;
+    if (n > 1) pinned!.set(slot, n - 1);
+    else pinned!.delete(slot);
   }
 
   /** Widens the tier column when tier indices outgrow 16 bits. */
@@ -168,7 +177,7 @@ export class SlotTable {
 
   #grow(): void {
     const cap = Math.min(this.#capacity * 2, this.maxKeys);
-    const state = new Float64Array(2 * cap);
+    const state = new Float64Array(this.stride * cap);
     state.set(this.state);
     this.state = state;
     const ref = new Uint8Array(cap);
