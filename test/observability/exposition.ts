@@ -23,7 +23,11 @@ export function parseExposition(text: string): Sample[] {
 }
 
 /** The samples named `name` whose labels include every one of `labels`. */
-export function find(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): Sample[] {
+export function find(
+  samples: readonly Sample[],
+  name: string,
+  labels: Record<string, string> = {},
+): Sample[] {
   return samples.filter(
     (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
   );

@@ -10,7 +10,12 @@ describe('the governor on FACTOR_CHANNEL', () => {
   it('publishes every factor change once, as the change event reports it, with the governor', () => {
     const clock = new ManualClock();
     let p = 0;
-    const governor = createGovernor({ clock, warmupMs: 0, cutIntervalMs: 0, signals: [scripted('load', () => p)] });
+    const governor = createGovernor({
+      clock,
+      warmupMs: 0,
+      cutIntervalMs: 0,
+      signals: [scripted('load', () => p)],
+    });
     const published: FactorMessage[] = [];
     const emitted: DecisionRecord[] = [];
     const onMessage = (m: unknown) => published.push(m as FactorMessage);
@@ -40,7 +45,12 @@ describe('the governor on FACTOR_CHANNEL', () => {
   it('publishes without any change listener, and nothing once unsubscribed', () => {
     const clock = new ManualClock();
     let p = 0.95;
-    const governor = createGovernor({ clock, warmupMs: 0, cutIntervalMs: 0, signals: [scripted('load', () => p)] });
+    const governor = createGovernor({
+      clock,
+      warmupMs: 0,
+      cutIntervalMs: 0,
+      signals: [scripted('load', () => p)],
+    });
     let count = 0;
     const onMessage = () => count++;
     subscribe(FACTOR_CHANNEL, onMessage);

@@ -80,7 +80,10 @@ describe('createMetrics: the governor, read at scrape time', () => {
     expect(f).toBeLessThan(1);
     expect(value(s, 'spillway_factor', { name: 'api' })).toBeCloseTo(f, 12);
     expect(value(s, 'spillway_computed_factor', { name: 'api' })).toBeCloseTo(governor.computedFactor, 12);
-    expect(value(s, 'spillway_effective_factor', { name: 'api', priority: 'sheddable' })).toBeCloseTo(f * f, 12);
+    expect(value(s, 'spillway_effective_factor', { name: 'api', priority: 'sheddable' })).toBeCloseTo(
+      f * f,
+      12,
+    );
     expect(value(s, 'spillway_effective_factor', { name: 'api', priority: 'normal' })).toBeCloseTo(f, 12);
     expect(value(s, 'spillway_effective_factor', { name: 'api', priority: 'critical' })).toBeCloseTo(
       Math.sqrt(f),
@@ -92,13 +95,11 @@ describe('createMetrics: the governor, read at scrape time', () => {
     expect(value(s, 'spillway_signal_pressure', { name: 'api', signal: 'lag' })).toBeCloseTo(0.05, 12);
     expect(value(s, 'spillway_signal_target', { name: 'api', signal: 'queue', unit: 'requests' })).toBe(10);
     expect(value(s, 'spillway_signal_limit', { name: 'api', signal: 'queue', unit: 'requests' })).toBe(50);
-    expect(find(s, 'spillway_dominant_signal', { name: 'api' }).map((x) => [x.labels.signal, x.value])).toEqual([
-      ['queue', 1],
-    ]);
-    expect(value(s, 'spillway_governor_state', { name: 'api', state: governor.state })).toBe(1);
     expect(
-      find(s, 'spillway_governor_state', { name: 'api' }).reduce((a, x) => a + x.value, 0),
-    ).toBe(1);
+      find(s, 'spillway_dominant_signal', { name: 'api' }).map((x) => [x.labels.signal, x.value]),
+    ).toEqual([['queue', 1]]);
+    expect(value(s, 'spillway_governor_state', { name: 'api', state: governor.state })).toBe(1);
+    expect(find(s, 'spillway_governor_state', { name: 'api' }).reduce((a, x) => a + x.value, 0)).toBe(1);
     expect(changes.cut).toBeGreaterThan(0);
     expect(value(s, 'spillway_factor_changes_total', { name: 'api', direction: 'cut' })).toBe(changes.cut);
     expect(value(s, 'spillway_signal_failures_total', { name: 'api', signal: 'queue' })).toBe(0);
@@ -112,7 +113,9 @@ describe('createMetrics: the governor, read at scrape time', () => {
     s = await scrape();
     expect(value(s, 'spillway_factor', { name: 'api' })).toBe(1);
     expect(value(s, 'spillway_governor_state', { name: 'api', state: 'stopped' })).toBe(1);
-    expect(value(s, 'spillway_factor_changes_total', { name: 'api', direction: 'raise' })).toBe(changes.raise);
+    expect(value(s, 'spillway_factor_changes_total', { name: 'api', direction: 'raise' })).toBe(
+      changes.raise,
+    );
   });
 
   it('tells two governors apart by name, and forgets one that is no longer observed', async () => {
@@ -160,24 +163,40 @@ describe('createMetrics: decisions from DECISION_CHANNEL', () => {
     const { scrape } = metrics();
     decisions.publish(decision({}));
     decisions.publish(decision({}));
-    decisions.publish(decision({ outcome: 'shed', reason: 'shed', priority: 'sheddable', retryAfterMs: 1000 }));
+    decisions.publish(
+      decision({ outcome: 'shed', reason: 'shed', priority: 'sheddable', retryAfterMs: 1000 }),
+    );
     decisions.publish(decision({ outcome: 'limited', stage: 'key', reason: 'limited', route: '/login' }));
     decisions.publish(decision({ name: 'pg', stage: 'concurrency', outcome: 'queued', route: 'pool' }));
     decisions.publish(decision({ name: 'pg', stage: 'concurrency', route: 'pool', queueWaitMs: 3 }));
     decisions.publish(
       decision({ name: 'pg', stage: 'concurrency', outcome: 'timed_out', route: 'pool', queueWaitMs: 700 }),
     );
-    decisions.publish(decision({ name: 'pg', stage: 'concurrency', outcome: 'canceled', route: 'pool', queueWaitMs: 40 }));
+    decisions.publish(
+      decision({ name: 'pg', stage: 'concurrency', outcome: 'canceled', route: 'pool', queueWaitMs: 40 }),
+    );
     decisions.publish(decision({ priority: 0.3 }));
     const s = await scrape();
     const d = (labels: Record<string, string>) => value(s, 'spillway_decisions_total', labels);
-    expect(d({ name: 'api', outcome: 'admitted', stage: 'shedder', priority: 'normal', route: '/users' })).toBe(2);
-    expect(d({ name: 'api', outcome: 'shed', stage: 'shedder', priority: 'sheddable', route: '/users' })).toBe(1);
+    expect(
+      d({ name: 'api', outcome: 'admitted', stage: 'shedder', priority: 'normal', route: '/users' }),
+    ).toBe(2);
+    expect(
+      d({ name: 'api', outcome: 'shed', stage: 'shedder', priority: 'sheddable', route: '/users' }),
+    ).toBe(1);
     expect(d({ name: 'api', outcome: 'limited', stage: 'key', priority: 'normal', route: '/login' })).toBe(1);
-    expect(d({ name: 'api', outcome: 'admitted', stage: 'shedder', priority: '0.3', route: '/users' })).toBe(1);
-    expect(d({ name: 'pg', outcome: 'queued', stage: 'concurrency', priority: 'normal', route: 'pool' })).toBe(1);
-    expect(d({ name: 'pg', outcome: 'timed_out', stage: 'concurrency', priority: 'normal', route: 'pool' })).toBe(1);
-    expect(d({ name: 'pg', outcome: 'canceled', stage: 'concurrency', priority: 'normal', route: 'pool' })).toBe(1);
+    expect(d({ name: 'api', outcome: 'admitted', stage: 'shedder', priority: '0.3', route: '/users' })).toBe(
+      1,
+    );
+    expect(
+      d({ name: 'pg', outcome: 'queued', stage: 'concurrency', priority: 'normal', route: 'pool' }),
+    ).toBe(1);
+    expect(
+      d({ name: 'pg', outcome: 'timed_out', stage: 'concurrency', priority: 'normal', route: 'pool' }),
+    ).toBe(1);
+    expect(
+      d({ name: 'pg', outcome: 'canceled', stage: 'concurrency', priority: 'normal', route: 'pool' }),
+    ).toBe(1);
     expect(find(s, 'spillway_decisions_total').reduce((a, x) => a + x.value, 0)).toBe(9);
 
     const admittedWait = { name: 'pg', outcome: 'admitted', priority: 'normal' };
@@ -222,10 +241,20 @@ describe('createMetrics: decisions from DECISION_CHANNEL', () => {
     responses.publish(r(4));
     responses.publish(r(120));
     responses.publish(r(0.2, 'shed'));
-    const err: StoreMessage = { name: 'redis', event: 'error', operation: 'take', error: new Error('ECONNREFUSED') };
+    const err: StoreMessage = {
+      name: 'redis',
+      event: 'error',
+      operation: 'take',
+      error: new Error('ECONNREFUSED'),
+    };
     stores.publish(err);
     stores.publish(err);
-    stores.publish({ name: 'redis', event: 'fallback', operation: 'take', policy: 'open' } satisfies StoreMessage);
+    stores.publish({
+      name: 'redis',
+      event: 'fallback',
+      operation: 'take',
+      policy: 'open',
+    } satisfies StoreMessage);
     const s = await scrape();
     const adm = { name: 'api', outcome: 'admitted', route: '/users' };
     expect(value(s, 'spillway_decision_to_response_seconds_count', adm)).toBe(2);
@@ -235,7 +264,9 @@ describe('createMetrics: decisions from DECISION_CHANNEL', () => {
     expect(value(s, 'spillway_decision_to_response_seconds_bucket', { ...adm, le: '0.25' })).toBe(2);
     expect(value(s, 'spillway_decision_to_response_seconds_count', { ...adm, outcome: 'shed' })).toBe(1);
     expect(value(s, 'spillway_store_errors_total', { name: 'redis', operation: 'take' })).toBe(2);
-    expect(value(s, 'spillway_store_fallbacks_total', { name: 'redis', operation: 'take', policy: 'open' })).toBe(1);
+    expect(
+      value(s, 'spillway_store_fallbacks_total', { name: 'redis', operation: 'take', policy: 'open' }),
+    ).toBe(1);
   });
 
   it('stops counting after close() and leaves the registry empty', async () => {

@@ -117,7 +117,11 @@ export class HistogramFamily implements RegisteredMetric {
       let acc = 0;
       for (let i = 0; i < this.#le.length; i++) {
         acc += c.counts[i]!;
-        values.push({ labels: { ...c.labels, le: this.#le[i]! }, value: acc, metricName: `${this.name}_bucket` });
+        values.push({
+          labels: { ...c.labels, le: this.#le[i]! },
+          value: acc,
+          metricName: `${this.name}_bucket`,
+        });
       }
       values.push({ labels: c.labels, value: c.sum, metricName: `${this.name}_sum` });
       values.push({ labels: c.labels, value: c.count, metricName: `${this.name}_count` });

@@ -138,7 +138,11 @@ export class SpillwayMetrics {
     }
     const prefix = options.prefix ?? METRICS_DEFAULTS.prefix;
     if (typeof prefix !== 'string' || !/^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/.test(prefix)) {
-      throw new ConfigError('prefix', prefix, 'a string of letters, digits, _ and : not starting with a digit');
+      throw new ConfigError(
+        'prefix',
+        prefix,
+        'a string of letters, digits, _ and : not starting with a digit',
+      );
     }
     const queueWaitBuckets = buckets('queueWaitBuckets', options.queueWaitBuckets ?? QUEUE_WAIT_BUCKETS);
     const responseBuckets = buckets('responseBuckets', options.responseBuckets ?? RESPONSE_BUCKETS);
@@ -151,14 +155,22 @@ export class SpillwayMetrics {
 
     for (const name of [`${p}factor`, `${p}decisions_total`]) {
       if (registry.getSingleMetric(name) !== undefined) {
-        throw new ConfigError('prefix', prefix, `a prefix not already used on this registry (${name} exists)`);
+        throw new ConfigError(
+          'prefix',
+          prefix,
+          `a prefix not already used on this registry (${name} exists)`,
+        );
       }
     }
 
     // The governor, read at scrape time.
-    this.#gauge(`${p}factor`, 'Throttle factor that limiters apply, from 0 to 1 (1: no throttling).', (emit) => {
-      for (const g of this.#governors) emit({ name: g.name }, g.governor.factor);
-    });
+    this.#gauge(
+      `${p}factor`,
+      'Throttle factor that limiters apply, from 0 to 1 (1: no throttling).',
+      (emit) => {
+        for (const g of this.#governors) emit({ name: g.name }, g.governor.factor);
+      },
+    );
     this.#gauge(
       `${p}computed_factor`,
       'Throttle factor the controller computed, applied or not (shadow mode, warm-up), from 0 to 1.',
@@ -172,15 +184,20 @@ export class SpillwayMetrics {
       (emit) => {
         for (const g of this.#governors) {
           const f = g.governor.factor;
-          for (const priority of PRIORITY_CLASSES) emit({ name: g.name, priority }, effectiveFactor(f, priority));
+          for (const priority of PRIORITY_CLASSES)
+            emit({ name: g.name, priority }, effectiveFactor(f, priority));
         }
       },
     );
-    this.#snapshotGauge(`${p}pressure`, "Governor's pressure at the last tick (the dominant signal's), from 0 to 1.", (s, name, emit) =>
-      emit({ name }, s.pressure),
+    this.#snapshotGauge(
+      `${p}pressure`,
+      "Governor's pressure at the last tick (the dominant signal's), from 0 to 1.",
+      (s, name, emit) => emit({ name }, s.pressure),
     );
-    this.#snapshotGauge(`${p}smoothed_pressure`, "Governor's smoothed pressure, from 0 to 1.", (s, name, emit) =>
-      emit({ name }, s.smoothedPressure),
+    this.#snapshotGauge(
+      `${p}smoothed_pressure`,
+      "Governor's smoothed pressure, from 0 to 1.",
+      (s, name, emit) => emit({ name }, s.smoothedPressure),
     );
     this.#snapshotGauge(
       `${p}dominant_signal`,
@@ -189,9 +206,13 @@ export class SpillwayMetrics {
         if (s.dominant !== undefined) emit({ name, signal: s.dominant.name }, 1);
       },
     );
-    this.#snapshotGauge(`${p}governor_state`, "The governor's state: 1 for the current one, 0 for the others.", (s, name, emit) => {
-      for (const state of STATES) emit({ name, state }, s.state === state ? 1 : 0);
-    });
+    this.#snapshotGauge(
+      `${p}governor_state`,
+      "The governor's state: 1 for the current one, 0 for the others.",
+      (s, name, emit) => {
+        for (const state of STATES) emit({ name, state }, s.state === state ? 1 : 0);
+      },
+    );
     this.#snapshotGauge(
       `${p}signal_value`,
       "Each signal's last good reading, in the unit the `unit` label names.",
@@ -201,14 +222,19 @@ export class SpillwayMetrics {
         }
       },
     );
-    this.#snapshotGauge(`${p}signal_pressure`, "Each signal's pressure at the last tick, from 0 to 1.", (s, name, emit) => {
-      for (const [signal, st] of Object.entries(s.signals)) emit({ name, signal }, st.pressure);
-    });
+    this.#snapshotGauge(
+      `${p}signal_pressure`,
+      "Each signal's pressure at the last tick, from 0 to 1.",
+      (s, name, emit) => {
+        for (const [signal, st] of Object.entries(s.signals)) emit({ name, signal }, st.pressure);
+      },
+    );
     this.#snapshotGauge(
       `${p}signal_target`,
       "Each signal's target (pressure starts above it), in the signal's unit.",
       (s, name, emit) => {
-        for (const [signal, st] of Object.entries(s.signals)) emit({ name, signal, unit: st.unit }, st.target);
+        for (const [signal, st] of Object.entries(s.signals))
+          emit({ name, signal, unit: st.unit }, st.target);
       },
     );
     this.#snapshotGauge(
@@ -233,15 +259,30 @@ export class SpillwayMetrics {
       ),
     );
     this.#factorChanges = this.#add(
-      new CounterFamily(`${p}factor_changes_total`, 'Changes of the computed throttle factor, by direction (cut or raise).'),
+      new CounterFamily(
+        `${p}factor_changes_total`,
+        'Changes of the computed throttle factor, by direction (cut or raise).',
+      ),
     );
 
     // Observed limiters, guards and pools, read at scrape time.
     this.#limiterGauge(`${p}in_flight`, 'Work admitted and not yet finished.', (s) => s.inFlight);
-    this.#limiterGauge(`${p}queue_length`, 'Work waiting in a queue for admission.', (s) => s.queued ?? s.queueLength);
-    this.#limiterGauge(`${p}concurrency_limit`, 'Concurrency limit in force (adaptive limits move it).', (s) => s.limit);
+    this.#limiterGauge(
+      `${p}queue_length`,
+      'Work waiting in a queue for admission.',
+      (s) => s.queued ?? s.queueLength,
+    );
+    this.#limiterGauge(
+      `${p}concurrency_limit`,
+      'Concurrency limit in force (adaptive limits move it).',
+      (s) => s.limit,
+    );
     this.#limiterGauge(`${p}limiter_keys`, 'Keys a keyed limiter holds in memory.', (s) => s.size);
-    this.#limiterGauge(`${p}limiter_factor`, 'Throttle factor a limiter applies, from 0 to 1.', (s) => s.factor);
+    this.#limiterGauge(
+      `${p}limiter_factor`,
+      'Throttle factor a limiter applies, from 0 to 1.',
+      (s) => s.factor,
+    );
 
     // Decisions, responses and store trouble, from the diagnostics channels.
     this.#decisions = this.#add(
@@ -251,7 +292,11 @@ export class SpillwayMetrics {
       ),
     );
     this.#queueWait = this.#add(
-      new HistogramFamily(`${p}queue_wait_seconds`, 'Time requests waited in a queue before their outcome.', queueWaitBuckets),
+      new HistogramFamily(
+        `${p}queue_wait_seconds`,
+        'Time requests waited in a queue before their outcome.',
+        queueWaitBuckets,
+      ),
     );
     this.#response = this.#add(
       new HistogramFamily(
@@ -262,7 +307,10 @@ export class SpillwayMetrics {
     );
     this.#storeErrors = this.#add(new CounterFamily(`${p}store_errors_total`, 'Failed store operations.'));
     this.#storeFallbacks = this.#add(
-      new CounterFamily(`${p}store_fallbacks_total`, 'Decisions made without the store under its failure policy.'),
+      new CounterFamily(
+        `${p}store_fallbacks_total`,
+        'Decisions made without the store under its failure policy.',
+      ),
     );
     if (channels) {
       subscribe(DECISION_CHANNEL, this.#onDecision);
@@ -311,7 +359,11 @@ export class SpillwayMetrics {
       (k) => typeof (source as Record<string, unknown>)[k] === 'number',
     );
     if (!readable) {
-      throw new ConfigError('limiter', source, 'an object with a numeric inFlight, queued, limit, size or factor');
+      throw new ConfigError(
+        'limiter',
+        source,
+        'an object with a numeric inFlight, queued, limit, size or factor',
+      );
     }
     const name = labelName(options);
     if (this.#limiters.some((l) => l.name === name)) {
@@ -347,12 +399,17 @@ export class SpillwayMetrics {
     const route = this.#routes.label(m.route);
     const priority = priorityLabel(m.priority);
     const key = `${m.name}\0${m.outcome}\0${m.stage}\0${priority}\0${route}`;
-    this.#decisions.cell(key, () => ({ name: m.name, outcome: m.outcome, stage: m.stage, priority, route })).value++;
+    this.#decisions.cell(key, () => ({ name: m.name, outcome: m.outcome, stage: m.stage, priority, route }))
+      .value++;
     const wait = m.queueWaitMs;
     if (typeof wait === 'number' && wait >= 0 && m.outcome !== 'queued') {
       const h = this.#queueWait;
       h.observe(
-        h.cell(`${m.name}\0${m.outcome}\0${priority}`, () => ({ name: m.name, outcome: m.outcome, priority })),
+        h.cell(`${m.name}\0${m.outcome}\0${priority}`, () => ({
+          name: m.name,
+          outcome: m.outcome,
+          priority,
+        })),
         wait / 1000,
       );
     }
@@ -376,8 +433,11 @@ export class SpillwayMetrics {
       this.#storeErrors.cell(`${m.name}\0${operation}`, () => ({ name: m.name, operation })).value++;
     } else if (m.event === 'fallback') {
       const policy = String(m.policy ?? 'unknown');
-      this.#storeFallbacks.cell(`${m.name}\0${operation}\0${policy}`, () => ({ name: m.name, operation, policy }))
-        .value++;
+      this.#storeFallbacks.cell(`${m.name}\0${operation}\0${policy}`, () => ({
+        name: m.name,
+        operation,
+        policy,
+      })).value++;
     }
   }
 
