@@ -100,7 +100,14 @@ export interface DecisionLog {
   close(): void;
 }
 
-const OUTCOMES: readonly DecisionOutcome[] = ['admitted', 'limited', 'shed', 'queued', 'timed_out', 'canceled'];
+const OUTCOMES: readonly DecisionOutcome[] = [
+  'admitted',
+  'limited',
+  'shed',
+  'queued',
+  'timed_out',
+  'canceled',
+];
 const OPTION_KEYS = [
   'sink',
   'sample',
@@ -126,13 +133,15 @@ export function logDecisions(options: LogDecisionsOptions): DecisionLog {
   }
   knownKeys('logDecisions', options, OPTION_KEYS);
   const sink = options.sink;
-  if (typeof sink !== 'function') throw new ConfigError('sink', sink, 'a function that receives plain objects');
+  if (typeof sink !== 'function')
+    throw new ConfigError('sink', sink, 'a function that receives plain objects');
   const sample = options.sample ?? LOG_DECISIONS_DEFAULTS.sample;
   if (typeof sample !== 'number' || !(sample >= 0 && sample <= 1)) {
     throw new ConfigError('sample', sample, 'a number from 0 to 1');
   }
   const outcomes = options.outcomes ?? LOG_DECISIONS_DEFAULTS.outcomes;
-  if (!Array.isArray(outcomes)) throw new ConfigError('outcomes', outcomes, `an array of ${OUTCOMES.join(', ')}`);
+  if (!Array.isArray(outcomes))
+    throw new ConfigError('outcomes', outcomes, `an array of ${OUTCOMES.join(', ')}`);
   outcomes.forEach((o, i) => {
     if (!OUTCOMES.includes(o)) throw new ConfigError(`outcomes[${i}]`, o, `one of ${OUTCOMES.join(', ')}`);
   });
@@ -141,7 +150,8 @@ export function logDecisions(options: LogDecisionsOptions): DecisionLog {
     throw new ConfigError('maxPerSec', maxPerSec, 'a number > 0, or Infinity');
   }
   const factorChanges = options.factorChanges ?? LOG_DECISIONS_DEFAULTS.factorChanges;
-  if (typeof factorChanges !== 'boolean') throw new ConfigError('factorChanges', factorChanges, 'true or false');
+  if (typeof factorChanges !== 'boolean')
+    throw new ConfigError('factorChanges', factorChanges, 'true or false');
   const random = options.random ?? Math.random;
   if (typeof random !== 'function') throw new ConfigError('random', random, 'a function returning [0, 1)');
   const clock = options.clock ?? systemClock;
