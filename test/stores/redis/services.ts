@@ -67,9 +67,11 @@ export interface RedisServer {
   /** Starts it again on the same port, empty (no scripts cached, no keys). */
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Sends a signal to the running server (SIGSTOP: it hangs with its connections open). */
+  signal(sig: NodeJS.Signals): void;
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+export async function waitFor(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     if (await check()) return;
@@ -107,7 +109,7 @@ export async function startRedisServer(extra: string[] = [], dir?: string): Prom
     await exited;
   };
   await start();
-  return { port, kill, start, stop: kill };
+  return { port, kill, start, stop: kill, signal: (sig) => child?.kill(sig) };
 }
 
 export interface RedisCluster {
