@@ -39,7 +39,8 @@ run('Redis store on a three-master Cluster', () => {
       name: `${kind} Cluster`,
       describe,
       it,
-      createStore: () => createRedisStore({ client: clients.get(kind)!.client, prefix: 'c:', timeoutMs: 2000 }),
+      createStore: () =>
+        createRedisStore({ client: clients.get(kind)!.client, prefix: 'c:', timeoutMs: 2000 }),
       advance: (ms) => sleep(ms),
       holdsKey: async (store, key) => (await admin.exists((store as RedisStore).redisKey(key))) === 1,
       realTimeSlackMs: 200,

@@ -34,7 +34,9 @@ run('a fleet sharing one key through Redis', () => {
       limits: { ratePerSec: 0.001, burst: 100 },
       factor: 1,
     };
-    const all = await Promise.all(Array.from({ length: 1000 }, (_, i) => stores[i % stores.length]!.take(req)));
+    const all = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => stores[i % stores.length]!.take(req)),
+    );
     expect(all.filter((d) => d.allowed).length).toBe(100);
     expect(stores.every((s) => s.stats().errors === 0)).toBe(true);
   });
@@ -61,6 +63,6 @@ run('a fleet sharing one key through Redis', () => {
     expect(admitted).toBeLessThanOrEqual(burst + ratePerSec * elapsedS);
     expect(refused).toBeGreaterThan(0); // demand exceeded the quota, so the bound was tested
     // The shared bucket is not starved either: at least half the quota over the run.
-    expect(admitted).toBeGreaterThanOrEqual(0.5 * ratePerSec * runMs / 1000);
+    expect(admitted).toBeGreaterThanOrEqual((0.5 * ratePerSec * runMs) / 1000);
   });
 });
