@@ -10,6 +10,7 @@ import { type Clock, MAX_TIMER_MS, systemClock, type TimerHandle } from '../cloc
 import { AbortError, ConfigError } from '../errors.js';
 import { finiteNumber, knownKeys, positiveNumber, ratio } from '../validate.js';
 import { refill } from './bucket-math.js';
+import { type FactorOption, followFactor, resolveFactor } from './factor-option.js';
 import type { Decision, RateAlgorithm } from './types.js';
 
 /**
@@ -25,8 +26,11 @@ export interface TokenBucketOptions {
   burst: number;
   /** @default systemClock */
   clock?: Clock;
-  /** The throttle factor at start, from 0 to 1. @default 1 */
-  factor?: number;
+  /**
+   * Where the throttle factor comes from: a FactorSource to follow (a Governor, a ManualFactor),
+   * or a fixed number from 0 to 1. @default 1
+   */
+  factor?: FactorOption;
   /** Tokens at start, from 0 to `burst·factor`. @default burst·factor (full) */
   initialTokens?: number;
 }
@@ -62,6 +66,7 @@ export class TokenBucket implements RateAlgorithm {
   readonly #queue: Waiter[] = [];
   #queuedCost = 0;
   #timer: TimerHandle | undefined;
+  #unsubscribe: (() => void) | undefined;
 
   constructor(options: TokenBucketOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -71,7 +76,8 @@ export class TokenBucket implements RateAlgorithm {
     this.ratePerSec = positiveNumber('ratePerSec', options.ratePerSec);
     this.burst = positiveNumber('burst', options.burst);
     this.#clock = options.clock ?? systemClock;
-    this.#factor = ratio('factor', options.factor ?? 1);
+    const factor = resolveFactor(options.factor);
+    this.#factor = factor.initial;
     this.#ratePerMs = this.ratePerSec / 1000;
     this.#eps = this.burst * TOKEN_EPSILON;
     const capacity = this.burst * this.#factor;
@@ -80,6 +86,13 @@ export class TokenBucket implements RateAlgorithm {
         ? capacity
         : finiteNumber('initialTokens', options.initialTokens, 0, capacity);
     this.#last = this.#clock.now();
+    this.#unsubscribe = followFactor(factor, (f) => this.setFactor(f));
+  }
+
+  /** Stops following the factor source (waiting callers keep their places, at the last factor). */
+  close(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
   }
 
   get factor(): number {
