@@ -12,7 +12,7 @@
  * the new one. Queued work is never dropped: after a cut the level may exceed the new capacity,
  * and the bucket admits nothing until it has drained below it.
  */
-import { type Clock, systemClock, type TimerHandle } from '../clock.js';
+import { type Clock, MAX_TIMER_MS, systemClock, type TimerHandle } from '../clock.js';
 import { AbortError, ConfigError } from '../errors.js';
 import { knownKeys, positiveNumber, ratio } from '../validate.js';
 import { checkCost, exactWait, refusalReason } from './window.js';
@@ -62,6 +62,7 @@ interface Scheduled {
 }
 
 const OPTIONS = ['ratePerSec', 'capacity', 'clock', 'factor'] as const;
+const KEEP_ALIVE = Object.freeze({ keepAlive: true });
 
 export class LeakyBucket implements RateAlgorithm {
   readonly ratePerSec: number;
@@ -250,14 +251,18 @@ export class LeakyBucket implements RateAlgorithm {
       this.#admitted = this.#level;
       return;
     }
+    // A scheduled request is its caller's work in progress: the timer keeps the process alive.
+    // Nothing drains at factor 0 (setFactor reschedules); a MAX_TIMER_MS timer holds the process
+    // open meanwhile and only re-checks.
     const r = this.#ratePerMs * this.#factor;
-    if (r === 0) return; // nothing drains at factor 0; setFactor reschedules
+    const wait = r > 0 ? Math.min((head.position - drained) / r, MAX_TIMER_MS) : MAX_TIMER_MS;
     this.#timer = this.#clock.setTimeout(
       () => {
         this.#timer = undefined;
         this.#reschedule();
       },
-      (head.position - drained) / r,
+      wait,
+      KEEP_ALIVE,
     );
   }
 

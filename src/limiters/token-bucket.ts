@@ -6,7 +6,7 @@
  * first. A factor change settles at the old rate up to that moment, then applies the new factor
  * (never retroactively): shrinking clamps the tokens to the new capacity, growing adds none.
  */
-import { type Clock, systemClock, type TimerHandle } from '../clock.js';
+import { type Clock, MAX_TIMER_MS, systemClock, type TimerHandle } from '../clock.js';
 import { AbortError, ConfigError } from '../errors.js';
 import { finiteNumber, knownKeys, positiveNumber, ratio } from '../validate.js';
 import { refill } from './bucket-math.js';
@@ -52,6 +52,7 @@ interface Waiter {
 }
 
 const OPTIONS = ['ratePerSec', 'burst', 'clock', 'factor', 'initialTokens'] as const;
+const KEEP_ALIVE = Object.freeze({ keepAlive: true });
 
 export class TokenBucket implements RateAlgorithm {
   readonly ratePerSec: number;
@@ -278,12 +279,18 @@ export class TokenBucket implements RateAlgorithm {
     if (this.#queuedCost < this.#eps) this.#queuedCost = 0;
     const head = this.#queue[0];
     if (head === undefined) return;
-    const wait = this.#waitFor(head.cost, head.cost);
-    if (wait === Infinity) return; // the factor must rise first; setFactor reschedules
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#timer = undefined;
-      this.#reschedule();
-    }, wait);
+    // A waiter is its caller's work in progress: its timer keeps the process alive (keepAlive).
+    // At an unbounded wait (factor 0) the factor must rise first, and setFactor reschedules; a
+    // timer of MAX_TIMER_MS still holds the process open for it meanwhile (it only re-checks).
+    const wait = Math.min(this.#waitFor(head.cost, head.cost), MAX_TIMER_MS);
+    this.#timer = this.#clock.setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#reschedule();
+      },
+      wait,
+      KEEP_ALIVE,
+    );
   }
 
   #refusal(cost: number, retryAfterMs: number): Decision {
