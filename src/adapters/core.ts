@@ -88,7 +88,9 @@ export class HttpGuard {
   #closed = false;
 
   constructor(options: HttpGuardOptions = {}) {
-    this.#config = parseGuardOptions(options);
+    this.#config = parseGuardOptions(options, (why) => {
+      if (why === 'malformed') this.#counts.malformedForwarded++;
+    });
     this.#governor = this.#config.governor;
     this.#turn = this.#config.turn;
   }
@@ -122,6 +124,11 @@ export class HttpGuard {
   /** Requests admitted and not yet finished. */
   get inFlight(): number {
     return this.#counts.inFlight;
+  }
+
+  /** Requests whose forwarding header was malformed and so not believed (keyed by the socket peer). */
+  get malformedForwarded(): number {
+    return this.#counts.malformedForwarded;
   }
 
   /** Requests waiting for their key limiter (queueing mode). */

@@ -20,6 +20,8 @@ export interface GuardSignalsOptions {
 export class GuardCounts {
   inFlight = 0;
   queued = 0;
+  /** Requests whose forwarding header was malformed and so not believed. */
+  malformedForwarded = 0;
 
   /** Queue-depth signals over these counts; see HttpGuard.signals. */
   signals(options: GuardSignalsOptions): Signal[] {

@@ -16,6 +16,7 @@ import {
   type ForwardedHeader,
   type TrustFn,
   type TrustProxy,
+  type UntrustedForwarding,
 } from './client-address.js';
 import { type ProblemDetails, sfString } from './headers.js';
 import type { Refusal } from './refusal.js';
@@ -232,7 +233,10 @@ export function checkShedder(option: string, value: unknown): ProcessAdmission |
 type KeyFn = (req: IncomingMessage) => string;
 
 /** The client-address key and the guard's key function (user `key`, then `keyHeader`, then the address). */
-function keyFunctions(options: HttpGuardOptions): { addressOf: KeyFn; keyFn: KeyFn } {
+function keyFunctions(
+  options: HttpGuardOptions,
+  onUntrusted: (why: UntrustedForwarding) => void,
+): { addressOf: KeyFn; keyFn: KeyFn } {
   const d = HTTP_GUARD_DEFAULTS;
   const trust: TrustFn | undefined = compileTrust('trustProxy', options.trustProxy);
   const kind =
@@ -361,12 +365,18 @@ function turnBudget(options: HttpGuardOptions): TurnBudget | undefined {
   return anyShedder ? new TurnBudget() : undefined;
 }
 
-/** Validates and compiles the guard's options. Throws ConfigError naming the first bad option. */
-export function parseGuardOptions(options: HttpGuardOptions): GuardConfig {
+/**
+ * Validates and compiles the guard's options. Throws ConfigError naming the first bad option.
+ * `onUntrusted` hears of every forwarding header that was not believed.
+ */
+export function parseGuardOptions(
+  options: HttpGuardOptions,
+  onUntrusted: (why: UntrustedForwarding) => void,
+): GuardConfig {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', options, 'an object');
   knownKeys('HttpGuard', options, OPTIONS);
   const d = HTTP_GUARD_DEFAULTS;
-  const { addressOf, keyFn } = keyFunctions(options);
+  const { addressOf, keyFn } = keyFunctions(options, onUntrusted);
   const response = responseSettings(options);
   const turn = turnBudget(options);
   const statusPath =
