@@ -251,7 +251,7 @@ function keyFunctions(
           const raw = req.headers[kind];
           const header = Array.isArray(raw) ? raw.join(',') : raw;
           return addressKey(
-            clientAddress(req.socket.remoteAddress ?? 'unknown', header, kind, trust),
+            clientAddress(req.socket.remoteAddress ?? 'unknown', header, kind, trust, onUntrusted),
             subnet,
           );
         };
