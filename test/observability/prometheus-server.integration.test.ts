@@ -294,7 +294,12 @@ describe.skipIf(reason !== undefined)('a real Prometheus scraping Spillway', () 
     expect(factor).toHaveLength(1);
     expect(Number(factor[0]!.value[1])).toBeLessThan(0.5);
     const outcomes = await query('sum by (outcome) (spillway_decisions_total{name="api"})');
-    expect(outcomes.map((r) => r.metric['outcome']).sort()).toEqual(['admitted', 'limited', 'queued', 'shed']);
+    expect(outcomes.map((r) => r.metric['outcome']).sort()).toEqual([
+      'admitted',
+      'limited',
+      'queued',
+      'shed',
+    ]);
     const routes = await query('count by (route) (spillway_decisions_total{name="api"})');
     // maxRoutes 4: four routes kept, the rest counted as 'other'.
     expect(routes.map((r) => r.metric['route']).sort()).toEqual(['/', '/login', '/pool', '/search', 'other']);

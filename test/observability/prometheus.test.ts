@@ -318,6 +318,29 @@ describe('createMetrics: limiters, guards and pools, read at scrape time', () =>
   });
 });
 
+describe('createMetrics: stores that keep their own totals', () => {
+  it('reads stats() at scrape time beside what the store channel counted', async () => {
+    const { m, scrape } = metrics();
+    const totals = { errors: 4, fallbackDecisions: 3 };
+    m.observeStore({ stats: () => totals }, { name: 'redis', policy: 'local' });
+    channel(STORE_CHANNEL).publish({
+      name: 'other',
+      event: 'error',
+      operation: 'peek',
+    } satisfies StoreMessage);
+    let s = await scrape();
+    expect(value(s, 'spillway_store_errors_total', { name: 'redis', operation: 'any' })).toBe(4);
+    expect(
+      value(s, 'spillway_store_fallbacks_total', { name: 'redis', operation: 'any', policy: 'local' }),
+    ).toBe(3);
+    expect(value(s, 'spillway_store_errors_total', { name: 'other', operation: 'peek' })).toBe(1);
+    totals.errors = 9;
+    s = await scrape();
+    expect(value(s, 'spillway_store_errors_total', { name: 'redis', operation: 'any' })).toBe(9);
+    expect(() => m.observeStore({} as never)).toThrow(/`store`/);
+  });
+});
+
 describe('createMetrics: registration and options', () => {
   it('registers on the registry it is given and never on the global one', async () => {
     const before = (await globalRegistry.metrics()).length;

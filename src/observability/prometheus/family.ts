@@ -43,9 +43,11 @@ export class CounterFamily implements RegisteredMetric {
   readonly aggregator = 'sum' as const;
   readonly #cells = new Map<string, CounterCell>();
 
+  /** `extra` adds values read at scrape time (sources that keep their own totals). */
   constructor(
     public name: string,
     public help: string,
+    readonly extra?: (emit: (labels: Labels, value: number) => void) => void,
   ) {}
 
   /** The cell for `key` (a string that identifies `labels`), created with `labels()` on first use. */
@@ -61,6 +63,9 @@ export class CounterFamily implements RegisteredMetric {
   async get(): Promise<MetricSnapshot> {
     const values: MetricValue[] = [];
     for (const c of this.#cells.values()) values.push({ labels: c.labels, value: c.value });
+    this.extra?.((labels, value) => {
+      if (Number.isFinite(value)) values.push({ labels, value });
+    });
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 

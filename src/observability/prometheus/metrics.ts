@@ -101,6 +101,22 @@ interface ObservedGovernor {
   readonly off: () => void;
 }
 
+/** A store that keeps its own totals, such as the Redis store (`stats()`). */
+export interface ObservableStore {
+  stats(): { readonly errors: number; readonly fallbackDecisions: number };
+}
+
+export interface ObserveStoreOptions extends ObserveOptions {
+  /** The `policy` label of its fallbacks: the store's failure policy ('open', 'closed', 'local'). @default 'unknown' */
+  policy?: string;
+}
+
+interface ObservedStore {
+  readonly store: ObservableStore;
+  readonly name: string;
+  readonly policy: string;
+}
+
 interface ObservedLimiter {
   readonly source: ObservableLimiter;
   readonly name: string;
@@ -112,6 +128,7 @@ export class SpillwayMetrics {
   readonly #routes: RouteLabels;
   readonly #governors: ObservedGovernor[] = [];
   readonly #limiters: ObservedLimiter[] = [];
+  readonly #stores: ObservedStore[] = [];
   readonly #families: RegisteredMetric[] = [];
   readonly #decisions: CounterFamily;
   readonly #queueWait: HistogramFamily;
@@ -305,11 +322,20 @@ export class SpillwayMetrics {
         responseBuckets,
       ),
     );
-    this.#storeErrors = this.#add(new CounterFamily(`${p}store_errors_total`, 'Failed store operations.'));
+    this.#storeErrors = this.#add(
+      new CounterFamily(`${p}store_errors_total`, 'Failed store operations.', (emit) => {
+        for (const st of this.#stores) emit({ name: st.name, operation: 'any' }, st.store.stats().errors);
+      }),
+    );
     this.#storeFallbacks = this.#add(
       new CounterFamily(
         `${p}store_fallbacks_total`,
         'Decisions made without the store under its failure policy.',
+        (emit) => {
+          for (const st of this.#stores) {
+            emit({ name: st.name, operation: 'any', policy: st.policy }, st.store.stats().fallbackDecisions);
+          }
+        },
       ),
     );
     if (channels) {
@@ -375,6 +401,28 @@ export class SpillwayMetrics {
   }
 
   /**
+   * Reads a store's own totals at every scrape: `stats().errors` and `stats().fallbackDecisions`,
+   * as `store_errors_total` and `store_fallbacks_total` with `operation="any"`. For stores that
+   * keep totals instead of publishing on `spillway:store` (the Redis store). Returns a function that stops.
+   */
+  observeStore(store: ObservableStore, options: ObserveStoreOptions = {}): () => void {
+    this.#open('observeStore');
+    if (typeof store !== 'object' || store === null || typeof store.stats !== 'function') {
+      throw new ConfigError('store', store, 'a store with stats() (errors, fallbackDecisions)');
+    }
+    const name = labelName(options);
+    if (this.#stores.some((s) => s.name === name)) {
+      throw new ConfigError('name', name, 'a name no other observed store has');
+    }
+    const policy = options.policy ?? 'unknown';
+    if (typeof policy !== 'string' || policy === '')
+      throw new ConfigError('policy', policy, 'a non-empty string');
+    const entry: ObservedStore = { store, name, policy };
+    this.#stores.push(entry);
+    return () => this.#unobserve(this.#stores, entry);
+  }
+
+  /**
    * Unsubscribes from the channels, stops observing, and removes these metrics from the registry.
    * Idempotent.
    */
@@ -389,6 +437,7 @@ export class SpillwayMetrics {
     for (const g of this.#governors) g.off();
     this.#governors.length = 0;
     this.#limiters.length = 0;
+    this.#stores.length = 0;
     for (const f of this.#families) {
       if (this.registry.getSingleMetric(f.name) === (f as unknown)) this.registry.removeSingleMetric(f.name);
     }
