@@ -88,7 +88,11 @@ for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? ['spillway', 'rlf'] : ['rlf', 'spillway'];
     for (const name of order) {
       const m = await measure(impls[name], c);
-      for (const [k, v] of Object.entries(m)) (samples[`${name}.${c}.${k}`] ??= []).push(v);
+      for (const [k, v] of Object.entries(m)) {
+        const id = `${name}.${c}.${k}`;
+        if (samples[id] === undefined) samples[id] = [];
+        samples[id].push(v);
+      }
     }
   }
 }
