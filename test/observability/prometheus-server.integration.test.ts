@@ -130,6 +130,8 @@ describe.skipIf(reason !== undefined)('a real Prometheus scraping Spillway', () 
     metrics = createMetrics({ registry, maxRoutes: 4 });
     metrics.observeGovernor(governor, { name: 'api' });
     const limiter = createLimiter({ ratePerSec: 50, burst: 10, factor: governor });
+    // The login route has a quota of its own, not scaled by the factor: its refusals are 'limited'.
+    const login = createLimiter({ ratePerSec: 2, burst: 2 });
     metrics.observeLimiter(limiter, { name: 'per-client' });
     const pool = { inFlight: 0, queued: 0, limit: 4 };
     metrics.observeLimiter(pool, { name: 'pool' });
@@ -190,7 +192,7 @@ describe.skipIf(reason !== undefined)('a real Prometheus scraping Spillway', () 
         });
         stores.publish({ name: 'redis', event: 'fallback', operation: 'take', policy: 'open' });
       }
-      const d = limiter.take(String(n % 5), { priority });
+      const d = (route === '/login' ? login : limiter).take(String(n % 5), { priority });
       const outcome = d.allowed ? 'admitted' : d.reason === 'shed' ? 'shed' : 'limited';
       decisions.publish({
         ...base,
@@ -239,6 +241,17 @@ describe.skipIf(reason !== undefined)('a real Prometheus scraping Spillway', () 
     prometheus.stdout!.on('data', (c) => (promLog += c));
     prometheus.stderr!.on('data', (c) => (promLog += c));
 
+    // Start the load only once Prometheus scrapes the target (it starts slowly on a busy machine).
+    const upBy = performance.now() + 30_000;
+    for (;;) {
+      const up = await fetch(`${api}/query?query=${encodeURIComponent('up{job="spillway"} == 1')}`)
+        .then((r) => r.json() as Promise<{ data?: { result: unknown[] } }>)
+        .catch(() => undefined);
+      if ((up?.data?.result.length ?? 0) > 0) break;
+      if (performance.now() > upBy) throw new Error(`Prometheus never scraped the target:\n${promLog}`);
+      await sleep(200);
+    }
+
     // A short, bounded load on the app while Prometheus scrapes: 6 s, 2 requests in flight.
     const agent = new Agent({ keepAlive: true, maxSockets: 2 });
     const get = (path: string) =>
@@ -260,8 +273,8 @@ describe.skipIf(reason !== undefined)('a real Prometheus scraping Spillway', () 
     };
     await Promise.all([worker(0), worker(1)]);
     agent.destroy();
-    await sleep(1500); // one more scrape after the load
-  }, 60_000);
+    await sleep(2500); // scrapes after the load
+  }, 90_000);
 
   afterAll(async () => {
     governor.stop();
