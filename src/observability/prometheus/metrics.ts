@@ -82,6 +82,8 @@ export interface ObservableLimiter {
   readonly queued?: number;
   /** Same as `queued`, for sources that call it so. */
   readonly queueLength?: number;
+  /** Same as `queued`, for sources that call it so (the ConcurrencyLimiter). */
+  readonly waiting?: number;
   /** The concurrency limit in force (adaptive limits change it). */
   readonly limit?: number;
   /** Keys held by a keyed limiter. */
@@ -287,7 +289,7 @@ export class SpillwayMetrics {
     this.#limiterGauge(
       `${p}queue_length`,
       'Work waiting in a queue for admission.',
-      (s) => s.queued ?? s.queueLength,
+      (s) => s.queued ?? s.queueLength ?? s.waiting,
     );
     this.#limiterGauge(
       `${p}concurrency_limit`,
@@ -364,7 +366,7 @@ export class SpillwayMetrics {
     const onChange = (r: DecisionRecord) => {
       if (r.factor === r.previousFactor) return;
       const direction = r.factor < r.previousFactor ? 'cut' : 'raise';
-      this.#factorChanges.cell(`${name}\0${direction}`, () => ({ name, direction })).value++;
+      this.#factorChanges.cell([name, direction], () => ({ name, direction })).value++;
     };
     governor.on('change', onChange);
     const entry: ObservedGovernor = { governor, name, off: () => governor.off('change', onChange) };
@@ -381,7 +383,7 @@ export class SpillwayMetrics {
     if (typeof source !== 'object' || source === null) {
       throw new ConfigError('limiter', source, 'an object with inFlight, queued, limit, size or factor');
     }
-    const readable = ['inFlight', 'queued', 'queueLength', 'limit', 'size', 'factor'].some(
+    const readable = ['inFlight', 'queued', 'queueLength', 'waiting', 'limit', 'size', 'factor'].some(
       (k) => typeof (source as Record<string, unknown>)[k] === 'number',
     );
     if (!readable) {
@@ -447,14 +449,18 @@ export class SpillwayMetrics {
   recordDecision(m: DecisionMessage): void {
     const route = this.#routes.label(m.route);
     const priority = priorityLabel(m.priority);
-    const key = `${m.name}\0${m.outcome}\0${m.stage}\0${priority}\0${route}`;
-    this.#decisions.cell(key, () => ({ name: m.name, outcome: m.outcome, stage: m.stage, priority, route }))
-      .value++;
+    this.#decisions.cell([m.name, m.outcome, m.stage, priority, route], () => ({
+      name: m.name,
+      outcome: m.outcome,
+      stage: m.stage,
+      priority,
+      route,
+    })).value++;
     const wait = m.queueWaitMs;
     if (typeof wait === 'number' && wait >= 0 && m.outcome !== 'queued') {
       const h = this.#queueWait;
       h.observe(
-        h.cell(`${m.name}\0${m.outcome}\0${priority}`, () => ({
+        h.cell([m.name, m.outcome, priority], () => ({
           name: m.name,
           outcome: m.outcome,
           priority,
@@ -470,7 +476,7 @@ export class SpillwayMetrics {
     const route = this.#routes.label(m.route);
     const h = this.#response;
     h.observe(
-      h.cell(`${m.name}\0${m.outcome}\0${route}`, () => ({ name: m.name, outcome: m.outcome, route })),
+      h.cell([m.name, m.outcome, route], () => ({ name: m.name, outcome: m.outcome, route })),
       m.durationMs / 1000,
     );
   }
@@ -479,10 +485,10 @@ export class SpillwayMetrics {
   recordStore(m: StoreMessage): void {
     const operation = String(m.operation);
     if (m.event === 'error') {
-      this.#storeErrors.cell(`${m.name}\0${operation}`, () => ({ name: m.name, operation })).value++;
+      this.#storeErrors.cell([m.name, operation], () => ({ name: m.name, operation })).value++;
     } else if (m.event === 'fallback') {
       const policy = String(m.policy ?? 'unknown');
-      this.#storeFallbacks.cell(`${m.name}\0${operation}\0${policy}`, () => ({
+      this.#storeFallbacks.cell([m.name, operation, policy], () => ({
         name: m.name,
         operation,
         policy,
