@@ -22,6 +22,7 @@
  * queued meanwhile.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { EventEmitter } from 'eventemitter3';
 import type { Verdict } from '../admission/pipeline.js';
 import type { AdmissionRequest } from '../admission/stage.js';
 import { TurnBudget } from '../admission/turn-budget.js';
@@ -48,6 +49,7 @@ import {
   sendJson,
   setQuotaHeaders,
 } from './refusal.js';
+import { type InvalidValue, InvalidValues } from './request-values.js';
 import { requestPath, type Route } from './routes.js';
 
 export type { GuardSignalsOptions } from './counts.js';
@@ -61,6 +63,7 @@ export {
   type SnapshotSource,
 } from './guard-options.js';
 export { defaultOnError, type Refusal } from './refusal.js';
+export type { InvalidValue } from './request-values.js';
 export { pathHasPrefix } from './routes.js';
 
 /** What the guard decided for one request. */
@@ -79,17 +82,32 @@ interface GuardRequest extends AdmissionRequest {
   signal?: AbortSignal;
 }
 
-export class HttpGuard {
+/** The guard's events. */
+export interface HttpGuardEvents {
+  /**
+   * A `priority`, `cost` or `key` function returned a bad value for a request; the default was
+   * used (the guard's priority or cost, the client address). Also warned once per option.
+   */
+  invalidValue: [invalid: InvalidValue];
+}
+
+export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   readonly #config: GuardConfig;
   #governor: SnapshotSource | undefined;
   #turn: TurnBudget | undefined;
   readonly #counts = new GuardCounts();
+  readonly #invalid = new InvalidValues();
   readonly #waits = new Set<AbortController>();
   #closed = false;
 
   constructor(options: HttpGuardOptions = {}) {
-    this.#config = parseGuardOptions(options, (why) => {
-      if (why === 'malformed') this.#counts.malformedForwarded++;
+    super();
+    this.#invalid.listener = (invalid) => this.emit('invalidValue', invalid);
+    this.#config = parseGuardOptions(options, {
+      onUntrusted: (why) => {
+        if (why === 'malformed') this.#counts.malformedForwarded++;
+      },
+      onInvalid: this.#invalid.report,
     });
     this.#governor = this.#config.governor;
     this.#turn = this.#config.turn;
@@ -124,6 +142,11 @@ export class HttpGuard {
   /** Requests admitted and not yet finished. */
   get inFlight(): number {
     return this.#counts.inFlight;
+  }
+
+  /** Requests whose priority, cost or key function returned a bad value (the default was used). */
+  get invalidValues(): number {
+    return this.#invalid.count;
   }
 
   /** Requests whose forwarding header was malformed and so not believed (keyed by the socket peer). */
