@@ -51,6 +51,8 @@ import {
 } from './refusal.js';
 import { type InvalidValue, InvalidValues } from './request-values.js';
 import { requestPath, type Route } from './routes.js';
+import { publishingDecisions, publishVerdict, publishWait } from './decisions.js';
+import { systemClock } from '../clock.js';
 
 export type { GuardSignalsOptions } from './counts.js';
 export {
@@ -72,6 +74,8 @@ export type Outcome =
   | { readonly kind: 'status' }
   | { readonly kind: 'gone' }
   | { readonly kind: 'refused'; readonly refusal: Refusal };
+
+type Refused = Extract<Outcome, { kind: 'refused' }>;
 
 const PASS: Outcome = Object.freeze({ kind: 'pass' });
 const STATUS: Outcome = Object.freeze({ kind: 'status' });
@@ -195,19 +199,27 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     return this.#outcome(res, route, ar, route.pipeline.run(ar) as Verdict);
   }
 
-  #outcome(res: ServerResponse, route: Route, ar: GuardRequest, v: Verdict): Outcome {
+  #outcome(res: ServerResponse, route: Route, ar: GuardRequest, v: Verdict, waitedMs?: number): Outcome {
     if (v.allowed) {
       this.#admit(res, route, ar);
       setQuotaHeaders(this.#config.response, res, route, v.quota);
+      if (publishingDecisions()) publishVerdict(this.#config.name, route, ar, v, undefined, waitedMs);
       return PASS;
     }
     const stage = v.stage.name === 'key' ? 'key' : 'process';
-    return this.#refuse(route, v.decision, stage, ar, v.quota);
+    const o = this.#refuse(route, v.decision, stage, ar, v.quota);
+    if (publishingDecisions()) {
+      publishVerdict(this.#config.name, route, ar, v, (o as Refused).refusal.status, waitedMs);
+    }
+    return o;
   }
 
   async #wait(res: ServerResponse, route: Route, ar: GuardRequest): Promise<Outcome> {
-    if (this.#closed) return this.#refuse(route, CLOSING, 'process', ar, undefined);
+    if (this.#closed) return this.#closing(route, ar, undefined);
     const ac = new AbortController();
+    const publishing = publishingDecisions();
+    const start = publishing ? systemClock.now() : 0;
+    if (publishing) publishWait(this.#config.name, route, ar, 'queued');
     let gone = res.destroyed;
     const onClose = (): void => {
       gone = true;
@@ -223,18 +235,28 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       v = await route.pipeline.run(ar);
     } catch (err) {
       if (!ac.signal.aborted) throw err;
-      if (gone) return GONE;
-      return this.#refuse(route, CLOSING, 'process', ar, undefined);
+      const waited = publishing ? systemClock.now() - start : undefined;
+      if (!gone) return this.#closing(route, ar, waited);
+      if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waited);
+      return GONE;
     } finally {
       this.#counts.queued--;
       this.#waits.delete(ac);
       res.off('close', onClose);
     }
+    const waitedMs = publishing ? systemClock.now() - start : undefined;
     if (gone || res.destroyed) {
       if (v.allowed) route.pipeline.refund(ar);
+      if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waitedMs);
       return GONE;
     }
-    return this.#outcome(res, route, ar, v);
+    return this.#outcome(res, route, ar, v, waitedMs);
+  }
+
+  /** Refused because the guard closed while (or before) the request waited. */
+  #closing(route: Route, ar: GuardRequest, waitedMs: number | undefined): Outcome {
+    if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'shed', CLOSING, waitedMs);
+    return this.#refuse(route, CLOSING, 'process', ar, undefined);
   }
 
   #admit(res: ServerResponse, route: Route, ar: GuardRequest): void {

@@ -120,6 +120,8 @@ export interface HttpGuardOptions {
    * @default 25 when a `shedder` is set, else off
    */
   turnBudgetMs?: number | false;
+  /** The guard's name in decision messages (`spillway:decision`), to tell several guards apart. @default 'default' */
+  name?: string;
 }
 
 export const HTTP_GUARD_DEFAULTS = Object.freeze({
@@ -158,6 +160,7 @@ const OPTIONS = [
   'onRefused',
   'statusPath',
   'turnBudgetMs',
+  'name',
 ] as const;
 
 const ROUTE_OPTIONS = [
@@ -187,6 +190,8 @@ export interface ResponseSettings {
 
 /** The validated, compiled options. */
 export interface GuardConfig {
+  /** The guard's name in decision messages. */
+  readonly name: string;
   readonly table: RouteTable;
   readonly statusPath: string | undefined;
   readonly governor: SnapshotSource | undefined;
@@ -289,7 +294,7 @@ function keyFunctions(options: HttpGuardOptions, hooks: GuardHooks): { addressOf
   return { addressOf, keyFn };
 }
 
-type RouteInput = Omit<Route, 'policyQuoted' | 'policyJson' | 'pipeline'>;
+type RouteInput = Omit<Route, 'policyQuoted' | 'policyJson' | 'pipeline' | 'label'> & { label?: string };
 
 function compileRoute(at: string, r: RouteInput): Route {
   const prefix = at === '' ? '' : `${at}.`;
@@ -299,7 +304,8 @@ function compileRoute(at: string, r: RouteInput): Route {
   else if (r.limiter && typeof r.limiter.burst === 'number' && typeof r.limiter.ratePerSec === 'number') {
     if (r.limiter.ratePerSec > 0) windowSec = r.limiter.burst / r.limiter.ratePerSec;
   }
-  const route = { ...r, policyQuoted, policyJson: JSON.stringify(r.policyName), windowSec } as Route;
+  const label = r.label ?? r.policyName;
+  const route = { ...r, label, policyQuoted, policyJson: JSON.stringify(r.policyName), windowSec } as Route;
   return route;
 }
 
@@ -335,6 +341,7 @@ function routePolicies(
       cost: r.cost === undefined ? base.cost : costFn(`${at}.cost`, r.cost, report),
       maxWaitMs: r.maxWaitMs === undefined ? base.maxWaitMs : finiteNumber(`${at}.maxWaitMs`, r.maxWaitMs, 0),
       policyName: r.policyName ?? base.policyName,
+      label: r.policyName ?? r.path ?? base.policyName,
       windowSec: r.windowSec ?? (r.limiter === undefined ? options.windowSec : undefined),
     });
   });
@@ -412,7 +419,11 @@ export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks):
   });
   const table = new RouteTable(routePolicies(options, base, addressOf, hooks.onInvalid), base, bypass);
   buildPipelines(table, turn);
+  const name = options.name ?? 'default';
+  if (typeof name !== 'string' || name.length === 0 || name.length > 100)
+    throw new ConfigError('name', name, 'a non-empty string of at most 100 characters');
   return {
+    name,
     table,
     statusPath,
     governor: options.governor,
