@@ -61,7 +61,7 @@ describe.skipIf(reason !== undefined)('guardPgPool against real PostgreSQL', () 
 
   it('10,000 operations with random durations, aborts, errors and deadlines leak nothing', async () => {
     const pool = new pg.Pool({ ...config, max: 4, application_name: APP });
-    const guarded = guardPgPool(pool, { maxQueue: 64, maxWaitMs: 200, name: 'leak-test' });
+    const guarded = guardPgPool<pg.PoolClient>(pool, { maxQueue: 64, maxWaitMs: 200, name: 'leak-test' });
     let seed = 42;
     const rand = () => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
