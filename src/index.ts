@@ -95,8 +95,14 @@ export {
   type KeyedDecision,
   KeyedLimiter,
   type KeyedLimiterOptions,
+  MAX_KEY_BYTES,
+  StoreLimiter,
+  type StoreLimiterOptions,
   type TakeOptions,
 } from './limiters/keyed-limiter.js';
+export type { FactorOption } from './limiters/factor-option.js';
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';
+export type { Store, StoreDecision, StoreLimits, StoreTakeRequest } from './stores/types.js';
 export { FixedWindow } from './limiters/fixed-window.js';
 export {
   LeakyBucket,
