@@ -170,7 +170,7 @@ describe('the packed packages, installed in an empty app', { timeout: 150_000 },
     expect(v.stdout.trim()).toBe(core.version);
     const help = await bin('spillway', ['--help']);
     expect(help.code).toBe(0);
-    for (const command of ['simulate', 'tune', 'live']) expect(help.stdout).toContain(command);
+    for (const command of ['simulate', 'tune', 'live', 'check']) expect(help.stdout).toContain(command);
   });
 
   const scenario = {
@@ -218,5 +218,22 @@ describe('the packed packages, installed in an empty app', { timeout: 150_000 },
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/goodput/);
     expect(readdirSync(join(app, 'live')).some((f) => f.endsWith('.svg'))).toBe(true);
+  });
+
+  it('runs spillway check on a good and a bad policy file', async () => {
+    writeFileSync(
+      join(app, 'policy.json'),
+      JSON.stringify({
+        limiters: { perUser: { ratePerSec: 20, burst: 40 } },
+        routes: [{ path: '/api', limiter: 'perUser' }],
+      }),
+    );
+    const good = await bin('spillway', ['check', 'policy.json']);
+    expect(good.code, good.stderr).toBe(0);
+    expect(good.stdout).toContain('limiter perUser');
+    writeFileSync(join(app, 'bad.json'), JSON.stringify({ governor: { floor: 2 } }));
+    const bad = await bin('spillway', ['check', 'bad.json']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('governor.floor');
   });
 });
