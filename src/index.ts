@@ -51,6 +51,10 @@ export {
   memoryLimitBytes,
   type QueueDepthOptions,
   queueDepth,
+  QUEUE_TIME_DEFAULTS,
+  type QueueTimeOptions,
+  type QueueTimeSource,
+  queueTime,
   type RssMemoryOptions,
   rssMemory,
   type Signal,
@@ -112,3 +116,20 @@ export {
 } from './limiters/leaky-bucket.js';
 export { SlidingWindowCounter, SlidingWindowLog } from './limiters/sliding-window.js';
 export { WindowAlgorithm, type WindowOptions } from './limiters/window.js';
+export {
+  type AdaptiveLimitOptions,
+  CODEL_DEFAULTS,
+  CONCURRENCY_DEFAULTS,
+  type CodelOptions,
+  type ConcurrencyAcquireOptions,
+  type ConcurrencyDecision,
+  type ConcurrencyEvents,
+  ConcurrencyLimiter,
+  type ConcurrencyLimiterOptions,
+  type ConcurrencyPermit,
+  type ConcurrencyRefusal,
+  type ConcurrencyRefusalReason,
+  type ConcurrencySnapshot,
+  type ReleaseOptions,
+  VEGAS_DEFAULTS,
+} from './limiters/concurrency/index.js';

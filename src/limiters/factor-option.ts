@@ -34,7 +34,7 @@ export function resolveFactor(value: unknown, option = 'factor'): ResolvedFactor
     throw new ConfigError(
       option,
       value,
-      'a number from 0 to 1, or a FactorSource (a Governor or a ManualFactor)',
+      'a FactorSource (a Governor or a ManualFactor) or a number from 0 to 1',
     );
   }
   return { initial: ratio(`${option}.factor`, value.factor), source: value };
@@ -44,4 +44,19 @@ export function resolveFactor(value: unknown, option = 'factor'): ResolvedFactor
 export function clampFactor(next: unknown): number | undefined {
   if (typeof next !== 'number' || Number.isNaN(next)) return undefined;
   return next < 0 ? 0 : next > 1 ? 1 : next;
+}
+
+/**
+ * Subscribes `apply` to the source in `resolved` (each notification clamped to [0, 1]); answers
+ * the unsubscribe function, or undefined for a fixed factor.
+ */
+export function followFactor(
+  resolved: ResolvedFactor,
+  apply: (factor: number) => void,
+): (() => void) | undefined {
+  if (resolved.source === undefined) return undefined;
+  return resolved.source.subscribe((next) => {
+    const f = clampFactor(next);
+    if (f !== undefined) apply(f);
+  });
 }

@@ -5,6 +5,7 @@ import { eventLoopDelay } from './event-loop-delay.js';
 import { eventLoopUtilization } from './event-loop-utilization.js';
 import { heapMemory, memory, rssMemory } from './memory.js';
 import { queueDepth } from './queue-depth.js';
+import { queueTime } from './queue-time.js';
 
 export {
   type CgroupLimit,
@@ -53,6 +54,7 @@ export {
   rssMemory,
 } from './memory.js';
 export { type QueueDepthOptions, queueDepth } from './queue-depth.js';
+export { QUEUE_TIME_DEFAULTS, type QueueTimeOptions, type QueueTimeSource, queueTime } from './queue-time.js';
 export type { Signal, SignalFailureMode } from './types.js';
 
 /** The built-in signal factories, as one namespace: `signals.cpu({ target: 0.7 })`. */
@@ -64,5 +66,6 @@ export const signals = Object.freeze({
   rssMemory,
   memory,
   queueDepth,
+  queueTime,
   custom,
 });

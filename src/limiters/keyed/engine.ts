@@ -15,7 +15,7 @@ import type { Decision, Priority } from '../types.js';
 import type { BlockPolicy } from './block.js';
 import type { FactorTimeline } from './factor-timeline.js';
 import type { GlobalBucket } from './global-bucket.js';
-import { boundKey, MAX_INLINE_KEY_CHARS } from './key-bound.js';
+import { boundKey } from './key-bound.js';
 import type { SlotTable } from './slot-table.js';
 import type { TierTable } from './tiers.js';
 
@@ -102,7 +102,7 @@ export class KeyedEngine {
     out: Reservation | undefined,
   ): KeyedDecision {
     if (typeof key !== 'string') throw new ConfigError('key', key, 'a string');
-    if (key.length > MAX_INLINE_KEY_CHARS) key = boundKey(key);
+    if (key.length > 85) key = boundKey(key); // 85 = MAX_INLINE_KEY_CHARS
     const now = this.#clock.now();
     const slots = this.#slots;
     const s = slots.map.get(key);
@@ -149,6 +149,18 @@ export class KeyedEngine {
         if (g !== undefined) g.tokens = gx - charge > 0 ? gx - charge : 0;
       }
       return decision(true, 'ok', remaining, cap, 0, (cap - remaining) * inv, f, 'key');
+    }
+    if (
+      g === undefined &&
+      blockedMs === 0 &&
+      mode !== 'reserve' &&
+      (mode === 'peek' || this.#block === undefined)
+    ) {
+      // The common refusal, by the key's own bucket alone, decided here (see #refuse for the rest).
+      const keyWait = f === 0 || charge > cap + eps ? Infinity : (charge - x) * inv;
+      const reason = keyWait !== Infinity && (f === 1 || x + eps < cost * f) ? 'limited' : 'shed';
+      if (s !== undefined && mode === 'take') slots.ref[s] = 1;
+      return decision(false, reason, x > 0 ? x : 0, cap, keyWait, (cap - x) * inv, f, 'key');
     }
     return this.#refuse(
       key,

@@ -1,7 +1,8 @@
 /** The keyed limiter's options: their types, defaults and validation, in one place. */
 import { type Clock, systemClock } from '../../clock.js';
 import { ConfigError } from '../../errors.js';
-import { fn, integer, knownKeys, positiveNumber, ratio } from '../../validate.js';
+import { fn, integer, knownKeys, positiveNumber } from '../../validate.js';
+import { type FactorOption, resolveFactor } from '../factor-option.js';
 import type { FactorSource, Priority } from '../types.js';
 import type { BlockOptions } from './block.js';
 import type { BucketLimits, TierLookup } from './tiers.js';
@@ -24,8 +25,11 @@ export interface KeyedLimiterOptions {
   tiers?: (key: string) => BucketLimits | undefined;
   /** A bucket every request also passes: a capacity for the whole process. @default none */
   global?: BucketLimits;
-  /** Where the throttle factor comes from: a Governor or a ManualFactor. @default none (factor 1) */
-  factor?: FactorSource;
+  /**
+   * Where the throttle factor comes from: a FactorSource to follow (a Governor, a ManualFactor),
+   * or a fixed number from 0 to 1. @default 1
+   */
+  factor?: FactorOption;
   /**
    * Blocks a key refused `afterRefusals` times in a row (as 'limited') for `durationMs` ms: during the
    * block it is refused with reason 'blocked'. An admission, or a bucket refilling to full, ends the
@@ -84,26 +88,14 @@ export function resolveKeyedOptions(options: KeyedLimiterOptions): ResolvedKeyed
   const global = options.global === undefined ? undefined : globalLimits(options.global);
   const block = options.block === undefined ? undefined : blockOptions(options.block);
   const clock = clockOption(options.clock ?? systemClock);
-  const source = options.factor;
-  let initialFactor = 1;
-  if (source !== undefined) {
-    if (
-      typeof source !== 'object' ||
-      source === null ||
-      typeof source.subscribe !== 'function' ||
-      typeof source.factor !== 'number'
-    ) {
-      throw new ConfigError('factor', source, 'a FactorSource (a Governor or a ManualFactor)');
-    }
-    initialFactor = ratio('factor.factor', source.factor);
-  }
+  const factor = resolveFactor(options.factor);
   return {
     limits: { ratePerSec, burst },
     maxKeys,
     tiers,
     global,
-    factor: source,
-    initialFactor,
+    factor: factor.source,
+    initialFactor: factor.initial,
     block,
     clock,
   };
