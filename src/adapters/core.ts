@@ -29,6 +29,7 @@ import {
   type ForwardedHeader,
   type TrustFn,
   type TrustProxy,
+  type UntrustedForwarding,
 } from './client-address.js';
 import {
   defaultProblemBody,
@@ -328,6 +329,10 @@ export class HttpGuard {
   readonly #onRefused: HttpGuardOptions['onRefused'];
   readonly #waits = new Set<AbortController>();
   #inFlight = 0;
+  #malformedForwarded = 0;
+  readonly #onUntrusted = (why: UntrustedForwarding): void => {
+    if (why === 'malformed') this.#malformedForwarded++;
+  };
   #queued = 0;
   #closed = false;
 
@@ -349,7 +354,7 @@ export class HttpGuard {
             const raw = req.headers[kind];
             const header = Array.isArray(raw) ? raw.join(',') : raw;
             return addressKey(
-              clientAddress(req.socket.remoteAddress ?? 'unknown', header, kind, trust),
+              clientAddress(req.socket.remoteAddress ?? 'unknown', header, kind, trust, this.#onUntrusted),
               subnet,
             );
           };
@@ -513,6 +518,11 @@ export class HttpGuard {
   /** Requests admitted and not yet finished. */
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  /** Requests whose forwarding header was malformed and so not believed (keyed by the socket peer). */
+  get malformedForwarded(): number {
+    return this.#malformedForwarded;
   }
 
   /** Requests waiting for their key limiter (queueing mode). */

@@ -1,4 +1,5 @@
-// The built `spillway` command, spawned as users run it. `npm test` builds dist/ first (pretest).
+// The built `spillway` command, spawned as users run it (it delegates simulate, tune and live to
+// spillway-sim). `npm test` builds dist/ and simulations/dist/ first (pretest).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const cli = join(root, 'dist/cli/main.js');
+const cli = join(root, 'dist/cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'spillway-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -26,6 +27,12 @@ function scenarioFile(name: string, body: unknown): string {
 describe('spillway', () => {
   it('starts with a shebang', () => {
     expect(readFileSync(cli, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+  });
+
+  it('prints the version of the package, exit 0', () => {
+    const r = run('--version');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
   });
 
   it('prints help for the command and each subcommand, exit 0', () => {

@@ -3,8 +3,8 @@
  * server. Numbers are stated with how they were measured (seed 1 unless said otherwise).
  */
 import { describe, expect, it } from 'vitest';
-import { loadScenario, parseScenario, type Scenario } from '../../src/sim/scenario.js';
-import { simulate } from '../../src/sim/simulate.js';
+import { loadScenario, parseScenario, type Scenario } from '../../simulations/src/scenario.js';
+import { simulate } from '../../simulations/src/simulate.js';
 
 const dir = 'simulations/scenarios';
 

@@ -2,8 +2,8 @@ import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isConfigError } from '../../src/errors.js';
-import { loadScenario, modelCapacity, parseScenario, rateAt, ScenarioError } from '../../src/sim/scenario.js';
+import { isConfigError } from 'spillway';
+import { loadScenario, modelCapacity, parseScenario, rateAt, ScenarioError } from '../../simulations/src/scenario.js';
 
 const minimal = {
   name: 'x',

@@ -8,16 +8,16 @@
  * In `none` and `static` a Governor runs in shadow mode: it acts on nothing, and the report can
  * still show the pressure and the dominant signal the process would have seen.
  */
-import type { Clock, ManualClock } from '../clock.js';
-import { createGovernor } from '../governor/index.js';
-import type { Governor } from '../governor/governor.js';
-import { createLimiter, type KeyedLimiter } from '../limiters/keyed-limiter.js';
-import { Shedder } from '../limiters/shedder.js';
-import { TokenBucket } from '../limiters/token-bucket.js';
-import type { Decision, Priority } from '../limiters/types.js';
-import type { Signal } from '../signals/types.js';
+import type { Clock, ManualClock } from 'spillway';
+import { createGovernor } from 'spillway';
+import type { Governor } from 'spillway';
+import { createLimiter, type KeyedLimiter } from 'spillway';
+import { Shedder } from 'spillway';
+import { TokenBucket } from 'spillway';
+import type { Decision, Priority } from 'spillway';
+import type { Signal } from 'spillway';
 import type { Mode, Scenario } from './scenario.js';
-import { ADMITTED_UNLIMITED } from '../limiters/decisions.js';
+import { ADMITTED_UNLIMITED } from 'spillway/pipeline';
 
 export interface AdmissionRequest {
   readonly tenant: string;

@@ -10,11 +10,11 @@ import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { isConfigError } from '../errors.js';
-import { formatSummaryTable, type SimReport, writeReport } from '../sim/report.js';
-import { loadScenario, MODES, type Mode, type Scenario } from '../sim/scenario.js';
-import { simulate } from '../sim/simulate.js';
-import { tune } from '../sim/tune.js';
+import { isConfigError } from 'spillway';
+import { formatSummaryTable, type SimReport, writeReport } from '../report.js';
+import { loadScenario, MODES, type Mode, type Scenario } from '../scenario.js';
+import { simulate } from '../simulate.js';
+import { tune } from '../tune.js';
 import {
   type LiveReport,
   measureCapacity,
@@ -22,8 +22,8 @@ import {
   SIM_LIKE_LIVE,
   scenarioForSim,
   simLiveDifferences,
-} from '../sim/live/live.js';
-import { LIVE_MODES, type LiveMode } from '../sim/live/server.js';
+} from '../live/live.js';
+import { LIVE_MODES, type LiveMode } from '../live/server.js';
 import { ProgressBar } from './progress.js';
 
 /** A command-line mistake: printed with the command's usage, exit code 2. */

@@ -7,7 +7,7 @@
  * and the report never guess.
  */
 import { readFile } from 'node:fs/promises';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from 'spillway';
 import { type Distribution, meanOf } from './random.js';
 
 /** How the simulated server is protected. */

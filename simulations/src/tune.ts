@@ -8,8 +8,8 @@
  * where achievable = Σ over seconds of min(first-attempt demand, capacity), and
  * latencyPenalty = max(0, p99 / p99TargetMs − 1) (p99 of admitted requests over the run).
  */
-import { GOVERNOR_DEFAULTS } from '../governor/governor.js';
-import { SHEDDER_DEFAULTS } from '../limiters/shedder.js';
+import { GOVERNOR_DEFAULTS } from 'spillway';
+import { SHEDDER_DEFAULTS } from 'spillway';
 import { mulberry32, type Random } from './random.js';
 import type { SimSummary } from './report.js';
 import type { Scenario } from './scenario.js';

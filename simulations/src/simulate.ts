@@ -11,9 +11,9 @@
  * through the loop for its callback. It counts as goodput when answered within the client's
  * timeout; answered later, it was work for nobody.
  */
-import { retryAfterSeconds } from '../adapters/headers.js';
-import { ManualClock } from '../clock.js';
-import type { Priority } from '../limiters/types.js';
+import { retryAfterSeconds } from 'spillway/pipeline';
+import { ManualClock } from 'spillway';
+import type { Priority } from 'spillway';
 import {
   directionChanges,
   type FactorPoint,

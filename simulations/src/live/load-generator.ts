@@ -12,7 +12,7 @@
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { ConfigError } from '../../errors.js';
+import { ConfigError } from 'spillway';
 import type { TrafficSpec } from '../scenario.js';
 import { type HistogramData, LatencyHistogram } from './histogram.js';
 import { buildSchedule, PRIORITY_ORDER, peakPerSecond, type Schedule } from './schedule.js';

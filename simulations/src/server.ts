@@ -7,8 +7,8 @@
  * ManualClock, so queueing, and therefore event-loop delay, comes out of the model, not out of a
  * formula. Each item costs O(log n) (one timer on the clock's heap).
  */
-import type { Clock, ManualClock, TimerHandle } from '../clock.js';
-import type { Signal } from '../signals/types.js';
+import type { Clock, ManualClock, TimerHandle } from 'spillway';
+import type { Signal } from 'spillway';
 import type { DownstreamSpec, ServerSpec, SignalSpec } from './scenario.js';
 import { signalUnit } from './scenario.js';
 

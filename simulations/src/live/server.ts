@@ -12,11 +12,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { createHttpGuard } from '../../adapters/http.js';
-import { ConfigError } from '../../errors.js';
-import { createGovernor } from '../../governor/index.js';
-import type { Governor } from '../../governor/governor.js';
-import { Shedder } from '../../limiters/shedder.js';
+import { createHttpGuard } from 'spillway/http';
+import { ConfigError } from 'spillway';
+import { createGovernor } from 'spillway';
+import type { Governor } from 'spillway';
+import { Shedder } from 'spillway';
 
 export type LiveMode = 'none' | 'spillway' | 'under-pressure' | 'toobusy' | 'overload-protection';
 export const LIVE_MODES: readonly LiveMode[] = Object.freeze([
