@@ -18,7 +18,9 @@ export interface CliIO {
 
 /** The version of this package, from its package.json. */
 export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -49,7 +51,8 @@ async function loadSim(): Promise<SimCli | undefined> {
     return (await import(name)) as SimCli;
   } catch (err) {
     const code = (err as { code?: string }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes("'spillway-sim")) return undefined;
+    if (code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes("'spillway-sim"))
+      return undefined;
     throw err;
   }
 }

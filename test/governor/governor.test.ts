@@ -427,11 +427,7 @@ describe('options', () => {
   it('createGovernor without signals watches the default set, on the given clock', () => {
     const clock = new ManualClock();
     const g = createGovernor({ clock });
-    expect(g.options.signals.map((s) => s.name)).toEqual([
-      'event-loop-delay',
-      'heap-memory',
-      'rss-memory',
-    ]);
+    expect(g.options.signals.map((s) => s.name)).toEqual(['event-loop-delay', 'heap-memory', 'rss-memory']);
     const withOwn = createGovernor({ signals: [sig], clock });
     expect(withOwn.options.signals).toEqual([sig]);
   });

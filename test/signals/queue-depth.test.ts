@@ -109,6 +109,7 @@ describe('signals namespace and defaultSignals', () => {
         'heapMemory',
         'memory',
         'queueDepth',
+        'queueTime',
         'rssMemory',
       ].sort(),
     );

@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isConfigError } from 'spillway';
-import { loadScenario, modelCapacity, parseScenario, rateAt, ScenarioError } from '../../simulations/src/scenario.js';
+import {
+  loadScenario,
+  modelCapacity,
+  parseScenario,
+  rateAt,
+  ScenarioError,
+} from '../../simulations/src/scenario.js';
 
 const minimal = {
   name: 'x',
