@@ -22,9 +22,9 @@ import { parseArgs } from 'node:util';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
-const { runLive, measureCapacity } = await import(join(root, 'dist/sim/live/live.js'));
-const { parseScenario } = await import(join(root, 'dist/sim/scenario.js'));
-const { renderChart } = await import(join(root, 'dist/sim/chart.js'));
+const { runLive, measureCapacity } = await import(join(root, 'simulations/dist/live/live.js'));
+const { parseScenario } = await import(join(root, 'simulations/dist/scenario.js'));
+const { renderChart } = await import(join(root, 'simulations/dist/chart.js'));
 
 const { values } = parseArgs({
   options: {

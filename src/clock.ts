@@ -23,22 +23,86 @@ export interface TimerOptions {
 export interface Clock {
   /** Milliseconds from a monotonic source. Only differences are meaningful. */
   now(): number;
-  /** Calls `fn` once, `ms` milliseconds from now (0 or less: as soon as possible). */
+  /**
+   * Calls `fn` once, `ms` milliseconds from now (0 or less, or NaN: as soon as possible). A delay of
+   * any length is honoured, never shortened; `Infinity` never fires.
+   */
   setTimeout(fn: () => void, ms: number, options?: TimerOptions): TimerHandle;
 }
 
 /**
- * The real clock: `performance.now()` and `unref()`ed timers, so a pending Spillway timer never
- * keeps a process alive.
+ * The longest delay one Node.js timer holds: 2^31 − 1 ms (about 24.8 days). Node fires a longer one
+ * after 1 ms (with a TimeoutOverflowWarning), so longer delays are chained from timers of this size.
  */
-export const systemClock: Clock = Object.freeze({
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** What `createSystemClock` builds on: the platform's clock and timers (injectable for tests). */
+export interface TimerHost<H = unknown> {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): H;
+  clearTimeout(handle: H): void;
+  /** Lets the process exit while `handle` is pending. */
+  unref(handle: H): void;
+}
+
+const NODE_HOST: TimerHost<ReturnType<typeof setTimeout>> = {
   now: () => performance.now(),
-  setTimeout(fn: () => void, ms: number, options?: TimerOptions): TimerHandle {
-    const t = setTimeout(fn, Math.max(0, ms));
-    if (options?.keepAlive !== true) t.unref();
-    return { cancel: () => clearTimeout(t) };
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h),
+  unref: (h) => {
+    h.unref();
   },
-});
+};
+
+/** A timer that never fires: the answer to `setTimeout(fn, Infinity)`. */
+const NEVER: TimerHandle = Object.freeze({ cancel: () => {} });
+
+/**
+ * A real clock on `host`. A delay up to MAX_TIMER_MS is one host timer. A longer one is chained:
+ * timers of at most MAX_TIMER_MS, each re-reading `now()` to compute what is left, and the last one
+ * of exactly what is left; so `fn` never runs before its due time, and a wait of years costs one
+ * timer every ~24.8 days. Timers are `unref()`ed unless `keepAlive` is set.
+ */
+export function createSystemClock<H>(host: TimerHost<H>): Clock {
+  return Object.freeze({
+    now: () => host.now(),
+    setTimeout(fn: () => void, ms: number, options?: TimerOptions): TimerHandle {
+      if (ms === Infinity) return NEVER;
+      const delay = ms > 0 ? ms : 0;
+      const keepAlive = options?.keepAlive === true;
+      const arm = (wait: number, next: () => void): H => {
+        const h = host.setTimeout(next, wait);
+        if (!keepAlive) host.unref(h);
+        return h;
+      };
+      if (delay <= MAX_TIMER_MS) {
+        const h = arm(delay, fn);
+        return { cancel: () => host.clearTimeout(h) };
+      }
+      const due = host.now() + delay;
+      let cancelled = false;
+      let current: H;
+      const step = (): void => {
+        if (cancelled) return;
+        const left = due - host.now();
+        current = left > MAX_TIMER_MS ? arm(MAX_TIMER_MS, step) : arm(Math.max(0, left), fn);
+      };
+      current = arm(MAX_TIMER_MS, step);
+      return {
+        cancel: () => {
+          cancelled = true;
+          host.clearTimeout(current);
+        },
+      };
+    },
+  });
+}
+
+/**
+ * The real clock: `performance.now()` and `unref()`ed timers (unless `keepAlive`), so a pending
+ * background timer never keeps a process alive. Delays beyond MAX_TIMER_MS are chained.
+ */
+export const systemClock: Clock = createSystemClock(NODE_HOST);
 
 interface ManualTimer {
   at: number;
@@ -70,8 +134,9 @@ export class ManualClock implements Clock {
   }
 
   setTimeout(fn: () => void, ms: number, _options?: TimerOptions): TimerHandle {
+    if (ms === Infinity) return NEVER;
     const timer: ManualTimer = {
-      at: this.#now + (Number.isFinite(ms) ? Math.max(0, ms) : 0),
+      at: this.#now + (ms > 0 ? ms : 0),
       seq: this.#seq++,
       fn,
       cancelled: false,

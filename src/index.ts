@@ -4,6 +4,8 @@ export {
   AbortError,
   ConfigError,
   isAbortError,
+  isPoolOverloadedError,
+  PoolOverloadedError,
   isConfigError,
   isRejectedError,
   RejectedError,
@@ -54,6 +56,10 @@ export {
   type RefusalShareOptions,
   type RefusalShareSignal,
   refusalShare,
+  QUEUE_TIME_DEFAULTS,
+  type QueueTimeOptions,
+  type QueueTimeSource,
+  queueTime,
   type RssMemoryOptions,
   rssMemory,
   type Signal,
@@ -96,10 +102,19 @@ export {
   createLimiter,
   type KeyedAcquireOptions,
   type KeyedDecision,
+  type KeyedAlgorithm,
   KeyedLimiter,
   type KeyedLimiterOptions,
+  KeyedWindowLimiter,
+  type KeyedWindowLimiterOptions,
+  MAX_KEY_BYTES,
+  StoreLimiter,
+  type StoreLimiterOptions,
   type TakeOptions,
 } from './limiters/keyed-limiter.js';
+export type { FactorOption } from './limiters/factor-option.js';
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';
+export type { Store, StoreDecision, StoreLimits, StoreTakeRequest } from './stores/types.js';
 export { FixedWindow } from './limiters/fixed-window.js';
 export {
   LeakyBucket,
@@ -109,3 +124,20 @@ export {
 } from './limiters/leaky-bucket.js';
 export { SlidingWindowCounter, SlidingWindowLog } from './limiters/sliding-window.js';
 export { WindowAlgorithm, type WindowOptions } from './limiters/window.js';
+export {
+  type AdaptiveLimitOptions,
+  CODEL_DEFAULTS,
+  CONCURRENCY_DEFAULTS,
+  type CodelOptions,
+  type ConcurrencyAcquireOptions,
+  type ConcurrencyDecision,
+  type ConcurrencyEvents,
+  ConcurrencyLimiter,
+  type ConcurrencyLimiterOptions,
+  type ConcurrencyPermit,
+  type ConcurrencyRefusal,
+  type ConcurrencyRefusalReason,
+  type ConcurrencySnapshot,
+  type ReleaseOptions,
+  VEGAS_DEFAULTS,
+} from './limiters/concurrency/index.js';

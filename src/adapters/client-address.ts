@@ -208,76 +208,113 @@ export function parseXForwardedFor(value: string): string[] {
  * The `for=` node of every element of a `Forwarded` value (RFC 7239), left to right. Values may be
  * tokens or quoted strings (`for="[2001:db8:cafe::17]:4711"`); ports and brackets are stripped. An
  * element without `for` yields `unknown`, as RFC 7239 spells an unknown node.
+ *
+ * Returns `undefined` when the value is malformed: an unclosed quoted string, a quote inside a
+ * token, a pair without `=`, or text after a closing quote. Node joins repeated header lines with
+ * ", ", so a client line `for="9.9.9.1` would otherwise swallow the entry the trusted proxy appended
+ * after it: a malformed value can not be split into hops at all, and is never believed.
  */
-export function parseForwarded(value: string): string[] {
+export function parseForwarded(value: string): string[] | undefined {
   const out: string[] = [];
-  let i = 0;
   const n = value.length;
+  let i = 0;
   let forValue: string | undefined;
-  let name = '';
-  let inName = true;
-  let token = '';
-  const endPair = (): void => {
-    if (name.trim().toLowerCase() === 'for' && forValue === undefined) forValue = token.trim();
-    name = '';
-    token = '';
-    inName = true;
-  };
-  const endElement = (): void => {
-    endPair();
-    out.push(forValue === undefined || forValue === '' ? 'unknown' : stripPort(forValue));
-    forValue = undefined;
-  };
-  let sawAny = false;
-  while (i < n) {
-    const c = value[i]!;
-    if (c === '"' && !inName) {
-      // quoted-string with backslash escapes
+  let pairs = 0;
+  const isSpace = (c: string | undefined): boolean => c === ' ' || c === '\t';
+  for (;;) {
+    // One forwarded-pair (or an empty one) per round: token "=" (token / quoted-string).
+    while (isSpace(value[i])) i++;
+    const c0 = value[i];
+    if (c0 !== undefined && c0 !== ';' && c0 !== ',') {
+      const nameStart = i;
+      while (i < n && value[i] !== '=' && value[i] !== ';' && value[i] !== ',' && value[i] !== '"') i++;
+      if (value[i] !== '=') return undefined;
+      const name = value.slice(nameStart, i).trim().toLowerCase();
+      if (name === '' || /\s/.test(name)) return undefined;
       i++;
-      while (i < n && value[i] !== '"') {
-        if (value[i] === '\\' && i + 1 < n) i++;
-        token += value[i];
+      let v = '';
+      if (value[i] === '"') {
         i++;
+        let closed = false;
+        while (i < n) {
+          const c = value[i]!;
+          if (c === '"') {
+            closed = true;
+            i++;
+            break;
+          }
+          if (c === '\\') {
+            if (i + 1 >= n) return undefined;
+            i++;
+          }
+          v += value[i];
+          i++;
+        }
+        if (!closed) return undefined;
+        while (isSpace(value[i])) i++;
+        if (i < n && value[i] !== ';' && value[i] !== ',') return undefined;
+      } else {
+        const start = i;
+        while (i < n && value[i] !== ';' && value[i] !== ',') {
+          if (value[i] === '"') return undefined;
+          i++;
+        }
+        v = value.slice(start, i).trim();
+        if (v === '' || /\s/.test(v)) return undefined;
       }
+      pairs++;
+      if (name === 'for' && forValue === undefined) forValue = v.trim();
+    }
+    const sep = value[i];
+    if (sep === ';') {
       i++;
       continue;
     }
-    if (c === '=' && inName) {
-      inName = false;
-    } else if (c === ';') {
-      endPair();
-    } else if (c === ',') {
-      endElement();
-      sawAny = false;
-      i++;
-      continue;
-    } else if (inName) {
-      name += c;
-    } else {
-      token += c;
-    }
-    if (c.trim() !== '') sawAny = true;
+    // End of an element (a comma or the end of the value). Empty elements (", ,") are skipped.
+    if (pairs > 0) out.push(forValue === undefined || forValue === '' ? 'unknown' : stripPort(forValue));
+    forValue = undefined;
+    pairs = 0;
+    if (sep === undefined) return out;
     i++;
   }
-  if (sawAny || name.trim() !== '' || forValue !== undefined) endElement();
-  return out;
 }
+
+/** What a forwarding header says beyond the chain: reported through `clientAddress`'s `onUntrusted`. */
+export type UntrustedForwarding =
+  /** The header could not be parsed (an unclosed quote, for example): none of it was believed. */
+  | 'malformed'
+  /** An entry that is not an IP address (`unknown`, `_hidden`, garbage) ended the walk. */
+  | 'not-an-address';
 
 /**
  * The client's address by the rightmost-untrusted rule. `header` is the forwarding header's value
  * (or undefined); it is read only when the socket's peer itself is trusted.
+ *
+ * Only IP addresses become keys. A malformed header is not believed at all: the answer is the socket
+ * peer (the last hop known to be trusted). An entry that is not an IP address stops the walk: the
+ * answer is the trusted hop that wrote it. Both are reported through `onUntrusted`.
  */
 export function clientAddress(
   socketAddress: string,
   header: string | undefined,
   kind: ForwardedHeader,
   trust: TrustFn | undefined,
+  onUntrusted?: (why: UntrustedForwarding) => void,
 ): string {
   if (trust === undefined || header === undefined || !trust(socketAddress, 0)) return socketAddress;
   const chain = kind === 'forwarded' ? parseForwarded(header) : parseXForwardedFor(header);
+  if (chain === undefined) {
+    onUntrusted?.('malformed');
+    return socketAddress;
+  }
   let address = socketAddress;
   for (let i = chain.length - 1, hop = 1; i >= 0; i--, hop++) {
-    address = chain[i]!;
+    const entry = chain[i]!;
+    if (parseIp(entry) === undefined) {
+      onUntrusted?.('not-an-address');
+      return address;
+    }
+    address = entry;
     if (!trust(address, hop)) return address;
   }
   return address;

@@ -16,7 +16,10 @@ export const PROBLEM_TYPES = Object.freeze({
 export interface RetryAfterOptions {
   /** Upper bound, in seconds; also the answer when the wait is unbounded (`Infinity`). */
   maxSec: number;
-  /** Extra random share, from 0 to 1: the result is drawn from [base, base·(1 + jitter)]. 0 for none. */
+  /**
+   * Extra random share, from 0 to 1: the result is one of the whole seconds from base to
+   * base + ceil(base · jitter), each equally likely. 0 for none.
+   */
   jitter: number;
   /** A uniform random number in [0, 1). */
   random: () => number;
@@ -25,16 +28,19 @@ export interface RetryAfterOptions {
 /**
  * `Retry-After` in whole seconds, at least 1: base = `ceil(retryAfterMs / 1000)` capped at `maxSec`
  * (`maxSec` itself for an unbounded wait), then spread by `jitter` so that clients refused together
- * do not all come back in the same second: `ceil(base · (1 + jitter · u))`, u uniform in [0, 1).
- * The result always lies in [base, ceil(base · (1 + jitter))].
+ * do not all come back in the same second: `base + floor(u · (ceil(base · jitter) + 1))`, u uniform
+ * in [0, 1), which is uniform over the whole seconds `base … base + ceil(base · jitter)`. A base of
+ * 1 s with jitter 0.5 gives 1 or 2 s, half each; 10 s gives 10 … 15 s. (Spreading the base and
+ * rounding up, `ceil(base · (1 + jitter · u))`, gave 2 s every time for a base of 1 s.)
  */
 export function retryAfterSeconds(retryAfterMs: number, o: RetryAfterOptions): number {
   const base = Number.isFinite(retryAfterMs)
     ? Math.min(o.maxSec, Math.max(1, Math.ceil(retryAfterMs / 1000)))
     : o.maxSec;
-  if (o.jitter <= 0) return base;
+  if (!(o.jitter > 0)) return base;
   const u = o.random();
-  return Math.ceil(base * (1 + o.jitter * (u >= 0 && u < 1 ? u : 0)));
+  const spread = Math.ceil(base * o.jitter);
+  return base + Math.floor((u >= 0 && u < 1 ? u : 0) * (spread + 1));
 }
 
 /** A structured-field string (RFC 8941 §3.3.3): printable ASCII only; `"` and `\` escaped. */

@@ -4,11 +4,13 @@
  * an event with a human reason. It never throws into the application: failing signals and throwing
  * listeners are reported, counted and skipped.
  */
+import { channel } from 'node:diagnostics_channel';
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import { ConfigError } from '../errors.js';
 import { effectiveFactor } from '../limiters/priority.js';
 import type { FactorSource, Priority } from '../limiters/types.js';
+import { FACTOR_CHANNEL, type FactorMessage } from '../observability/channels.js';
 import type { Signal, SignalFailureMode } from '../signals/types.js';
 import { finiteNumber, knownKeys, oneOf, positiveNumber } from '../validate.js';
 import {
@@ -222,6 +224,8 @@ interface SignalSlot {
 interface Reading extends PressureReading {
   readonly slot: SignalSlot;
 }
+
+const factorChannel = channel(FACTOR_CHANNEL);
 
 export class Governor extends EventEmitter<GovernorEvents> implements FactorSource {
   /** The resolved, frozen options. */
@@ -548,7 +552,9 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
     this.#setApplied(this.options.mode === 'enforce' && this.#ctl.state !== 'warming' ? this.#ctl.factor : 1);
     const wantChange = factorChanged && this.listenerCount('change') > 0;
     const wantState = this.#ctl.state !== previousState && this.listenerCount('state') > 0;
-    if (!wantChange && !wantState) return;
+    // Published only when someone listens: building the record costs nothing otherwise.
+    const wantChannel = factorChanged && factorChannel.hasSubscribers;
+    if (!wantChange && !wantState && !wantChannel) return;
     const pressures: Record<string, number> = {};
     for (const r of readings) pressures[r.name] = r.pressure;
     const record: DecisionRecord = {
@@ -565,6 +571,7 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
     };
     if (wantState) this.#emit('state', record);
     if (wantChange) this.#emit('change', record);
+    if (wantChannel) factorChannel.publish({ ...record, governor: this } satisfies FactorMessage);
   }
 
   #setApplied(factor: number): void {

@@ -12,10 +12,11 @@
  * the new one. Queued work is never dropped: after a cut the level may exceed the new capacity,
  * and the bucket admits nothing until it has drained below it.
  */
-import { type Clock, systemClock, type TimerHandle } from '../clock.js';
+import { type Clock, MAX_TIMER_MS, systemClock, type TimerHandle } from '../clock.js';
 import { AbortError, ConfigError } from '../errors.js';
 import { knownKeys, positiveNumber, ratio } from '../validate.js';
 import { checkCost, exactWait, refusalReason } from './window.js';
+import { type FactorOption, followFactor, resolveFactor } from './factor-option.js';
 import type { Decision, RateAlgorithm } from './types.js';
 
 /** Admission and departure compare with a tolerance of one part in 10^9 of the capacity. */
@@ -28,8 +29,11 @@ export interface LeakyBucketOptions {
   capacity: number;
   /** @default systemClock */
   clock?: Clock;
-  /** The throttle factor at start, from 0 to 1. @default 1 */
-  factor?: number;
+  /**
+   * Where the throttle factor comes from: a FactorSource to follow (a Governor, a ManualFactor),
+   * or a fixed number from 0 to 1. @default 1
+   */
+  factor?: FactorOption;
 }
 
 /** A decision from a shaper: when admitted, how long the caller should wait before going ahead. */
@@ -58,6 +62,7 @@ interface Scheduled {
 }
 
 const OPTIONS = ['ratePerSec', 'capacity', 'clock', 'factor'] as const;
+const KEEP_ALIVE = Object.freeze({ keepAlive: true });
 
 export class LeakyBucket implements RateAlgorithm {
   readonly ratePerSec: number;
@@ -72,6 +77,7 @@ export class LeakyBucket implements RateAlgorithm {
   #admitted = 0;
   readonly #waiting: Scheduled[] = [];
   #timer: TimerHandle | undefined;
+  #unsubscribe: (() => void) | undefined;
 
   constructor(options: LeakyBucketOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -81,10 +87,18 @@ export class LeakyBucket implements RateAlgorithm {
     this.ratePerSec = positiveNumber('ratePerSec', options.ratePerSec);
     this.capacity = positiveNumber('capacity', options.capacity);
     this.#clock = options.clock ?? systemClock;
-    this.#factor = ratio('factor', options.factor ?? 1);
+    const factor = resolveFactor(options.factor);
+    this.#factor = factor.initial;
     this.#ratePerMs = this.ratePerSec / 1000;
     this.#eps = this.capacity * LEAKY_EPSILON;
     this.#last = this.#clock.now();
+    this.#unsubscribe = followFactor(factor, (f) => this.setFactor(f));
+  }
+
+  /** Stops following the factor source (waiting callers keep their places, at the last factor). */
+  close(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
   }
 
   get factor(): number {
@@ -237,14 +251,18 @@ export class LeakyBucket implements RateAlgorithm {
       this.#admitted = this.#level;
       return;
     }
+    // A scheduled request is its caller's work in progress: the timer keeps the process alive.
+    // Nothing drains at factor 0 (setFactor reschedules); a MAX_TIMER_MS timer holds the process
+    // open meanwhile and only re-checks.
     const r = this.#ratePerMs * this.#factor;
-    if (r === 0) return; // nothing drains at factor 0; setFactor reschedules
+    const wait = r > 0 ? Math.min((head.position - drained) / r, MAX_TIMER_MS) : MAX_TIMER_MS;
     this.#timer = this.#clock.setTimeout(
       () => {
         this.#timer = undefined;
         this.#reschedule();
       },
-      (head.position - drained) / r,
+      wait,
+      KEEP_ALIVE,
     );
   }
 

@@ -42,15 +42,19 @@
  */
 import { type Clock, systemClock } from '../clock.js';
 import { ConfigError } from '../errors.js';
-import { finiteNumber, fn, knownKeys, positiveNumber } from '../validate.js';
+import { finiteNumber, fn, knownKeys, positiveNumber, ratio } from '../validate.js';
+import { ManualFactor } from './factor.js';
 import { effectiveFactor } from './priority.js';
 import { TOKEN_EPSILON, TokenBucket } from './token-bucket.js';
 import type { Decision, FactorSource, Priority } from './types.js';
 import { ADMITTED_UNLIMITED } from './decisions.js';
 
 export interface ShedderOptions {
-  /** Where the throttle factor comes from: a Governor (or a ManualFactor). Required. */
-  factor: FactorSource;
+  /**
+   * Where the throttle factor comes from: a Governor (or a ManualFactor), or a fixed number from 0
+   * to 1 (a constant source). Required.
+   */
+  factor: FactorSource | number;
   /** A known capacity in requests (cost units) per second. @default undefined (learned) */
   ratePerSec?: number;
   /**
@@ -162,7 +166,8 @@ export class Shedder {
       throw new ConfigError('options', options, 'an object with a `factor` (a Governor or ManualFactor)');
     }
     knownKeys('Shedder', options, OPTIONS);
-    const source = options.factor;
+    const source =
+      typeof options.factor === 'number' ? new ManualFactor(ratio('factor', options.factor)) : options.factor;
     if (typeof source !== 'object' || source === null || typeof source.factorFor !== 'function') {
       throw new ConfigError('factor', source, 'a FactorSource (a Governor or a ManualFactor)');
     }

@@ -6,10 +6,11 @@
  * first. A factor change settles at the old rate up to that moment, then applies the new factor
  * (never retroactively): shrinking clamps the tokens to the new capacity, growing adds none.
  */
-import { type Clock, systemClock, type TimerHandle } from '../clock.js';
+import { type Clock, MAX_TIMER_MS, systemClock, type TimerHandle } from '../clock.js';
 import { AbortError, ConfigError } from '../errors.js';
 import { finiteNumber, knownKeys, positiveNumber, ratio } from '../validate.js';
 import { refill } from './bucket-math.js';
+import { type FactorOption, followFactor, resolveFactor } from './factor-option.js';
 import type { Decision, RateAlgorithm } from './types.js';
 
 /**
@@ -25,8 +26,11 @@ export interface TokenBucketOptions {
   burst: number;
   /** @default systemClock */
   clock?: Clock;
-  /** The throttle factor at start, from 0 to 1. @default 1 */
-  factor?: number;
+  /**
+   * Where the throttle factor comes from: a FactorSource to follow (a Governor, a ManualFactor),
+   * or a fixed number from 0 to 1. @default 1
+   */
+  factor?: FactorOption;
   /** Tokens at start, from 0 to `burst·factor`. @default burst·factor (full) */
   initialTokens?: number;
 }
@@ -48,6 +52,7 @@ interface Waiter {
 }
 
 const OPTIONS = ['ratePerSec', 'burst', 'clock', 'factor', 'initialTokens'] as const;
+const KEEP_ALIVE = Object.freeze({ keepAlive: true });
 
 export class TokenBucket implements RateAlgorithm {
   readonly ratePerSec: number;
@@ -61,6 +66,7 @@ export class TokenBucket implements RateAlgorithm {
   readonly #queue: Waiter[] = [];
   #queuedCost = 0;
   #timer: TimerHandle | undefined;
+  #unsubscribe: (() => void) | undefined;
 
   constructor(options: TokenBucketOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -70,7 +76,8 @@ export class TokenBucket implements RateAlgorithm {
     this.ratePerSec = positiveNumber('ratePerSec', options.ratePerSec);
     this.burst = positiveNumber('burst', options.burst);
     this.#clock = options.clock ?? systemClock;
-    this.#factor = ratio('factor', options.factor ?? 1);
+    const factor = resolveFactor(options.factor);
+    this.#factor = factor.initial;
     this.#ratePerMs = this.ratePerSec / 1000;
     this.#eps = this.burst * TOKEN_EPSILON;
     const capacity = this.burst * this.#factor;
@@ -79,6 +86,13 @@ export class TokenBucket implements RateAlgorithm {
         ? capacity
         : finiteNumber('initialTokens', options.initialTokens, 0, capacity);
     this.#last = this.#clock.now();
+    this.#unsubscribe = followFactor(factor, (f) => this.setFactor(f));
+  }
+
+  /** Stops following the factor source (waiting callers keep their places, at the last factor). */
+  close(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
   }
 
   get factor(): number {
@@ -265,12 +279,18 @@ export class TokenBucket implements RateAlgorithm {
     if (this.#queuedCost < this.#eps) this.#queuedCost = 0;
     const head = this.#queue[0];
     if (head === undefined) return;
-    const wait = this.#waitFor(head.cost, head.cost);
-    if (wait === Infinity) return; // the factor must rise first; setFactor reschedules
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#timer = undefined;
-      this.#reschedule();
-    }, wait);
+    // A waiter is its caller's work in progress: its timer keeps the process alive (keepAlive).
+    // At an unbounded wait (factor 0) the factor must rise first, and setFactor reschedules; a
+    // timer of MAX_TIMER_MS still holds the process open for it meanwhile (it only re-checks).
+    const wait = Math.min(this.#waitFor(head.cost, head.cost), MAX_TIMER_MS);
+    this.#timer = this.#clock.setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#reschedule();
+      },
+      wait,
+      KEEP_ALIVE,
+    );
   }
 
   #refusal(cost: number, retryAfterMs: number): Decision {

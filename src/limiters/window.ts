@@ -5,6 +5,7 @@
 import { type Clock, systemClock } from '../clock.js';
 import { ConfigError } from '../errors.js';
 import { knownKeys, positiveNumber, ratio } from '../validate.js';
+import { type FactorOption, followFactor, type ResolvedFactor, resolveFactor } from './factor-option.js';
 import type { Decision, DecisionReason, RateAlgorithm } from './types.js';
 
 /**
@@ -20,12 +21,23 @@ export interface WindowOptions {
   windowMs: number;
   /** @default systemClock */
   clock?: Clock;
-  /** The throttle factor at start, from 0 to 1. @default 1 */
-  factor?: number;
+  /**
+   * Where the throttle factor comes from: a FactorSource to follow (a Governor, a ManualFactor),
+   * or a fixed number from 0 to 1. @default 1
+   */
+  factor?: FactorOption;
+}
+
+/** The window options after validation. */
+export interface ResolvedWindowOptions {
+  readonly limit: number;
+  readonly windowMs: number;
+  readonly clock: Clock;
+  readonly factor: ResolvedFactor;
 }
 
 /** @internal Validates the options every window algorithm shares. */
-export function windowOptions(where: string, options: WindowOptions): Required<WindowOptions> {
+export function windowOptions(where: string, options: WindowOptions): ResolvedWindowOptions {
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError('options', options, 'an object with limit and windowMs');
   }
@@ -34,7 +46,7 @@ export function windowOptions(where: string, options: WindowOptions): Required<W
     limit: positiveNumber('limit', options.limit),
     windowMs: positiveNumber('windowMs', options.windowMs),
     clock: options.clock ?? systemClock,
-    factor: ratio('factor', options.factor ?? 1),
+    factor: resolveFactor(options.factor),
   };
 }
 
@@ -93,14 +105,22 @@ export abstract class WindowAlgorithm implements RateAlgorithm {
   /** Tolerance of comparisons with the limit: WINDOW_EPSILON of it. */
   protected readonly eps: number;
   #factor: number;
+  #unsubscribe: (() => void) | undefined;
 
   constructor(where: string, options: WindowOptions) {
     const o = windowOptions(where, options);
     this.limit = o.limit;
     this.windowMs = o.windowMs;
     this.clock = o.clock;
-    this.#factor = o.factor;
+    this.#factor = o.factor.initial;
     this.eps = this.limit * WINDOW_EPSILON;
+    this.#unsubscribe = followFactor(o.factor, (f) => this.setFactor(f));
+  }
+
+  /** Stops following the factor source. */
+  close(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
   }
 
   get factor(): number {

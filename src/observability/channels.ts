@@ -3,12 +3,18 @@
  * can subscribe. Publishing costs nothing when nobody listens (check `channel.hasSubscribers`
  * before building a message). Pure names and types: the publishers import `node:diagnostics_channel`.
  */
+import type { DecisionRecord, Governor } from '../governor/governor.js';
 import type { Priority } from '../limiters/types.js';
 
 /** One admission decision of a guard or pool guard: `DecisionMessage`. */
 export const DECISION_CHANNEL = 'spillway:decision';
-/** Every throttle factor change of a governor: the governor's `DecisionRecord`. */
+/** Every throttle factor change of a governor: the governor's `DecisionRecord` (`FactorMessage`). */
 export const FACTOR_CHANNEL = 'spillway:factor';
+
+/** What FACTOR_CHANNEL carries: the change's `DecisionRecord`, and the governor it came from. */
+export interface FactorMessage extends DecisionRecord {
+  readonly governor: Governor;
+}
 
 /**
  * - `admitted`: admitted (after a wait in the queue, if any).
@@ -42,4 +48,39 @@ export interface DecisionMessage {
   readonly retryAfterMs: number;
   /** Time spent in a wait queue, when the request waited. */
   readonly queueWaitMs?: number;
+}
+
+/**
+ * A store's trouble: an operation failed (`error`), or the limiter answered without it under its
+ * failure policy (`fallback`). Stores publish `StoreMessage`.
+ */
+export const STORE_CHANNEL = 'spillway:store';
+
+export interface StoreMessage {
+  /** The name the user gave the store or its limiter, to tell several apart. @default 'default' */
+  readonly name: string;
+  readonly event: 'error' | 'fallback';
+  /** The store operation: 'take', 'peek', 'refund', 'reset' or 'connect'. */
+  readonly operation: string;
+  /** For `fallback`: what the failure policy did ('open' admits, 'closed' refuses, 'local' uses memory). */
+  readonly policy?: string;
+  readonly error?: unknown;
+}
+
+/**
+ * The end of admitted (or refused) work: the response was finished, or the pooled work settled.
+ * `durationMs` runs from the admission decision to that moment. Adapters publish `ResponseMessage`.
+ */
+export const RESPONSE_CHANNEL = 'spillway:response';
+
+export interface ResponseMessage {
+  readonly name: string;
+  /** The decision's outcome: 'admitted', or the refusal's outcome for a refused request. */
+  readonly outcome: DecisionOutcome;
+  readonly route: string;
+  readonly priority: Priority;
+  /** The HTTP status sent, when there is one. */
+  readonly status?: number;
+  /** From the admission decision to the end of the response, in ms. */
+  readonly durationMs: number;
 }

@@ -6,6 +6,7 @@ import { eventLoopUtilization } from './event-loop-utilization.js';
 import { heapMemory, memory, rssMemory } from './memory.js';
 import { queueDepth } from './queue-depth.js';
 import { refusalShare } from './refusal-share.js';
+import { queueTime } from './queue-time.js';
 
 export {
   type CgroupLimit,
@@ -61,6 +62,7 @@ export {
   type RefusalShareSignal,
   refusalShare,
 } from './refusal-share.js';
+export { QUEUE_TIME_DEFAULTS, type QueueTimeOptions, type QueueTimeSource, queueTime } from './queue-time.js';
 export type { Signal, SignalFailureMode } from './types.js';
 
 /** The built-in signal factories, as one namespace: `signals.cpu({ target: 0.7 })`. */
@@ -73,5 +75,6 @@ export const signals = Object.freeze({
   memory,
   queueDepth,
   refusalShare,
+  queueTime,
   custom,
 });

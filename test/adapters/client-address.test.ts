@@ -218,3 +218,70 @@ describe('addressKey', () => {
     );
   });
 });
+
+describe('malformed and non-address forwarding entries are never believed', () => {
+  const loopback = compileTrust('t', ['loopback'])!;
+  it('parseForwarded refuses an unclosed quote, quotes inside tokens, pairs without = and text after a quote', () => {
+    for (const bad of [
+      'for="9.9.9.1',
+      'for="9.9.9.1, for=203.0.113.5',
+      'for=198.51.100.1;x="',
+      'for=198.51.100.1;x=", for=203.0.113.5',
+      'for=1.2.3.4"',
+      'for=a"b"',
+      'for',
+      'for=1.2.3.4;proto',
+      '=1.2.3.4',
+      'for="1.2.3.4"x',
+      'for="1.2.3.4\\',
+      'for=1.2.3.4 5.6.7.8',
+      'fo r=1.2.3.4',
+    ]) {
+      expect(parseForwarded(bad), bad).toBeUndefined();
+    }
+    expect(parseForwarded('for="1.2.3.4" ; proto=http , ,for=5.6.7.8')).toEqual(['1.2.3.4', '5.6.7.8']);
+  });
+  it('a client line with an unclosed quote cannot pick its key or a victim key: the socket peer is used and reported', () => {
+    const seen: string[] = [];
+    const report = (why: string) => seen.push(why);
+    // Node joins the client's line and the proxy's appended line with ", ".
+    expect(clientAddress('127.0.0.1', 'for="9.9.9.1, for=203.0.113.5', 'forwarded', loopback, report)).toBe(
+      '127.0.0.1',
+    );
+    expect(
+      clientAddress('127.0.0.1', 'for=198.51.100.1;x=", for=203.0.113.5', 'forwarded', loopback, report),
+    ).toBe('127.0.0.1');
+    expect(seen).toEqual(['malformed', 'malformed']);
+    // Well formed, the proxy's entry wins as before and nothing is reported.
+    expect(clientAddress('127.0.0.1', 'for=9.9.9.1, for=203.0.113.5', 'forwarded', loopback, report)).toBe(
+      '203.0.113.5',
+    );
+    expect(seen).toHaveLength(2);
+  });
+  it('an entry that is not an IP address never becomes the answer: the trusted hop that wrote it does', () => {
+    const seen: string[] = [];
+    const report = (why: string) => seen.push(why);
+    expect(clientAddress('127.0.0.1', 'for=unknown', 'forwarded', loopback, report)).toBe('127.0.0.1');
+    expect(clientAddress('127.0.0.1', 'for=_hidden, for=127.0.0.2', 'forwarded', loopback, report)).toBe(
+      '127.0.0.2',
+    );
+    expect(
+      clientAddress('10.0.0.5', 'victim-key, 198.51.100.2', 'x-forwarded-for', compileTrust('t', 2), report),
+    ).toBe('198.51.100.2');
+    expect(clientAddress('10.0.0.5', 'any-key-i-like', 'x-forwarded-for', compileTrust('t', 1), report)).toBe(
+      '10.0.0.5',
+    );
+    expect(clientAddress('10.0.0.5', '1.2.3.4;x', 'x-forwarded-for', () => true, report)).toBe('10.0.0.5');
+    expect(seen).toEqual(new Array(5).fill('not-an-address'));
+  });
+  it('whatever the header, the answer is the socket peer or an IP address from the chain (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), fc.integer({ min: 1, max: 5 }), (header, n) => {
+        for (const kind of ['forwarded', 'x-forwarded-for'] as const) {
+          const got = clientAddress('10.0.0.1', header, kind, compileTrust('t', n));
+          expect(got === '10.0.0.1' || parseIp(got) !== undefined).toBe(true);
+        }
+      }),
+    );
+  });
+});

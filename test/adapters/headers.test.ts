@@ -23,15 +23,17 @@ describe('retryAfterSeconds', () => {
     expect(retryAfterSeconds(120_000, o)).toBe(60);
     expect(retryAfterSeconds(Infinity, o)).toBe(60);
   });
-  it('spreads by jitter: u = 0 gives the base, u → 1 gives ceil(base · (1 + jitter))', () => {
+  it('spreads by jitter in whole seconds: u = 0 gives the base, u → 1 gives base + ceil(base · jitter)', () => {
     expect(retryAfterSeconds(4000, { maxSec: 60, jitter: 0.5, random: fixed(0) })).toBe(4);
     expect(retryAfterSeconds(4000, { maxSec: 60, jitter: 0.5, random: fixed(0.999) })).toBe(6);
-    expect(retryAfterSeconds(4000, { maxSec: 60, jitter: 0.5, random: fixed(0.3) })).toBe(5);
+    expect(retryAfterSeconds(4000, { maxSec: 60, jitter: 0.5, random: fixed(0.5) })).toBe(5);
+    expect(retryAfterSeconds(1000, { maxSec: 60, jitter: 0.5, random: fixed(0.49) })).toBe(1);
+    expect(retryAfterSeconds(1000, { maxSec: 60, jitter: 0.5, random: fixed(0.5) })).toBe(2);
     // a broken random source cannot push it out of bounds
     expect(retryAfterSeconds(4000, { maxSec: 60, jitter: 0.5, random: fixed(7) })).toBe(4);
     expect(retryAfterSeconds(4000, { maxSec: 60, jitter: 0.5, random: fixed(Number.NaN) })).toBe(4);
   });
-  it('stays an integer within [base, ceil(base·(1+jitter))] (property)', () => {
+  it('stays an integer within [base, base + ceil(base·jitter)] (property)', () => {
     fc.assert(
       fc.property(
         fc.double({ min: 0, max: 1e7, noNaN: true }),
@@ -43,16 +45,51 @@ describe('retryAfterSeconds', () => {
           const s = retryAfterSeconds(ms, { maxSec, jitter, random: () => u });
           expect(Number.isInteger(s)).toBe(true);
           expect(s).toBeGreaterThanOrEqual(base);
-          expect(s).toBeLessThanOrEqual(Math.ceil(base * (1 + jitter)));
+          expect(s).toBeLessThanOrEqual(base + Math.ceil(base * jitter));
         },
       ),
     );
   });
   it('actually spreads: different draws give different seconds', () => {
     const seen = new Set<number>();
-    for (let k = 0; k < 10; k++)
-      seen.add(retryAfterSeconds(10_000, { maxSec: 60, jitter: 1, random: fixed(k / 10) }));
-    expect(seen.size).toBe(10);
+    for (let k = 0; k < 11; k++)
+      seen.add(retryAfterSeconds(10_000, { maxSec: 60, jitter: 1, random: fixed(k / 11) }));
+    expect(seen.size).toBe(11);
+  });
+  it('clients shed together come back spread uniformly over the whole seconds (seeded, chi-square)', () => {
+    // mulberry32: a small seeded generator, so the test is exact and repeatable.
+    const seeded = (seed: number) => () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+    };
+    const cases = [
+      { ms: 1, jitter: 0.5, values: [1, 2] },
+      { ms: 800, jitter: 1, values: [1, 2] },
+      { ms: 2000, jitter: 0.5, values: [2, 3] },
+      { ms: 4000, jitter: 0.5, values: [4, 5, 6] },
+      { ms: 10_000, jitter: 0.5, values: [10, 11, 12, 13, 14, 15] },
+    ];
+    const n = 6000;
+    for (const c of cases) {
+      const random = seeded(42);
+      const counts = new Map<number, number>();
+      for (let i = 0; i < n; i++) {
+        const s = retryAfterSeconds(c.ms, { maxSec: 60, jitter: c.jitter, random });
+        counts.set(s, (counts.get(s) ?? 0) + 1);
+      }
+      expect(
+        [...counts.keys()].sort((a, b) => a - b),
+        `${c.ms} ms`,
+      ).toEqual(c.values);
+      // Chi-square against the uniform distribution; the 0.1% critical value for k−1 ≤ 5
+      // degrees of freedom is at most 20.5.
+      const expected = n / c.values.length;
+      let chi2 = 0;
+      for (const v of c.values) chi2 += (counts.get(v)! - expected) ** 2 / expected;
+      expect(chi2, `${c.ms} ms: ${JSON.stringify([...counts])}`).toBeLessThan(20.5);
+    }
   });
 });
 

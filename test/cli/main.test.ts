@@ -1,4 +1,5 @@
-// The built `spillway` command, spawned as users run it. `npm test` builds dist/ first (pretest).
+// The built `spillway` command, spawned as users run it (it delegates simulate, tune and live to
+// spillway-sim). `npm test` builds dist/ and simulations/dist/ first (pretest).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const cli = join(root, 'dist/cli/main.js');
+const cli = join(root, 'dist/cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'spillway-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -28,6 +29,12 @@ describe('spillway', () => {
     expect(readFileSync(cli, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
   });
 
+  it('prints the version of the package, exit 0', () => {
+    const r = run('--version');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
+  });
+
   it('prints help for the command and each subcommand, exit 0', () => {
     const main = run('--help');
     expect(main.code).toBe(0);
@@ -46,7 +53,14 @@ describe('spillway', () => {
     expect(unknown.stderr).toContain('unknown command "frobnicate"');
     const option = run('simulate', 'x.json', '--bogus');
     expect(option.code).toBe(2);
-    expect(option.stderr).toContain("'--bogus'");
+    expect(option.stderr).toContain("unknown option '--bogus'\n");
+    const negative = run('simulate', 'x.json', '--seed', '-1');
+    expect(negative.code).toBe(2);
+    expect(negative.stderr).toContain('--seed needs a value; for a value starting with "-", write --seed=<value>');
+    expect(negative.stderr).not.toContain('ambiguous');
+    const below = run('simulate', 'x.json', '--seed=-1');
+    expect(below.code).toBe(2);
+    expect(below.stderr).toContain('--seed must be an integer >= 0, got "-1"');
     expect(option.stderr).toContain('Usage: spillway simulate');
     const mode = run('simulate', 'x.json', '--mode', 'fast');
     expect(mode.code).toBe(2);
@@ -74,7 +88,8 @@ describe('spillway', () => {
     const notJson = run('simulate', scenarioFile('broken.json', '{"name": '));
     expect(notJson.code).toBe(1);
     expect(notJson.stderr).toContain('broken.json');
-    expect(notJson.stderr).toMatch(/JSON/);
+    expect(notJson.stderr).toMatch(/broken\.json: the file is not valid JSON( at line 1, column \d+)?: /);
+    expect(notJson.stderr).not.toContain('must be');
   });
 
   it('simulates a short scenario: a table on stdout, JSON, CSV and SVG in --out', () => {

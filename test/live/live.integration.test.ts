@@ -1,18 +1,18 @@
-// A short live run through the built harness (it forks dist/sim/live/*-worker.js; `npm test`
+// A short live run through the built harness (it forks simulations/dist/live/*-worker.js; `npm test`
 // builds dist/ first). Bounded: about 4 s of load plus process start-up.
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { LiveReport } from '../../src/sim/live/live.js';
-import type { SimReport } from '../../src/sim/report.js';
-import { formatSummaryTable, seriesToCsv } from '../../src/sim/report.js';
-import { parseScenario } from '../../src/sim/scenario.js';
+import type { LiveReport } from '../../simulations/src/live/live.js';
+import type { SimReport } from '../../simulations/src/report.js';
+import { formatSummaryTable, seriesToCsv } from '../../simulations/src/report.js';
+import { parseScenario } from '../../simulations/src/scenario.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const built = join(root, 'dist/sim/live/live.js');
+const built = join(root, 'simulations/dist/live/live.js');
 
-async function live(): Promise<typeof import('../../src/sim/live/live.js')> {
+async function live(): Promise<typeof import('../../simulations/src/live/live.js')> {
   if (!existsSync(built)) throw new Error(`${built} is missing: run \`npm run build\` first`);
   return import(built);
 }

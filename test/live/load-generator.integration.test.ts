@@ -2,9 +2,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LatencyHistogram } from '../../src/sim/live/histogram.js';
-import { runLoad } from '../../src/sim/live/load-generator.js';
-import { parseScenario } from '../../src/sim/scenario.js';
+import { LatencyHistogram } from '../../simulations/src/live/histogram.js';
+import { runLoad } from '../../simulations/src/live/load-generator.js';
+import { parseScenario } from '../../simulations/src/scenario.js';
 
 const servers: http.Server[] = [];
 afterEach(async () => {

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LatencyHistogram } from '../../src/sim/live/histogram.js';
-import { sliceSwitches } from '../../src/sim/live/live.js';
-import { buildSchedule, PRIORITY_ORDER, peakPerSecond } from '../../src/sim/live/schedule.js';
-import { parseScenario } from '../../src/sim/scenario.js';
+import { LatencyHistogram } from '../../simulations/src/live/histogram.js';
+import { sliceSwitches } from '../../simulations/src/live/live.js';
+import { buildSchedule, PRIORITY_ORDER, peakPerSecond } from '../../simulations/src/live/schedule.js';
+import { parseScenario } from '../../simulations/src/scenario.js';
 
 const scenario = (traffic: unknown[], durationSec = 10) => parseScenario({ name: 't', durationSec, traffic });
 

@@ -1,7 +1,7 @@
 // Each protection mode of the live server starts, answers, and counts what it answered.
 import http from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { burn, LIVE_MODES, startServer } from '../../src/sim/live/server.js';
+import { burn, LIVE_MODES, startServer } from '../../simulations/src/live/server.js';
 
 function get(port: number, path: string): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -109,6 +109,8 @@ describe('signals namespace and defaultSignals', () => {
         'heapMemory',
         'memory',
         'queueDepth',
+        'queueTime',
+        'refusalShare',
         'rssMemory',
       ].sort(),
     );

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/clock.js';
-import { parseScenario } from '../../src/sim/scenario.js';
-import { EventLoop, loopClock } from '../../src/sim/server.js';
-import { simulate } from '../../src/sim/simulate.js';
+import { ManualClock } from 'spillway';
+import { parseScenario } from '../../simulations/src/scenario.js';
+import { EventLoop, loopClock } from '../../simulations/src/server.js';
+import { simulate } from '../../simulations/src/simulate.js';
 
 describe('EventLoop', () => {
   it('runs items one at a time in FIFO order and measures their waits', () => {

@@ -7,9 +7,9 @@ import {
   onOffSwitches,
   quantileSorted,
   runs,
-} from '../../src/sim/metrics.js';
-import { deriveRandom, mulberry32, sampler } from '../../src/sim/random.js';
-import { Fifo } from '../../src/sim/server.js';
+} from '../../simulations/src/metrics.js';
+import { deriveRandom, mulberry32, sampler } from '../../simulations/src/random.js';
+import { Fifo } from '../../simulations/src/server.js';
 
 describe('metrics', () => {
   it('quantileSorted uses the nearest rank', () => {

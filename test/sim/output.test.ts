@@ -11,7 +11,7 @@ import {
   simulate,
   tune,
   writeReport,
-} from '../../src/sim/index.js';
+} from '../../simulations/src/index.js';
 
 const sc = parseScenario(
   {

@@ -3,8 +3,8 @@
  * server. Numbers are stated with how they were measured (seed 1 unless said otherwise).
  */
 import { describe, expect, it } from 'vitest';
-import { loadScenario, parseScenario, type Scenario } from '../../src/sim/scenario.js';
-import { simulate } from '../../src/sim/simulate.js';
+import { loadScenario, parseScenario, type Scenario } from '../../simulations/src/scenario.js';
+import { simulate } from '../../simulations/src/simulate.js';
 
 const dir = 'simulations/scenarios';
 
@@ -84,7 +84,7 @@ describe('retry storm (a spike to 2x for 30 s; refused clients retry up to 5 att
   it('honouring Retry-After settles: offered load back near the base, factor back at 1', async () => {
     const r = await run('retry-storm.json');
     const base = 300;
-    // The storm outlives the spike (retries wait Retry-After, 1–1.5 s, up to 4 times), then settles.
+    // The storm outlives the spike (retries wait Retry-After, 1 or 2 s, up to 4 times), then settles.
     const after = r.series.filter((p) => p.t >= 95 && p.t < 120);
     expect(mean(after.map((p) => p.offered))).toBeLessThan(base * 1.1);
     expect(after.every((p) => p.shed === 0)).toBe(true);
@@ -96,13 +96,14 @@ describe('retry storm (a spike to 2x for 30 s; refused clients retry up to 5 att
     const honour = await run('retry-storm.json');
     const ignore = await run('retry-storm-ignore-retry-after.json');
     const spike = (r: typeof honour) => mean(r.series.slice(30, 60).map((p) => p.offered));
-    // Measured, seeds 1–3: mean offered load in the spike 3,363–3,375 vs 3,996–4,007 req/s; share of
-    // first attempts served 71.1% vs 68.2–68.7%. Goodput of the episode (retries included) no
-    // longer differs (78.1–79.1% vs 79.3–80.4% of capacity): a refusal is decided cheaply and the
-    // Shedder's limit sits near the throughput either way. Before the defaults changed: 75.2% vs
-    // 69.6%, the ignoring clients' first burst (peak 7,511 req/s) meeting a base learned too low.
+    // Measured, seeds 1–3, with Retry-After spread uniformly over whole seconds (1 or 2 s for a 1 s
+    // base): mean offered load in the spike 3,550–3,585 vs 3,996–4,007 req/s; share of demand
+    // served 69.8–70.1% vs 68.2–68.7%. (While the jitter rounded every 1 s base up to 2 s, the
+    // honouring clients stayed away longer: 3,363–3,375 req/s in the spike, and a gap above 1.5
+    // points.) Goodput of the episode (retries included) does not differ much: a refusal is decided
+    // cheaply and the Shedder's limit sits near the throughput either way.
     expect(spike(ignore)).toBeGreaterThan(spike(honour) * 1.1);
-    expect(ignore.summary.goodputShareOfDemand).toBeLessThan(honour.summary.goodputShareOfDemand - 0.015);
+    expect(ignore.summary.goodputShareOfDemand).toBeLessThan(honour.summary.goodputShareOfDemand - 0.01);
   });
 });
 

@@ -2,8 +2,14 @@ import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isConfigError } from '../../src/errors.js';
-import { loadScenario, modelCapacity, parseScenario, rateAt, ScenarioError } from '../../src/sim/scenario.js';
+import { isConfigError } from 'spillway';
+import {
+  loadScenario,
+  modelCapacity,
+  parseScenario,
+  rateAt,
+  ScenarioError,
+} from '../../simulations/src/scenario.js';
 
 const minimal = {
   name: 'x',
@@ -131,7 +137,7 @@ describe('scenario validation', () => {
     const dir = await mkdtemp(join(tmpdir(), 'spillway-sim-'));
     const bad = join(dir, 'bad.json');
     await writeFile(bad, '{ "name": ');
-    await expect(loadScenario(bad)).rejects.toThrow(`${bad}: (file) must be valid JSON`);
+    await expect(loadScenario(bad)).rejects.toThrow(`${bad}: the file is not valid JSON`);
     await expect(loadScenario(join(dir, 'nope.json'))).rejects.toThrow(
       `${join(dir, 'nope.json')}: (file) must be a readable file`,
     );

@@ -1,0 +1,338 @@
+/**
+ * The live harness's server: node:http (or Fastify, for @fastify/under-pressure) with a handler that
+ * burns a fixed CPU time per request, protected by one of several modes. It records, per 100 ms
+ * slice of wall-clock time, how many requests it admitted (2xx) and refused (429/503), and per
+ * second its own view (throttle factor, dominant signal, event-loop delay), so the harness can tell
+ * exactly when shedding was on.
+ *
+ * The peers are devDependencies, imported only when their mode is chosen, and set up as their
+ * READMEs show. `/warm` answers at once and unprotected: it opens the client's keep-alive
+ * connections before the measured period and must not teach a shedder a false rate.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { createHttpGuard } from 'spillway/http';
+import { ConfigError } from 'spillway';
+import { createGovernor } from 'spillway';
+import type { Governor } from 'spillway';
+import { Shedder } from 'spillway';
+
+export type LiveMode = 'none' | 'spillway' | 'under-pressure' | 'toobusy' | 'overload-protection';
+export const LIVE_MODES: readonly LiveMode[] = Object.freeze([
+  'none',
+  'spillway',
+  'under-pressure',
+  'toobusy',
+  'overload-protection',
+]);
+/** The modes whose library is a devDependency of Spillway (for the benchmark only). */
+export const PEER_MODES: readonly LiveMode[] = Object.freeze([
+  'under-pressure',
+  'toobusy',
+  'overload-protection',
+]);
+
+export interface LiveServerOptions {
+  mode: LiveMode;
+  /** CPU time each admitted request burns (busy loop), in ms. @default 2 */
+  cpuMs?: number;
+  /** Options for `createGovernor` in `spillway` mode (besides signals and clock). @default {} */
+  governor?: Readonly<Record<string, number | string>>;
+  /** Options for `new Shedder` in `spillway` mode (besides factor and clock). @default {} */
+  shedder?: Readonly<Record<string, number>>;
+  /** @default 0 (any free port) */
+  port?: number;
+}
+
+/** The server's own view of one second (wall clock, epoch seconds). */
+export interface ServerSecond {
+  readonly epochSec: number;
+  /** Throttle factor at the end of the second (1 when the mode has none). */
+  readonly factor: number;
+  /** The governor's dominant signal, if any. */
+  readonly dominant: string | undefined;
+  /** The governor's state (spillway), or whether the peer refused anything in the second. */
+  readonly state: string;
+  /** The governor's raw and smoothed pressure (spillway), else 0. */
+  readonly pressure: number;
+  readonly smoothedPressure: number;
+  /** p99 and max event-loop delay over the second, in ms (measured the same way for every mode). */
+  readonly eventLoopDelayP99Ms: number;
+  readonly eventLoopDelayMaxMs: number;
+}
+
+export interface ServerStats {
+  /** Admitted (2xx) responses per 100 ms slice, keyed by `floor(epochMs / 100)`. */
+  readonly okSlices: Record<number, number>;
+  /** Refused (429/503) responses per 100 ms slice, keyed by `floor(epochMs / 100)`. */
+  readonly refusedSlices: Record<number, number>;
+  readonly seconds: ServerSecond[];
+  /** Every change of the applied factor (spillway), wall-clock ms since the epoch. */
+  readonly factorChanges: { epochMs: number; factor: number }[];
+  /** Requests the shedder refused (spillway) or the server answered 429/503 (peers). */
+  readonly shed: number;
+}
+
+export interface RunningServer {
+  readonly port: number;
+  readonly mode: LiveMode;
+  /** Wall-clock time (ms since the epoch) from which the protection is fully active. */
+  readonly readyAtEpochMs: number;
+  stats(): ServerStats;
+  close(): Promise<void>;
+}
+
+const SLICE_MS = 100;
+
+/** Burns `ms` of CPU on the event loop: the cost of one request. */
+export function burn(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // busy: this is the work
+  }
+}
+
+/** Imports a peer library by name (devDependencies: the package itself never needs them). */
+async function peer(name: string): Promise<unknown> {
+  try {
+    return await import(name);
+  } catch (err) {
+    throw new Error(
+      `mode needs the package ${name} (npm install --save-dev ${name}): ${(err as Error).message}`,
+    );
+  }
+}
+
+const epochNow = () => performance.timeOrigin + performance.now();
+
+/** Starts the server in this process. */
+export async function startServer(options: LiveServerOptions): Promise<RunningServer> {
+  const mode = options.mode;
+  if (!LIVE_MODES.includes(mode)) throw new ConfigError('mode', mode, `one of ${LIVE_MODES.join(', ')}`);
+  const cpuMs = options.cpuMs ?? 2;
+  if (!(cpuMs >= 0) || !Number.isFinite(cpuMs)) throw new ConfigError('cpuMs', cpuMs, 'a finite number >= 0');
+
+  const okSlices: Record<number, number> = {};
+  const refusedSlices: Record<number, number> = {};
+  const seconds: ServerSecond[] = [];
+  const factorChanges: { epochMs: number; factor: number }[] = [];
+  let shed = 0;
+  let governor: Governor | undefined;
+  let stopExtra: () => void = () => {};
+
+  const track = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (req.url === '/warm') return;
+    res.once('finish', () => {
+      const slice = Math.floor(epochNow() / SLICE_MS);
+      const s = res.statusCode;
+      if (s === 429 || s === 503) {
+        refusedSlices[slice] = (refusedSlices[slice] ?? 0) + 1;
+        if (mode !== 'spillway') shed++;
+      } else if (s >= 200 && s < 300) okSlices[slice] = (okSlices[slice] ?? 0) + 1;
+    });
+  };
+  const work = (res: http.ServerResponse) => {
+    burn(cpuMs);
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('ok');
+  };
+  const warm = (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
+    if (req.url !== '/warm') return false;
+    res.writeHead(204);
+    res.end();
+    return true;
+  };
+
+  let server: http.Server;
+  let readyAtEpochMs = epochNow();
+  let closeFramework: (() => Promise<void>) | undefined;
+
+  switch (mode) {
+    case 'none':
+      server = http.createServer((req, res) => {
+        if (!warm(req, res)) work(res);
+      });
+      break;
+    case 'spillway': {
+      governor = createGovernor({ ...(options.governor ?? {}) });
+      const shedder = new Shedder({ factor: governor, ...(options.shedder ?? {}) });
+      const g = governor;
+      const guard = createHttpGuard({
+        shedder: {
+          admit(o) {
+            const d = shedder.admit(o);
+            if (!d.allowed) shed++;
+            return d;
+          },
+        },
+        governor: g,
+        bypass: ['/warm'],
+        priority: (req) => {
+          const p = req.headers['x-priority'];
+          return p === 'critical' || p === 'sheddable' ? p : 'normal';
+        },
+      });
+      const listener = guard.wrap((req, res) => {
+        if (!warm(req, res)) work(res);
+      });
+      server = http.createServer(listener);
+      g.on('change', (r) => {
+        if (factorChanges.at(-1)?.factor !== r.appliedFactor) {
+          factorChanges.push({ epochMs: epochNow(), factor: r.appliedFactor });
+        }
+      });
+      g.start();
+      readyAtEpochMs = epochNow() + g.options.warmupMs;
+      stopExtra = () => {
+        g.stop();
+        shedder.close();
+        guard.close();
+      };
+      break;
+    }
+    case 'toobusy': {
+      // As the README shows: `if (toobusy()) res.send(503, "I'm busy right now, sorry.")`, default maxLag 70 ms.
+      const toobusy = ((await peer('toobusy-js')) as { default: TooBusy }).default;
+      server = http.createServer((req, res) => {
+        if (warm(req, res)) return;
+        if (toobusy()) {
+          res.writeHead(503, { 'content-type': 'text/plain' });
+          res.end("I'm busy right now, sorry.");
+          return;
+        }
+        work(res);
+      });
+      stopExtra = () => toobusy.shutdown();
+      break;
+    }
+    case 'overload-protection': {
+      // The README's configuration for core http: `if (protect(req, res) === true) return`.
+      const factory = ((await peer('overload-protection')) as { default: OverloadProtectionFactory }).default;
+      const protect = factory('http', {
+        production: true,
+        clientRetrySecs: 1,
+        sampleInterval: 5,
+        maxEventLoopDelay: 42,
+        maxHeapUsedBytes: 0,
+        maxRssBytes: 0,
+        errorPropagationMode: false,
+        logging: false,
+        logStatsOnReq: false,
+      });
+      server = http.createServer((req, res) => {
+        if (warm(req, res)) return;
+        if (protect(req, res) === true) return;
+        work(res);
+      });
+      stopExtra = () => protect.stop?.();
+      break;
+    }
+    case 'under-pressure': {
+      // The README's example thresholds for event-loop delay and utilisation (heap and RSS limits
+      // left out: they are absolute sizes that mean nothing for this server).
+      const fastify = ((await peer('fastify')) as { default: FastifyFactory }).default;
+      const underPressure = ((await peer('@fastify/under-pressure')) as { default: unknown }).default;
+      const app = fastify({ logger: false, keepAliveTimeout: 120_000 });
+      await app.register(underPressure as never, { maxEventLoopDelay: 1000, maxEventLoopUtilization: 0.98 });
+      app.get('/warm', (_req: unknown, reply: FastifyReply) => reply.code(204).send());
+      app.get('/', (_req: unknown, reply: FastifyReply) => {
+        burn(cpuMs);
+        reply.type('text/plain').send('ok');
+      });
+      await app.ready();
+      server = app.server;
+      closeFramework = () => app.close();
+      break;
+    }
+  }
+
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 125_000;
+  server.requestTimeout = 0;
+  server.prependListener('request', track);
+
+  // The server's own view, once a second: the same event-loop delay measure for every mode.
+  const eld = monitorEventLoopDelay({ resolution: 10 });
+  eld.enable();
+  let lastSecond = Math.floor(epochNow() / 1000);
+  let lastSampleAt = performance.now();
+  const sampler = setInterval(() => {
+    const now = performance.now();
+    const blockedMs = now - lastSampleAt;
+    lastSampleAt = now;
+    const nowSec = Math.floor(epochNow() / 1000);
+    if (nowSec === lastSecond) return;
+    const snap = governor?.snapshot();
+    const maxMs = eld.count > 0 ? eld.max / 1e6 : 0;
+    const p99Ms = eld.count > 0 ? eld.percentile(99) / 1e6 : 0;
+    // A loop blocked across whole seconds ran no sampler in them: they share this reading, and
+    // the block itself (the time since the last sample) is their loop delay.
+    for (let sec = lastSecond; sec < nowSec; sec++) {
+      const refusedInSecond = Object.keys(refusedSlices).some((k) => Math.floor(Number(k) / 10) === sec);
+      seconds.push({
+        epochSec: sec,
+        factor: snap?.appliedFactor ?? 1,
+        dominant: snap?.dominant?.name,
+        state: snap?.state ?? (refusedInSecond ? 'shedding' : 'open'),
+        pressure: snap?.pressure ?? 0,
+        smoothedPressure: snap?.smoothedPressure ?? 0,
+        eventLoopDelayP99Ms: Math.max(p99Ms, nowSec - lastSecond > 1 ? blockedMs : 0),
+        eventLoopDelayMaxMs: Math.max(maxMs, nowSec - lastSecond > 1 ? blockedMs : 0),
+      });
+    }
+    eld.reset();
+    lastSecond = nowSec;
+  }, 50);
+
+  sampler.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  return {
+    port,
+    mode,
+    readyAtEpochMs,
+    stats: () => ({
+      okSlices: { ...okSlices },
+      refusedSlices: { ...refusedSlices },
+      seconds: [...seconds],
+      factorChanges: [...factorChanges],
+      shed,
+    }),
+    async close() {
+      clearInterval(sampler);
+      eld.disable();
+      stopExtra();
+      server.closeAllConnections();
+      if (closeFramework) await closeFramework();
+      else await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+interface TooBusy {
+  (): boolean;
+  shutdown(): void;
+}
+type OverloadProtectionFactory = (
+  framework: 'http',
+  config: Record<string, unknown>,
+) => ((req: http.IncomingMessage, res: http.ServerResponse) => boolean) & { stop?: () => void };
+interface FastifyReply {
+  code(n: number): FastifyReply;
+  type(t: string): FastifyReply;
+  send(body?: unknown): FastifyReply;
+}
+interface FastifyApp {
+  register(plugin: never, opts: Record<string, unknown>): Promise<unknown>;
+  get(path: string, handler: (req: unknown, reply: FastifyReply) => unknown): void;
+  ready(): Promise<unknown>;
+  close(): Promise<void>;
+  readonly server: http.Server;
+}
+type FastifyFactory = (opts: Record<string, unknown>) => FastifyApp;

@@ -1,0 +1,596 @@
+/**
+ * The discrete-event simulation: open-loop traffic arrives at a model server protected by one of
+ * the modes, on a ManualClock. Nothing ticks per millisecond: every arrival, loop item, pool slot
+ * and 1 s report bucket is one timer on the clock's heap, so an hour of traffic at hundreds of
+ * requests per second runs in seconds.
+ *
+ * A request's life: it arrives (the client's clock starts: latency is measured from the intended
+ * send time) and queues for the loop. When the loop picks it up, the protection decides. A refusal
+ * costs `refusalCostMs` of loop time, then the client may retry. An admitted request costs one
+ * service time, then (for a share of requests) waits for a downstream pool slot and comes back
+ * through the loop for its callback. It counts as goodput when answered within the client's
+ * timeout; answered later, it was work for nobody.
+ */
+import { retryAfterSeconds } from 'spillway/pipeline';
+import { ManualClock } from 'spillway';
+import type { Priority } from 'spillway';
+import {
+  directionChanges,
+  type FactorPoint,
+  factorAt,
+  jainIndex,
+  maxMinFairShares,
+  onOffSwitches,
+  quantileSorted,
+  runs,
+} from './metrics.js';
+import { createProtection, type Protection } from './protection.js';
+import { deriveRandom, type Random, sampler } from './random.js';
+import type { Episode, SeriesPoint, SimReport, SimSummary, TenantResult } from './report.js';
+import {
+  type Mode,
+  PRIORITY_CLASSES,
+  type PriorityClass,
+  peakRate,
+  rateAt,
+  type Scenario,
+  sourceRateAt,
+  type TrafficSpec,
+} from './scenario.js';
+import { EventLoop, loopClock, modelSignal, Pool, type ServerState } from './server.js';
+
+export interface SimulateOptions {
+  /** @default 'spillway' */
+  mode?: Mode;
+  /** @default scenario.seed */
+  seed?: number;
+  /** Governor options on top of the scenario's (the tuner's candidates). @default none */
+  governor?: Readonly<Record<string, number | string>>;
+  /** Shedder options on top of the scenario's. @default none */
+  shedder?: Readonly<Record<string, number>>;
+  /** A name for this run in tables and charts. @default the mode */
+  label?: string;
+}
+
+/** The HTTP adapter's default cap on Retry-After, in seconds. */
+const RETRY_AFTER_MAX_SEC = 60;
+
+interface Source {
+  readonly spec: TrafficSpec;
+  readonly tenant: string;
+  readonly arrivals: Random;
+  readonly draws: Random;
+  readonly peak: number;
+  budget: number;
+  readonly budgetCap: number;
+}
+
+interface Attempt {
+  readonly source: Source;
+  readonly priority: PriorityClass;
+  readonly sentAt: number;
+  readonly deadline: number;
+  readonly attempt: number;
+  answered: boolean;
+  gaveUp: boolean;
+}
+
+interface Bucket {
+  offered: number;
+  offeredFirst: number;
+  admitted: number;
+  goodput: number;
+  late: number;
+  shed: number;
+  limited: number;
+  failed: number;
+  latencies: number[];
+  maxWaitMs: number;
+}
+
+function newBucket(): Bucket {
+  return {
+    offered: 0,
+    offeredFirst: 0,
+    admitted: 0,
+    goodput: 0,
+    late: 0,
+    shed: 0,
+    limited: 0,
+    failed: 0,
+    latencies: [],
+    maxWaitMs: 0,
+  };
+}
+
+/** A growable Float64Array: latencies of a long run without boxing. */
+class Samples {
+  #buf = new Float64Array(1024);
+  #n = 0;
+  push(x: number): void {
+    if (this.#n === this.#buf.length) {
+      const next = new Float64Array(this.#buf.length * 2);
+      next.set(this.#buf);
+      this.#buf = next;
+    }
+    this.#buf[this.#n++] = x;
+  }
+  sorted(): Float64Array {
+    return this.#buf.subarray(0, this.#n).sort();
+  }
+}
+
+/** Runs `scenario` under one mode. Synchronous and deterministic: same scenario and seed, same report (but `wallMs`). */
+export function simulate(scenario: Scenario, options: SimulateOptions = {}): SimReport {
+  const wallStart = performance.now();
+  const mode = options.mode ?? 'spillway';
+  const seed = options.seed ?? scenario.seed;
+  const durationMs = scenario.durationSec * 1000;
+  const nBuckets = Math.ceil(scenario.durationSec);
+  const clock = new ManualClock(0);
+  const srv = scenario.server;
+
+  // --- the model server -------------------------------------------------------------------------
+  const loop = new EventLoop(clock);
+  const service = sampler(srv.service, deriveRandom(seed, 'service'));
+  const routing = deriveRandom(seed, 'routing');
+  const headerRandom = deriveRandom(seed, 'retry-after');
+  const ds = srv.downstream;
+  const pool = ds ? new Pool(clock, ds, sampler(ds.service, deriveRandom(seed, 'pool'))) : undefined;
+  const state = { loop, pool, inFlight: 0 } satisfies ServerState;
+  const signals = scenario.signals.map((s) => modelSignal(s, srv, state, clock));
+  const govClock = loopClock(clock, loop, srv.tickCostMs);
+  const protection: Protection = createProtection(
+    mode,
+    scenario,
+    clock,
+    govClock,
+    signals,
+    options.governor,
+    options.shedder,
+  );
+  const factorPoints: FactorPoint[] = [];
+  let minFactor: number | null = mode === 'spillway' ? 1 : null;
+  const unsubscribe = protection.governor.subscribe((f) => {
+    if (mode !== 'spillway') return;
+    factorPoints.push({ atMs: clock.now(), factor: f });
+    if (minFactor !== null && f < minFactor) minFactor = f;
+  });
+
+  // --- the recorder -----------------------------------------------------------------------------
+  const buckets: Bucket[] = Array.from({ length: nBuckets }, newBucket);
+  const series: SeriesPoint[] = [];
+  const bucketOf = (t: number) => buckets[Math.min(nBuckets - 1, Math.floor(t / 1000))]!;
+  const latencies = new Samples();
+  const byPriority = Object.fromEntries(PRIORITY_CLASSES.map((p) => [p, { arrivals: 0, shed: 0 }])) as Record<
+    PriorityClass,
+    { arrivals: number; shed: number }
+  >;
+  const tenantStats = new Map<string, { demand: number; goodput: number }>();
+  let offered = 0;
+  let firstAttempts = 0;
+  let retries = 0;
+  let admitted = 0;
+  let goodput = 0;
+  let late = 0;
+  let shed = 0;
+  let limited = 0;
+  let failed = 0;
+
+  loop.onWait((w) => {
+    const b = bucketOf(clock.now());
+    if (w > b.maxWaitMs) b.maxWaitMs = w;
+  });
+
+  for (let i = 0; i < nBuckets; i++) {
+    const endMs = Math.min(durationMs, (i + 1) * 1000);
+    clock.setTimeout(() => {
+      const b = buckets[i]!;
+      const snap = protection.governor.snapshot();
+      const lat = b.latencies.sort((x, y) => x - y);
+      const f = protection.factor();
+      series.push({
+        t: i,
+        offered: b.offered,
+        offeredFirst: b.offeredFirst,
+        admitted: b.admitted,
+        goodput: b.goodput,
+        late: b.late,
+        shed: b.shed,
+        limited: b.limited,
+        failed: b.failed,
+        p50Ms: lat.length ? quantileSorted(lat, 0.5) : null,
+        p99Ms: lat.length ? quantileSorted(lat, 0.99) : null,
+        factor: f,
+        pressure: snap.pressure,
+        smoothedPressure: snap.smoothedPressure,
+        dominant: snap.dominant && snap.dominant.pressure > 0 ? snap.dominant.name : null,
+        maxWaitMs: Math.max(b.maxWaitMs, loop.oldestWaitMs(clock.now())),
+        inFlight: state.inFlight,
+      });
+      b.latencies = [];
+    }, endMs);
+  }
+
+  // --- the clients ------------------------------------------------------------------------------
+  const sources: Source[] = [];
+  for (const spec of scenario.traffic) {
+    for (let k = 0; k < spec.tenants; k++) {
+      const tenant = spec.tenants > 1 ? `${spec.tenant}-${k + 1}` : spec.tenant;
+      const label = `${spec.name}#${k}`;
+      const peak = peakRate(spec.pattern);
+      const ratio = spec.retry?.budgetRatio ?? 0;
+      sources.push({
+        spec,
+        tenant,
+        arrivals: deriveRandom(seed, `arrivals:${label}`),
+        draws: deriveRandom(seed, `draws:${label}`),
+        peak,
+        budget: 10,
+        budgetCap: 10 + ratio * peak * 10,
+      });
+      if (!tenantStats.has(tenant)) tenantStats.set(tenant, { demand: 0, goodput: 0 });
+    }
+  }
+
+  const pickPriority = (s: Source): PriorityClass => {
+    const p = s.spec.priorities;
+    const u = s.draws();
+    if (u < p.critical) return 'critical';
+    if (u < p.critical + p.normal) return 'normal';
+    return 'sheddable';
+  };
+
+  /** The next arrival time after `tMs` (ms), or Infinity: thinning for Poisson, spacing for uniform. */
+  const nextArrival = (s: Source, tMs: number): number => {
+    const { spec } = s;
+    const endMs = Math.min(spec.endSec * 1000, durationMs);
+    let t = Math.max(tMs, spec.startSec * 1000);
+    if (spec.arrivals === 'poisson') {
+      for (;;) {
+        t += (-Math.log(1 - s.arrivals()) / s.peak) * 1000;
+        if (t >= endMs) return Infinity;
+        if (s.arrivals() * s.peak < rateAt(spec.pattern, t / 1000)) return t;
+      }
+    }
+    for (;;) {
+      const r = rateAt(spec.pattern, t / 1000);
+      if (r > 0) {
+        t += 1000 / r;
+        return t >= endMs ? Infinity : t;
+      }
+      t += 100;
+      if (t >= endMs) return Infinity;
+    }
+  };
+
+  const send = (source: Source, priority: PriorityClass, attempt: number) => {
+    const now = clock.now();
+    const a: Attempt = {
+      source,
+      priority,
+      sentAt: now,
+      deadline: now + source.spec.timeoutMs,
+      attempt,
+      answered: false,
+      gaveUp: false,
+    };
+    offered++;
+    const b = bucketOf(now);
+    b.offered++;
+    byPriority[priority].arrivals++;
+    if (attempt === 1) {
+      const ratio = source.spec.retry?.budgetRatio;
+      if (ratio != null) source.budget = Math.min(source.budgetCap, source.budget + ratio);
+      firstAttempts++;
+      b.offeredFirst++;
+      tenantStats.get(source.tenant)!.demand++;
+    } else {
+      retries++;
+    }
+    const retry = source.spec.retry;
+    if (retry?.onTimeout) {
+      clock.setTimeout(() => {
+        if (a.answered) return;
+        a.gaveUp = true;
+        maybeRetry(a, 0);
+      }, source.spec.timeoutMs);
+    }
+    state.inFlight++;
+    loop.enqueue(requestItem(a));
+  };
+
+  const scheduleArrival = (s: Source, fromMs: number) => {
+    const t = nextArrival(s, fromMs);
+    if (t === Infinity) return;
+    clock.setTimeout(() => {
+      send(s, pickPriority(s), 1);
+      scheduleArrival(s, t);
+    }, t - clock.now());
+  };
+
+  const maybeRetry = (a: Attempt, retryAfterMs: number) => {
+    const r = a.source.spec.retry;
+    if (r === undefined || a.attempt >= r.maxAttempts) return;
+    const s = a.source;
+    if (r.budgetRatio !== null) {
+      if (s.budget < 1) return;
+      s.budget -= 1;
+    }
+    const backoff =
+      r.backoffMs * r.backoffMultiplier ** (a.attempt - 1) * (1 + r.jitter * (2 * s.draws() - 1));
+    const delay = Math.min(r.maxDelayMs, r.honourRetryAfter ? Math.max(retryAfterMs, backoff) : backoff);
+    if (clock.now() + delay >= durationMs) return;
+    clock.setTimeout(() => send(s, a.priority, a.attempt + 1), delay);
+  };
+
+  // --- the server's handling of one request ------------------------------------------------------
+  const finish = (a: Attempt) => {
+    state.inFlight--;
+    a.answered = true;
+  };
+
+  const complete = (a: Attempt) => {
+    finish(a);
+    const now = clock.now();
+    const latency = now - a.sentAt;
+    latencies.push(latency);
+    const b = bucketOf(now);
+    b.latencies.push(latency);
+    if (!a.gaveUp && now <= a.deadline) {
+      goodput++;
+      b.goodput++;
+      tenantStats.get(a.source.tenant)!.goodput++;
+    } else {
+      late++;
+      b.late++;
+    }
+  };
+
+  const refused = (a: Attempt, retryAfterMs: number) => {
+    finish(a);
+    if (a.gaveUp || clock.now() > a.deadline) return; // nobody is listening any more
+    maybeRetry(a, retryAfterMs);
+  };
+
+  const callbackCost = ds?.callbackCostMs ?? 0;
+  const requestItem = (a: Attempt) => {
+    let allowed = false;
+    let retryAfterMs = 0;
+    return {
+      enqueuedAt: a.sentAt,
+      start: (): number => {
+        const d = protection.decide({
+          tenant: a.source.tenant,
+          priority: a.priority as Priority,
+          cost: a.source.spec.cost,
+        });
+        const b = bucketOf(clock.now());
+        allowed = d.allowed;
+        if (d.allowed) {
+          admitted++;
+          b.admitted++;
+          return service();
+        }
+        // What the HTTP adapter would put on the wire: whole seconds, at least 1, jittered on 503.
+        retryAfterMs =
+          1000 *
+          retryAfterSeconds(d.retryAfterMs, {
+            maxSec: RETRY_AFTER_MAX_SEC,
+            jitter: d.reason === 'shed' ? 0.5 : 0,
+            random: headerRandom,
+          });
+        if (d.reason === 'shed') {
+          shed++;
+          b.shed++;
+          byPriority[a.priority].shed++;
+        } else {
+          limited++;
+          b.limited++;
+        }
+        return srv.refusalCostMs;
+      },
+      end: (): void => {
+        if (!allowed) {
+          refused(a, retryAfterMs);
+          return;
+        }
+        if (pool === undefined || ds === undefined || !(routing() < ds.share)) {
+          complete(a);
+          return;
+        }
+        const ok = pool.use(() => {
+          loop.enqueue({ enqueuedAt: clock.now(), start: () => callbackCost, end: () => complete(a) });
+        });
+        if (!ok) {
+          failed++;
+          bucketOf(clock.now()).failed++;
+          refused(a, 0);
+        }
+      },
+    };
+  };
+
+  // --- run --------------------------------------------------------------------------------------
+  for (const s of sources) scheduleArrival(s, 0);
+  clock.set(durationMs);
+  unsubscribe();
+  protection.stop();
+
+  // --- summary ----------------------------------------------------------------------------------
+  const sorted = latencies.sorted();
+  const cap = scenario.capacityPerSec;
+  const dur = scenario.durationSec;
+  const tenants: TenantResult[] = [];
+  const demands = [...tenantStats.values()].map((t) => t.demand);
+  const fair = maxMinFairShares(demands, cap * dur);
+  [...tenantStats.entries()].forEach(([tenant, t], i) => {
+    tenants.push({ tenant, demand: t.demand, goodput: t.goodput, fairShare: fair[i]! });
+  });
+  const jain =
+    tenants.length < 2
+      ? null
+      : jainIndex(tenants.map((t) => (t.fairShare > 0 ? t.goodput / t.fairShare : 0)));
+
+  const summary: SimSummary = {
+    scenario: scenario.name,
+    mode,
+    ...(options.label === undefined ? {} : { label: options.label }),
+    seed,
+    durationSec: dur,
+    capacityPerSec: cap,
+    offered,
+    firstAttempts,
+    retries,
+    offeredPerSec: offered / dur,
+    admitted,
+    goodput,
+    goodputPerSec: goodput / dur,
+    goodputShareOfCapacity: goodput / dur / cap,
+    goodputShareOfDemand: firstAttempts > 0 ? goodput / firstAttempts : 0,
+    late,
+    failed,
+    unfinished: state.inFlight,
+    latencyMs: {
+      mean: sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : null,
+      p50: sorted.length ? quantileSorted(sorted, 0.5) : null,
+      p99: sorted.length ? quantileSorted(sorted, 0.99) : null,
+      max: sorted.length ? sorted[sorted.length - 1]! : null,
+    },
+    shed,
+    shedShare: offered > 0 ? shed / offered : 0,
+    shedShareByPriority: Object.fromEntries(
+      PRIORITY_CLASSES.map((p) => [
+        p,
+        byPriority[p].arrivals > 0 ? byPriority[p].shed / byPriority[p].arrivals : null,
+      ]),
+    ) as Record<PriorityClass, number | null>,
+    limited,
+    limitedShare: offered > 0 ? limited / offered : 0,
+    factorDirectionChangesPerMin: mode === 'spillway' ? directionChanges(factorPoints) / (dur / 60) : null,
+    minFactor,
+    episodes: findEpisodes(scenario, series, factorPoints, mode === 'spillway'),
+    jainIndex: jain,
+    jainIndexByDemand:
+      tenants.length < 2 ? null : jainIndex(tenants.map((t) => (t.demand > 0 ? t.goodput / t.demand : 0))),
+    tenants,
+    wallMs: performance.now() - wallStart,
+  };
+  return { summary, series, factorChanges: factorPoints };
+}
+
+/** Seconds where the traffic model's first-attempt demand (sampled mid-second) exceeds capacity. */
+export function overloadedSeconds(scenario: Scenario): boolean[] {
+  const n = Math.ceil(scenario.durationSec);
+  const out: boolean[] = [];
+  for (let i = 0; i < n; i++) {
+    let demand = 0;
+    for (const t of scenario.traffic) demand += sourceRateAt(t, i + 0.5);
+    out.push(demand > scenario.capacityPerSec);
+  }
+  return out;
+}
+
+/** What one overload episode (span `k` of `spans`) sums to, and where its settling window ends. */
+export function episodeTotals(
+  series: readonly SeriesPoint[],
+  spans: readonly (readonly [number, number])[],
+  k: number,
+  settleSec: number,
+): {
+  len: number;
+  goodput: number;
+  offered: number;
+  /** First attempts only (no retries). */
+  demand: number;
+  /** The worst second's p99: a bound over the episode, at 1 s resolution. */
+  worstP99Ms: number | null;
+  /** The episode's window for switches: `settleSec` past its end, or up to the next episode. */
+  windowEnd: number;
+} {
+  const [start, end] = spans[k]!;
+  let goodput = 0;
+  let offered = 0;
+  let demand = 0;
+  let worstP99Ms: number | null = null;
+  for (let i = start; i < end && i < series.length; i++) {
+    const p = series[i]!;
+    goodput += p.goodput;
+    offered += p.offered;
+    demand += p.offeredFirst;
+    if (p.p99Ms !== null && (worstP99Ms === null || p.p99Ms > worstP99Ms)) worstP99Ms = p.p99Ms;
+  }
+  const nextStart = spans[k + 1]?.[0] ?? Infinity;
+  const windowEnd = Math.min(end + settleSec, nextStart, series.length);
+  return { len: end - start, goodput, offered, demand, worstP99Ms, windowEnd };
+}
+
+function findEpisodes(
+  scenario: Scenario,
+  series: readonly SeriesPoint[],
+  points: readonly FactorPoint[],
+  hasFactor: boolean,
+): Episode[] {
+  const spans = runs(overloadedSeconds(scenario));
+  const cap = scenario.capacityPerSec;
+  const { settleSec, recoveryWaitMs } = scenario.report;
+  return spans.map(([start, end], k) => {
+    const { len, goodput, offered, demand, worstP99Ms, windowEnd } = episodeTotals(
+      series,
+      spans,
+      k,
+      settleSec,
+    );
+    let engageMs: number | null = null;
+    if (hasFactor) {
+      if (factorAt(points, start * 1000) < 1) engageMs = 0;
+      else {
+        const first = points.find((p) => p.atMs > start * 1000 && p.factor < 1);
+        if (first !== undefined && first.atMs <= windowEnd * 1000) engageMs = first.atMs - start * 1000;
+      }
+    }
+    let recoverMs: number | null = null;
+    for (let i = end; i < series.length; i++) {
+      const p = series[i]!;
+      if ((p.factor === null || p.factor >= 1) && p.maxWaitMs <= recoveryWaitMs) {
+        recoverMs = (i + 1 - end) * 1000;
+        break;
+      }
+    }
+    return {
+      startSec: start,
+      endSec: end,
+      demandPerSec: demand / len,
+      offeredPerSec: offered / len,
+      goodputPerSec: goodput / len,
+      goodputShare: goodput / len / cap,
+      p99Ms: worstP99Ms,
+      engageMs,
+      recoverMs,
+      switches: sheddingSwitches(series, start, windowEnd),
+      factorSwitches: hasFactor ? onOffSwitches(points, start * 1000, windowEnd * 1000) : null,
+    };
+  });
+}
+
+/**
+ * Shedding on/off switches in seconds [from, to): a second sheds when it refused anything (shed or
+ * limited); each change from the second before counts once.
+ */
+function sheddingSwitches(series: readonly SeriesPoint[], from: number, to: number): number {
+  const on = (i: number) => i >= 0 && i < series.length && series[i]!.shed + series[i]!.limited > 0;
+  let n = 0;
+  for (let i = from; i < to; i++) if (on(i) !== on(i - 1)) n++;
+  return n;
+}
+
+/** Runs the scenario under each of its modes (or `modes`) with the same seed. */
+export function compare(
+  scenario: Scenario,
+  options: { seed?: number; modes?: readonly Mode[] } = {},
+): SimReport[] {
+  const modes = options.modes ?? scenario.modes;
+  return modes.map((mode) =>
+    simulate(scenario, { mode, ...(options.seed === undefined ? {} : { seed: options.seed }) }),
+  );
+}

@@ -1,0 +1,172 @@
+/** Options of the concurrency limiter, their defaults and their validation. */
+import type { Clock } from '../../clock.js';
+import { ConfigError } from '../../errors.js';
+import { finiteNumber, integer, knownKeys, oneOf, positiveNumber, ratio } from '../../validate.js';
+import type { FactorSource } from '../types.js';
+import { CODEL_DEFAULTS } from './codel.js';
+import { VEGAS_DEFAULTS, type VegasOptions } from './vegas.js';
+
+export interface CodelOptions {
+  /** Sojourn time a waiter may reach while the queue stands, in ms; never below 2·holdMs/limit. @default 5 */
+  targetMs?: number;
+  /** How long the queue must stay non-empty to count as standing, in ms. @default 100 */
+  intervalMs?: number;
+}
+
+export interface AdaptiveLimitOptions {
+  /** The limit to start from, in units. @default 20 (clamped to minConcurrent..maxConcurrent) */
+  initialLimit?: number;
+  /** Weight of each new estimate, from 0 (exclusive) to 1. @default 1 */
+  smoothing?: number;
+  /** A window of samples lasts at least this long, in ms. @default 100 */
+  windowMs?: number;
+  /** A window holds at least this many samples. @default 10 */
+  minSamples?: number;
+  /** How often the no-load latency is measured again at half the limit, in ms. @default 10000 */
+  probeIntervalMs?: number;
+}
+
+export interface ConcurrencyLimiterOptions {
+  /** A fixed limit of units in flight, an integer >= 1. Omit it to learn the limit from latency. */
+  limit?: number;
+  /** Tuning of the learned limit (only without `limit`). */
+  adaptive?: AdaptiveLimitOptions;
+  /** The learned limit never falls below this, an integer >= 1. @default 1 */
+  minConcurrent?: number;
+  /** The learned limit never rises above this, an integer >= minConcurrent. @default 1000 */
+  maxConcurrent?: number;
+  /** Waiters held at most, an integer >= 0 (0: refuse at once when no slot is free). @default 1000 */
+  maxQueue?: number;
+  /** The longest a request waits for a slot, in ms (Infinity: no deadline). @default 1000 */
+  maxWaitMs?: number;
+  /** CoDel on sojourn time while the queue stands; `false` turns it off. @default { targetMs: 5, intervalMs: 100 } */
+  codel?: CodelOptions | false;
+  /**
+   * `'adaptive'` serves the newest waiter first while the queue stands and the oldest otherwise;
+   * `'fifo'` always serves the oldest. Priority comes first either way. @default 'adaptive'
+   */
+  order?: 'adaptive' | 'fifo';
+  /** The throttle factor that scales the limit (a Governor, a ManualFactor or a number from 0 to 1). @default 1 */
+  factor?: FactorSource | number;
+  /** @default systemClock */
+  clock?: Clock;
+}
+
+export const CONCURRENCY_DEFAULTS = Object.freeze({
+  minConcurrent: 1,
+  maxConcurrent: 1000,
+  maxQueue: 1000,
+  maxWaitMs: 1000,
+  codel: CODEL_DEFAULTS,
+  order: 'adaptive' as const,
+  adaptive: VEGAS_DEFAULTS,
+});
+
+const OPTIONS = [
+  'limit',
+  'adaptive',
+  'minConcurrent',
+  'maxConcurrent',
+  'maxQueue',
+  'maxWaitMs',
+  'codel',
+  'order',
+  'factor',
+  'clock',
+] as const;
+const ADAPTIVE = ['initialLimit', 'smoothing', 'windowMs', 'minSamples', 'probeIntervalMs'] as const;
+const CODEL = ['targetMs', 'intervalMs'] as const;
+
+export interface ResolvedConcurrencyOptions {
+  readonly limit: number | undefined;
+  readonly vegas: VegasOptions | undefined;
+  readonly maxQueue: number;
+  readonly maxWaitMs: number;
+  readonly codel: { readonly targetMs: number; readonly intervalMs: number } | undefined;
+  readonly order: 'adaptive' | 'fifo';
+  readonly factor: FactorSource | number;
+}
+
+/** A wait in ms: a finite number >= 0, or Infinity. */
+export function waitMs(option: string, value: unknown): number {
+  if (value === Infinity) return Infinity;
+  return finiteNumber(option, value, 0);
+}
+
+function object(option: string, value: unknown): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(option, value, 'an object');
+  }
+  return value as Record<string, unknown>;
+}
+
+export function resolveConcurrencyOptions(options: ConcurrencyLimiterOptions): ResolvedConcurrencyOptions {
+  const o = object('options', options) as ConcurrencyLimiterOptions;
+  knownKeys('ConcurrencyLimiter', o, OPTIONS);
+  const d = CONCURRENCY_DEFAULTS;
+  const limit = o.limit === undefined ? undefined : integer('limit', o.limit, 1);
+  if (limit !== undefined && o.adaptive !== undefined) {
+    throw new ConfigError(
+      'adaptive',
+      o.adaptive,
+      'absent when `limit` is set (a fixed limit is not learned)',
+    );
+  }
+  const minConcurrent = integer('minConcurrent', o.minConcurrent ?? d.minConcurrent, 1);
+  const maxConcurrent = integer('maxConcurrent', o.maxConcurrent ?? d.maxConcurrent, minConcurrent);
+  let vegas: VegasOptions | undefined;
+  if (limit === undefined) {
+    const a = object('adaptive', o.adaptive ?? {});
+    knownKeys('adaptive', a, ADAPTIVE);
+    const v = VEGAS_DEFAULTS;
+    const initial =
+      a.initialLimit === undefined
+        ? Math.min(maxConcurrent, Math.max(minConcurrent, v.initialLimit))
+        : integer('adaptive.initialLimit', a.initialLimit, minConcurrent, maxConcurrent);
+    vegas = Object.freeze({
+      initialLimit: initial,
+      minLimit: minConcurrent,
+      maxLimit: maxConcurrent,
+      smoothing: positiveNumber('adaptive.smoothing', a.smoothing ?? v.smoothing, 0, 1),
+      windowMs: finiteNumber('adaptive.windowMs', a.windowMs ?? v.windowMs, 0),
+      minSamples: integer('adaptive.minSamples', a.minSamples ?? v.minSamples, 1),
+      probeIntervalMs: positiveNumber('adaptive.probeIntervalMs', a.probeIntervalMs ?? v.probeIntervalMs),
+    });
+  }
+  let codel: ResolvedConcurrencyOptions['codel'];
+  if (o.codel !== false) {
+    const c = object('codel', o.codel ?? {});
+    knownKeys('codel', c, CODEL);
+    codel = Object.freeze({
+      targetMs: finiteNumber('codel.targetMs', c.targetMs ?? d.codel.targetMs, 0),
+      intervalMs: positiveNumber('codel.intervalMs', c.intervalMs ?? d.codel.intervalMs),
+    });
+  }
+  let factor: FactorSource | number = 1;
+  if (typeof o.factor === 'number') factor = ratio('factor', o.factor);
+  else if (o.factor !== undefined) {
+    const f = o.factor as Partial<FactorSource>;
+    if (
+      typeof f !== 'object' ||
+      f === null ||
+      typeof f.factorFor !== 'function' ||
+      typeof f.subscribe !== 'function'
+    ) {
+      throw new ConfigError(
+        'factor',
+        o.factor,
+        'a number from 0 to 1 or a FactorSource (a Governor, a ManualFactor)',
+      );
+    }
+    factor = o.factor;
+  }
+  return Object.freeze({
+    limit,
+    vegas,
+    maxQueue: integer('maxQueue', o.maxQueue ?? d.maxQueue, 0),
+    maxWaitMs: waitMs('maxWaitMs', o.maxWaitMs ?? d.maxWaitMs),
+    codel,
+    order: oneOf('order', o.order ?? d.order, ['adaptive', 'fifo'] as const),
+    factor,
+  });
+}

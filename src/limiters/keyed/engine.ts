@@ -1,0 +1,484 @@
+/**
+ * The decision engine of a keyed limiter: one decision on the shared bucket arithmetic
+ * (bucket-math.ts), over the slot table, the factor timeline, the tier table, the block policy
+ * and the global bucket. It owns no key state of its own.
+ *
+ * The hot path (`decide` in mode 'take' for an existing key) reads the clock once, allocates only
+ * the decision it returns, and calls no closure: keep it that way (bench/limiter.mjs measures it).
+ */
+import type { Clock } from '../../clock.js';
+import { ConfigError } from '../../errors.js';
+import { refill, waitMs } from '../bucket-math.js';
+import { effectiveFactor, priorityLevel } from '../priority.js';
+import { TOKEN_EPSILON } from '../token-bucket.js';
+import type { Decision, Priority } from '../types.js';
+import type { BlockPolicy } from './block.js';
+import type { FactorTimeline } from './factor-timeline.js';
+import type { GlobalBucket } from './global-bucket.js';
+import { boundKey } from './key-bound.js';
+import type { SlotTable } from './slot-table.js';
+import type { TierTable } from './tiers.js';
+
+/** A decision of the keyed limiter: which bucket it speaks for. */
+export interface KeyedDecision extends Decision {
+  /**
+   * `'global'` when the global bucket refused (the key's own bucket would have admitted);
+   * `'key'` otherwise (admitted, or refused or blocked by the key's own bucket). `remaining`,
+   * `limit` and `resetMs` always describe the key's own bucket.
+   */
+  readonly scope: 'key' | 'global';
+}
+
+/**
+ * - `peek`: answer only; nothing is charged, counted or created.
+ * - `take`: charge both buckets when both admit; count a refusal toward a block.
+ * - `reserve`: like take, and when the wait fits `maxWaitMs`, charge now and let the caller wait.
+ */
+export type DecideMode = 'peek' | 'take' | 'reserve';
+
+/** Filled by `decide` in mode 'reserve' when it reserved: the key as held, its slot and the charge. */
+export interface Reservation {
+  key: string;
+  slot: number;
+  charge: number;
+}
+
+export interface EngineParts {
+  readonly clock: Clock;
+  readonly slots: SlotTable;
+  readonly timeline: FactorTimeline;
+  readonly tiers: TierTable;
+  /** Whether keys have tiers of their own (else every slot is tier 0). */
+  readonly hasTiers: boolean;
+  readonly block: BlockPolicy | undefined;
+  readonly global: GlobalBucket | undefined;
+}
+
+export class KeyedEngine {
+  readonly #clock: Clock;
+  readonly #slots: SlotTable;
+  readonly #timeline: FactorTimeline;
+  readonly #tiers: TierTable;
+  readonly #hasTiers: boolean;
+  readonly #block: BlockPolicy | undefined;
+  readonly #global: GlobalBucket | undefined;
+  // The default limits (tier 0), per ms, read without the tier table on the hot path.
+  readonly #rate: number;
+  readonly #burst: number;
+  readonly #eps: number;
+  /** 1 / (rate·f) for the default limits, 0 at factor 0. */
+  #inv0: number;
+  /** Asked by the slot table during eviction; bound once, not per call. */
+  readonly #canDrop: (slot: number, now: number) => boolean;
+  readonly #compactTiers: () => void;
+
+  constructor(parts: EngineParts) {
+    this.#clock = parts.clock;
+    this.#slots = parts.slots;
+    this.#timeline = parts.timeline;
+    this.#tiers = parts.tiers;
+    this.#hasTiers = parts.hasTiers;
+    this.#block = parts.block;
+    this.#global = parts.global;
+    this.#rate = parts.tiers.rate[0]!;
+    this.#burst = parts.tiers.burst[0]!;
+    this.#eps = this.#burst * TOKEN_EPSILON;
+    const f = parts.timeline.factor;
+    this.#inv0 = f > 0 ? 1 / (this.#rate * f) : 0;
+    this.#canDrop = (slot, now) => this.#droppable(slot, now);
+    this.#compactTiers = () => this.compactTiers();
+  }
+
+  /**
+   * Decides for `key` now. In mode 'reserve' with `out`, a reservation fills `out` (else
+   * `out.slot` stays -1).
+   */
+  decide(
+    key: string,
+    cost: number,
+    priority: Priority | undefined,
+    mode: DecideMode,
+    maxWaitMs: number,
+    out: Reservation | undefined,
+  ): KeyedDecision {
+    if (typeof key !== 'string') throw new ConfigError('key', key, 'a string');
+    if (key.length > 85) key = boundKey(key); // 85 = MAX_INLINE_KEY_CHARS
+    const now = this.#clock.now();
+    const slots = this.#slots;
+    const s = slots.map.get(key);
+    let tier = 0;
+    let rate = this.#rate;
+    let burst = this.#burst;
+    let eps = this.#eps;
+    if (this.#hasTiers) {
+      tier = s === undefined ? this.#tierFor(key, now) : slots.tierOf![s]!;
+      rate = this.#tiers.rate[tier]!;
+      burst = this.#tiers.burst[tier]!;
+      eps = burst * TOKEN_EPSILON;
+    }
+    this.#checkCost(cost, burst);
+    const f = this.#timeline.factor;
+    const charge = priority === undefined ? cost : chargeFor(cost, priority, f);
+    const cap = burst * f;
+    const r = rate * f;
+    // 1 / r: waits and reset times become products (cached for the default limits).
+    const inv = this.#hasTiers ? (r > 0 ? 1 / r : 0) : this.#inv0;
+
+    let x: number;
+    let blockedMs = 0;
+    if (s === undefined) x = this.#tiers.idleTokens(tier, now);
+    else {
+      x = mode === 'peek' ? this.#peekTokens(s, now, rate, burst) : this.#settle(s, now, rate, burst);
+      if (this.#block !== undefined) blockedMs = this.#blockedMs(s, now, x + eps, tier, mode);
+    }
+
+    const keyOk = f > 0 && charge <= cap + eps && x + eps >= charge;
+    const g = this.#global;
+    let gx = 0;
+    let gOk = true;
+    if (g !== undefined) {
+      gx = g.tokensAt(now, f);
+      if (mode !== 'peek') g.settle(gx, now);
+      gOk = f > 0 && charge <= g.burst * f + g.eps && gx + g.eps >= charge;
+    }
+
+    if (keyOk && gOk && blockedMs === 0) {
+      const remaining = x - charge > 0 ? x - charge : 0;
+      if (mode !== 'peek') {
+        this.#charge(key, s, now, tier, remaining);
+        if (g !== undefined) g.tokens = gx - charge > 0 ? gx - charge : 0;
+      }
+      return decision(true, 'ok', remaining, cap, 0, (cap - remaining) * inv, f, 'key');
+    }
+    if (
+      g === undefined &&
+      blockedMs === 0 &&
+      mode !== 'reserve' &&
+      (mode === 'peek' || this.#block === undefined)
+    ) {
+      // The common refusal, by the key's own bucket alone, decided here (see #refuse for the rest).
+      const keyWait = f === 0 || charge > cap + eps ? Infinity : (charge - x) * inv;
+      const reason = keyWait !== Infinity && (f === 1 || x + eps < cost * f) ? 'limited' : 'shed';
+      if (s !== undefined && mode === 'take') slots.ref[s] = 1;
+      return decision(false, reason, x > 0 ? x : 0, cap, keyWait, (cap - x) * inv, f, 'key');
+    }
+    return this.#refuse(
+      key,
+      s,
+      now,
+      tier,
+      x,
+      gx,
+      cost,
+      charge,
+      cap,
+      inv,
+      keyOk,
+      gOk,
+      blockedMs,
+      mode,
+      maxWaitMs,
+      out,
+    );
+  }
+
+  /** Refused (or reserved). Exact waits: after max(keyWait, globalWait) both buckets can pay. */
+  #refuse(
+    key: string,
+    s: number | undefined,
+    now: number,
+    tier: number,
+    x: number,
+    gx: number,
+    cost: number,
+    charge: number,
+    cap: number,
+    inv: number,
+    keyOk: boolean,
+    gOk: boolean,
+    blockedMs: number,
+    mode: DecideMode,
+    maxWaitMs: number,
+    out: Reservation | undefined,
+  ): KeyedDecision {
+    const f = this.#timeline.factor;
+    const eps = this.#hasTiers ? this.#tiers.burst[tier]! * TOKEN_EPSILON : this.#eps;
+    const g = this.#global;
+    const keyWait = keyOk ? 0 : f === 0 || charge > cap + eps ? Infinity : (charge - x) * inv;
+    const gWait =
+      g === undefined ? 0 : f > 0 ? waitMs(gx, charge, g.ratePerMs * f, g.burst * f, g.eps) : Infinity;
+    let retryAfterMs = keyWait > gWait ? keyWait : gWait;
+    let reason: Decision['reason'] = 'shed';
+    let scope: 'key' | 'global' = 'key';
+    if (!keyOk) {
+      // 'limited' when the key is over its own quota: at factor 1, or when its fill level scaled up
+      // to factor 1 (x/f) could not pay the unscaled cost either. Otherwise the cut is the factor's.
+      if (keyWait !== Infinity && (f === 1 || x + eps < cost * f)) reason = 'limited';
+    } else if (!gOk) {
+      scope = 'global';
+    }
+    const slots = this.#slots;
+    if (s !== undefined && mode !== 'peek') slots.ref[s] = 1;
+    const remaining = x > 0 ? x : 0;
+
+    if (blockedMs > 0) {
+      if (blockedMs > retryAfterMs) retryAfterMs = blockedMs;
+      return decision(false, 'blocked', remaining, cap, retryAfterMs, (cap - x) * inv, f, 'key');
+    }
+
+    if (mode === 'reserve' && retryAfterMs !== Infinity && retryAfterMs <= maxWaitMs) {
+      // Reserve: charge both buckets now; the caller waits retryAfterMs before proceeding.
+      const slot = this.#charge(key, s, now, tier, x - charge);
+      if (g !== undefined) g.tokens = gx - charge;
+      if (out !== undefined) {
+        out.key = key;
+        out.slot = slot;
+        out.charge = charge;
+      }
+      return decision(false, reason, 0, cap, retryAfterMs, (cap - x + charge) * inv, f, scope);
+    }
+
+    const block = this.#block;
+    if (reason === 'limited' && mode !== 'peek' && block !== undefined && s !== undefined) {
+      const word = block.afterRefusal(slots.blk![s]!, now);
+      slots.blk![s] = word;
+      if (word > 0) {
+        reason = 'blocked';
+        if (block.durationMs > retryAfterMs) retryAfterMs = block.durationMs;
+      }
+    }
+    return decision(false, reason, remaining, cap, retryAfterMs, (cap - x) * inv, f, scope);
+  }
+
+  /** Stores `tokens` for `key` (creating its slot when it has none), marks it used, ends its streak. */
+  #charge(key: string, s: number | undefined, now: number, tier: number, tokens: number): number {
+    const slots = this.#slots;
+    if (s === undefined) {
+      s = slots.create(key, now, tier, this.#canDrop);
+      if (now > this.#timeline.lastSettle) this.#timeline.lastSettle = now;
+    } else slots.ref[s] = 1;
+    slots.state[2 * s] = tokens;
+    if (slots.blk !== undefined) slots.blk[s] = 0;
+    return s;
+  }
+
+  /**
+   * Ms left in slot `s`'s block (0 when none). Outside peek, an expired block is cleared, and a
+   * streak ends when the bucket (`level`: its tokens plus the tolerance) is back at a missing key's.
+   */
+  #blockedMs(s: number, now: number, level: number, tier: number, mode: DecideMode): number {
+    const blk = this.#slots.blk!;
+    const word = blk[s]!;
+    if (word > 0) {
+      const left = this.#block!.remainingMs(word, now);
+      if (left > 0) return left;
+      if (mode !== 'peek') blk[s] = 0;
+    } else if (word < 0 && mode !== 'peek' && level >= this.#tiers.idleTokens(tier, now)) {
+      // Refilled to the level of a missing key: the streak is over (so dropping such a bucket
+      // changes no decision).
+      blk[s] = 0;
+    }
+    return 0;
+  }
+
+  #checkCost(cost: number, burst: number): void {
+    if (typeof cost !== 'number' || !(cost > 0) || cost > burst) {
+      throw new ConfigError('cost', cost, `a finite number > 0 and <= the key's burst (${burst})`);
+    }
+    const g = this.#global;
+    if (g !== undefined && cost > g.burst) {
+      throw new ConfigError('cost', cost, `a finite number > 0 and <= global.burst (${g.burst})`);
+    }
+  }
+
+  /** Brings slot `s` to `now` (replaying factor changes since its last settle) and returns its tokens. */
+  #settle(s: number, now: number, rate: number, burst: number): number {
+    const state = this.#slots.state;
+    const tl = this.#timeline;
+    const last = state[2 * s + 1]!;
+    let x: number;
+    if (last >= tl.lastChange) {
+      if (!(now > last)) return state[2 * s]!;
+      const f = tl.factor;
+      x = refill(state[2 * s]!, now - last, rate * f, burst * f);
+    } else {
+      x = tl.replay(state[2 * s]!, last, now, rate, burst, false);
+    }
+    state[2 * s] = x;
+    state[2 * s + 1] = now;
+    tl.lastSettle = now;
+    return x;
+  }
+
+  /** Like #settle, without writing anything. */
+  #peekTokens(s: number, now: number, rate: number, burst: number): number {
+    const state = this.#slots.state;
+    return this.#timeline.tokensAt(state[2 * s]!, state[2 * s + 1]!, now, rate, burst);
+  }
+
+  #tierFor(key: string, now: number): number {
+    const slots = this.#slots;
+    const idx = this.#tiers.tierFor(key, now, slots.size, this.#compactTiers);
+    if (idx > 0xffff) slots.widenTiers();
+    return idx;
+  }
+
+  /** Rebuilds the tier table from the tiers of the live keys. */
+  compactTiers(): void {
+    const slots = this.#slots;
+    if (slots.tierOf !== undefined) this.#tiers.compact(slots.map.values(), slots.tierOf);
+  }
+
+  /** Droppable: no block and no streak, and as many tokens as a missing key would have. */
+  #droppable(s: number, now: number): boolean {
+    const slots = this.#slots;
+    const tier = this.#hasTiers ? slots.tierOf![s]! : 0;
+    const burst = this.#tiers.burst[tier]!;
+    const x = this.#settle(s, now, this.#tiers.rate[tier]!, burst);
+    const quiet = slots.blk === undefined || slots.blk[s] === 0;
+    return quiet && x + burst * TOKEN_EPSILON >= this.#tiers.idleTokens(tier, now);
+  }
+
+  /** Follows a new factor from the source: every part brought to the change, then the change logged. */
+  onFactor(next: number): void {
+    if (typeof next !== 'number' || Number.isNaN(next)) return;
+    const fNew = next < 0 ? 0 : Math.min(next, 1);
+    const tl = this.#timeline;
+    const fOld = tl.factor;
+    if (fNew === fOld) return;
+    const at = tl.changeTime(this.#clock.now());
+    this.#global?.onFactor(at, fOld, fNew);
+    // The idle buckets (one per tier) follow the change eagerly, like the global one.
+    this.#tiers.onFactor(at, fNew);
+    let sweep = at === tl.lastSettle;
+    if (tl.isFull) {
+      // Log full: bring every stale bucket up to `at` once; record() then starts an empty log.
+      this.#settleAll(at);
+      sweep = true;
+    }
+    tl.record(at, fNew);
+    // Buckets settled at this very instant are not replayed (their last settle is not before the
+    // change), so the shrink's clamp is applied to them here.
+    if (sweep && fNew < fOld) this.#clampSettledAt(at, fNew);
+    this.#inv0 = fNew > 0 ? 1 / (this.#rate * fNew) : 0;
+  }
+
+  #settleAll(at: number): void {
+    const slots = this.#slots;
+    for (const s of slots.map.values()) {
+      if (slots.state[2 * s + 1]! < at) {
+        const tier = this.#hasTiers ? slots.tierOf![s]! : 0;
+        this.#settle(s, at, this.#tiers.rate[tier]!, this.#tiers.burst[tier]!);
+      }
+    }
+  }
+
+  #clampSettledAt(at: number, fNew: number): void {
+    const slots = this.#slots;
+    const state = slots.state;
+    for (const s of slots.map.values()) {
+      if (state[2 * s + 1]! >= at) {
+        const tier = this.#hasTiers ? slots.tierOf![s]! : 0;
+        const cap = this.#tiers.burst[tier]! * fNew;
+        if (state[2 * s]! > cap) state[2 * s] = cap;
+      }
+    }
+  }
+
+  /** Gives back a reservation's `charge` to `key` (if it still holds `slot`) and the global bucket. */
+  refund(key: string, slot: number, charge: number): void {
+    const now = this.#clock.now();
+    const f = this.#timeline.factor;
+    const slots = this.#slots;
+    if (slots.map.get(key) === slot) {
+      const tier = this.#hasTiers ? slots.tierOf![slot]! : 0;
+      const burst = this.#tiers.burst[tier]!;
+      const x = this.#settle(slot, now, this.#tiers.rate[tier]!, burst) + charge;
+      const cap = burst * f;
+      slots.state[2 * slot] = x < cap ? x : cap;
+    }
+    this.#global?.refund(now, f, charge);
+  }
+
+  /**
+   * Ms until `key`'s bucket (slot `slot`) holds `target` tokens at the current factor: 0 when it
+   * does, Infinity when it never will at this factor, NaN when the slot no longer holds `key`.
+   */
+  keyWait(key: string, slot: number, target: number): number {
+    const slots = this.#slots;
+    if (slots.map.get(key) !== slot) return Number.NaN;
+    const tier = this.#hasTiers ? slots.tierOf![slot]! : 0;
+    const rate = this.#tiers.rate[tier]!;
+    const burst = this.#tiers.burst[tier]!;
+    const x = this.#settle(slot, this.#clock.now(), rate, burst);
+    const f = this.#timeline.factor;
+    return waitMs(x, target, rate * f, burst * f, burst * TOKEN_EPSILON);
+  }
+
+  /** Ms until the global bucket holds `target` tokens at the current factor (0 without one). */
+  globalWait(target: number): number {
+    const g = this.#global;
+    if (g === undefined) return 0;
+    const f = this.#timeline.factor;
+    return waitMs(g.tokensAt(this.#clock.now(), f), target, g.ratePerMs * f, g.burst * f, g.eps);
+  }
+
+  /** The refusal a waiter resolves with when it can no longer be admitted in time. */
+  refusedNow(key: string, slot: number, retryAfterMs: number): KeyedDecision {
+    const now = this.#clock.now();
+    const f = this.#timeline.factor;
+    const slots = this.#slots;
+    const own = slots.map.get(key) === slot;
+    const tier = own && this.#hasTiers ? slots.tierOf![slot]! : 0;
+    const rate = this.#tiers.rate[tier]!;
+    const burst = this.#tiers.burst[tier]!;
+    const x = own ? this.#settle(slot, now, rate, burst) : this.#tiers.idleTokens(tier, now);
+    const cap = burst * f;
+    const remaining = x > 0 ? x : 0;
+    const reason = f < 1 ? 'shed' : 'limited';
+    return decision(false, reason, remaining, cap, retryAfterMs, resetOf(cap, x, rate * f), f, 'key');
+  }
+
+  /** The admission a reservation resolves with once its wait is over. */
+  admittedNow(key: string, slot: number): KeyedDecision {
+    const now = this.#clock.now();
+    const f = this.#timeline.factor;
+    const slots = this.#slots;
+    const tier = this.#hasTiers ? slots.tierOf![slot]! : 0;
+    const rate = this.#tiers.rate[tier]!;
+    const burst = this.#tiers.burst[tier]!;
+    const x =
+      slots.map.get(key) === slot ? this.#settle(slot, now, rate, burst) : this.#tiers.idleTokens(tier, now);
+    const cap = burst * f;
+    const remaining = x > 0 ? x : 0;
+    return decision(true, 'ok', remaining, cap, 0, resetOf(cap, remaining, rate * f), f, 'key');
+  }
+}
+
+/**
+ * What a request pays in the bucket that runs at the base factor f: a priority that sees factor
+ * e pays cost·f/e, so a class alone gets exactly rate·e.
+ */
+function chargeFor(cost: number, priority: Priority, f: number): number {
+  const level = priorityLevel(priority);
+  if (level === 0.5 || f >= 1) return cost;
+  const e = effectiveFactor(f, level);
+  return e > 0 ? cost * (f / e) : Infinity;
+}
+
+function resetOf(cap: number, x: number, ratePerMs: number): number {
+  return ratePerMs > 0 ? (cap - x) / ratePerMs : 0;
+}
+
+function decision(
+  allowed: boolean,
+  reason: Decision['reason'],
+  remaining: number,
+  limit: number,
+  retryAfterMs: number,
+  resetMs: number,
+  factor: number,
+  scope: 'key' | 'global',
+): KeyedDecision {
+  return { allowed, reason, remaining, limit, retryAfterMs, resetMs, factor, scope };
+}

@@ -1,0 +1,403 @@
+/**
+ * `createRedisStore`: per-key token buckets in Redis, shared by every instance of a fleet.
+ *
+ * One round trip per decision (the token-bucket script by SHA, its source on NOSCRIPT), a short
+ * command timeout, a circuit breaker, and a failure policy the user chooses. A call never rejects
+ * and never waits longer than `timeoutMs`: failures are events (`error`, `state`) and counters
+ * (`stats()`), and the decision comes from the policy.
+ */
+import { EventEmitter } from 'eventemitter3';
+import { type Clock, systemClock } from '../../clock.js';
+import { ConfigError } from '../../errors.js';
+import { boolean, integer, knownKeys, oneOf, positiveNumber } from '../../validate.js';
+import type { Store, StoreDecision, StoreTakeRequest } from '../types.js';
+import { type BreakerState, CircuitBreaker } from './breaker.js';
+import { adaptClient, type RedisClient, type RedisClientKind, type ScriptClient } from './client.js';
+import { isNoScript, RedisStoreError } from './errors.js';
+import { LocalBuckets } from './local-buckets.js';
+import { type ScriptOp, TOKEN_BUCKET_SCRIPT, TOKEN_BUCKET_SHA } from './script.js';
+
+/** What decisions are made of while Redis does not answer. */
+export type RedisFailurePolicy = 'open' | 'closed' | 'local';
+
+export interface RedisStoreOptions {
+  /** Your connected client: ioredis or iovalkey (`Redis` or `Cluster`), node-redis v5 (client or cluster). */
+  readonly client: RedisClient;
+  /** Prepended to every key; no `{` or `}` (the store adds the hash tag). @default 'spillway:' */
+  readonly prefix?: string;
+  /**
+   * While Redis does not answer: `'open'` admits, `'closed'` refuses (retry after the next probe),
+   * `'local'` decides with an in-process bucket whose rate and burst are divided by
+   * `expectedInstances`. @default 'open'
+   */
+  readonly onError?: RedisFailurePolicy;
+  /** Instances sharing the limits; required with `onError: 'local'`. An integer >= 1. */
+  readonly expectedInstances?: number;
+  /** The longest a decision waits for Redis before the policy decides, in ms. @default 100 */
+  readonly timeoutMs?: number;
+  /** Failures in a row that open the circuit (calls skip Redis). @default 3 */
+  readonly failureThreshold?: number;
+  /** How long the circuit stays open before one decision probes Redis again, in ms. @default 1000 */
+  readonly openMs?: number;
+  /** Keys the `'local'` policy keeps at most (least recently used go first). @default 10000 */
+  readonly localMaxKeys?: number;
+  /**
+   * Send the decisions asked in one event-loop turn together, in one call (standalone clients;
+   * on a Cluster each decision is its own call). @default true
+   */
+  readonly batch?: boolean;
+  /** Time for the timeout and the breaker (Redis's `TIME` is the bucket clock). @default systemClock */
+  readonly clock?: Clock;
+}
+
+export interface RedisStoreErrorEvent {
+  /** The store call that failed. */
+  readonly op: 'take' | 'peek' | 'refund' | 'reset';
+  readonly key: string;
+  readonly error: RedisStoreError;
+}
+
+export interface RedisStoreEvents {
+  /** A call did not get its answer from Redis; the failure policy answered it. */
+  error: (event: RedisStoreErrorEvent) => void;
+  /** The circuit changed state. */
+  state: (event: { from: BreakerState['kind']; to: BreakerState['kind'] }) => void;
+  /** Redis did not know the script (restart, failover, SCRIPT FLUSH); it was sent again by source. */
+  scriptLoad: (event: { key: string }) => void;
+}
+
+/** Counters since the store was created. */
+export interface RedisStoreStats {
+  /** Decisions (take and peek) answered by Redis. */
+  readonly redisDecisions: number;
+  /** Decisions answered by the failure policy. */
+  readonly fallbackDecisions: number;
+  /** Calls that failed (timeouts included). */
+  readonly errors: number;
+  readonly timeouts: number;
+  /** Times the script was sent by source after NOSCRIPT. */
+  readonly scriptLoads: number;
+  /** Times the circuit opened. */
+  readonly breakerOpens: number;
+  readonly state: BreakerState['kind'];
+}
+
+const OPTION_NAMES = [
+  'client',
+  'prefix',
+  'onError',
+  'expectedInstances',
+  'timeoutMs',
+  'failureThreshold',
+  'openMs',
+  'localMaxKeys',
+  'batch',
+  'clock',
+] as const;
+
+const OP_NAMES = { t: 'take', p: 'peek', r: 'refund' } as const;
+
+/** The most decisions one call carries. */
+const MAX_BATCH = 128;
+
+interface Pending {
+  readonly op: ScriptOp;
+  readonly request: StoreTakeRequest;
+  readonly resolve: (decision: StoreDecision) => void;
+}
+
+export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store {
+  /** Which client the store detected. */
+  readonly clientKind: RedisClientKind;
+  readonly #client: ScriptClient;
+  readonly #prefix: string;
+  readonly #policy: RedisFailurePolicy;
+  readonly #instances: number;
+  readonly #timeoutMs: number;
+  readonly #clock: Clock;
+  readonly #breaker: CircuitBreaker;
+  readonly #local: LocalBuckets;
+  readonly #batch: boolean;
+  #queue: Pending[] = [];
+  /** Calls sent and not yet answered. */
+  #inFlight = 0;
+  #closed = false;
+  #redisDecisions = 0;
+  #fallbackDecisions = 0;
+  #errors = 0;
+  #timeouts = 0;
+  #scriptLoads = 0;
+  #breakerOpens = 0;
+
+  constructor(options: RedisStoreOptions) {
+    super();
+    if (typeof options !== 'object' || options === null) {
+      throw new ConfigError('options', options, 'an object with at least `client`');
+    }
+    knownKeys('createRedisStore', options, OPTION_NAMES);
+    this.#client = adaptClient(options.client);
+    this.clientKind = this.#client.kind;
+    const prefix = options.prefix ?? 'spillway:';
+    if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
+      throw new ConfigError('prefix', prefix, 'a string without `{` or `}` (the store adds the hash tag)');
+    }
+    this.#prefix = prefix;
+    this.#policy = oneOf('onError', options.onError ?? 'open', ['open', 'closed', 'local'] as const);
+    if (this.#policy === 'local' && options.expectedInstances === undefined) {
+      throw new ConfigError(
+        'expectedInstances',
+        undefined,
+        "an integer >= 1 when `onError` is 'local' (the local limit is the shared one divided by it)",
+      );
+    }
+    this.#instances = integer('expectedInstances', options.expectedInstances ?? 1, 1);
+    this.#timeoutMs = positiveNumber('timeoutMs', options.timeoutMs ?? 100);
+    this.#batch = boolean('batch', options.batch ?? true) && !this.#client.cluster;
+    this.#clock = options.clock ?? systemClock;
+    this.#breaker = new CircuitBreaker(
+      this.#clock,
+      {
+        failureThreshold: integer('failureThreshold', options.failureThreshold ?? 3, 1),
+        openMs: positiveNumber('openMs', options.openMs ?? 1000),
+      },
+      (from, to) => {
+        if (to === 'open') this.#breakerOpens++;
+        this.emit('state', { from, to });
+      },
+    );
+    this.#local = new LocalBuckets(this.#clock, integer('localMaxKeys', options.localMaxKeys ?? 10_000, 1));
+  }
+
+  /** The Redis key that holds `key`'s bucket: the prefix, then the key as a hash tag. */
+  redisKey(key: string): string {
+    return `${this.#prefix}{${key}}`;
+  }
+
+  take(request: StoreTakeRequest): Promise<StoreDecision> {
+    return this.#decide('t', request);
+  }
+
+  peek(request: StoreTakeRequest): Promise<StoreDecision> {
+    return this.#decide('p', request);
+  }
+
+  async refund(request: StoreTakeRequest): Promise<void> {
+    await this.#decide('r', request);
+  }
+
+  async reset(key: string): Promise<void> {
+    this.#local.reset(key);
+    if (this.#closed) return;
+    const verdict = this.#breaker.verdict();
+    if (verdict === 'refuse' || !this.#client.connected()) {
+      if (verdict !== 'refuse') this.#breaker.failure();
+      this.#report(
+        'reset',
+        key,
+        new RedisStoreError('unavailable', 'Redis is unavailable; the key was not reset'),
+      );
+      return;
+    }
+    try {
+      await this.#withTimeout(this.#client.del(this.redisKey(key)));
+      this.#breaker.success();
+    } catch (err) {
+      this.#breaker.failure();
+      this.#report('reset', key, asStoreError(err));
+    }
+  }
+
+  /** Stops using Redis (the client stays open: it is yours). Later calls get the failure policy. */
+  close(): void {
+    this.#closed = true;
+    this.#local.clear();
+  }
+
+  stats(): RedisStoreStats {
+    return {
+      redisDecisions: this.#redisDecisions,
+      fallbackDecisions: this.#fallbackDecisions,
+      errors: this.#errors,
+      timeouts: this.#timeouts,
+      scriptLoads: this.#scriptLoads,
+      breakerOpens: this.#breakerOpens,
+      state: this.#breaker.state.kind,
+    };
+  }
+
+  #decide(op: ScriptOp, request: StoreTakeRequest): Promise<StoreDecision> {
+    if (this.#closed) return Promise.resolve(this.#fallback(op, request));
+    if (this.#breaker.verdict() === 'refuse') return Promise.resolve(this.#fallback(op, request));
+    if (!this.#client.connected()) {
+      this.#breaker.failure();
+      const error = new RedisStoreError('unavailable', 'The Redis client is not connected');
+      this.#report(OP_NAMES[op], request.key, error);
+      return Promise.resolve(this.#fallback(op, request));
+    }
+    return new Promise<StoreDecision>((resolve) => {
+      const pending: Pending = { op, request, resolve };
+      // Nothing on the wire: send at once (no added latency when decisions come one at a time).
+      // Otherwise gather this turn's decisions into one call.
+      if (!this.#batch || this.#inFlight === 0) {
+        this.#send([pending]);
+        return;
+      }
+      this.#queue.push(pending);
+      if (this.#queue.length === 1) setImmediate(this.#flush);
+    });
+  }
+
+  /** Sends what this event-loop turn asked, in calls of at most MAX_BATCH decisions. */
+  readonly #flush = (): void => {
+    const queue = this.#queue;
+    this.#queue = [];
+    for (let i = 0; i < queue.length; i += MAX_BATCH) this.#send(queue.slice(i, i + MAX_BATCH));
+  };
+
+  #send(batch: Pending[]): void {
+    const keys: string[] = [];
+    const args: string[] = [];
+    for (const { op, request } of batch) {
+      keys.push(this.redisKey(request.key));
+      const factor = Math.min(1, Math.max(0, request.factor));
+      args.push(
+        op,
+        String(request.cost),
+        String(request.limits.ratePerSec),
+        String(request.limits.burst),
+        String(factor),
+      );
+    }
+    this.#inFlight++;
+    this.#withTimeout(this.#run(keys, args))
+      .finally(() => this.#inFlight--)
+      .then((reply) => parseReplies(reply, batch.length))
+      .then(
+        (decisions) => {
+          this.#breaker.success();
+          for (let i = 0; i < batch.length; i++) {
+            const p = batch[i]!;
+            if (p.op !== 'r') this.#redisDecisions++;
+            p.resolve(decisions[i]!);
+          }
+        },
+        (err: unknown) => {
+          // One failed call is one failure for the breaker, however many decisions it carried.
+          this.#breaker.failure();
+          const error = asStoreError(err);
+          for (const p of batch) {
+            this.#report(OP_NAMES[p.op], p.request.key, error);
+            p.resolve(this.#fallback(p.op, p.request));
+          }
+        },
+      );
+  }
+
+  #run(keys: string[], args: string[]): Promise<unknown> {
+    let sent: Promise<unknown>;
+    try {
+      sent = this.#client.evalsha(TOKEN_BUCKET_SHA, keys, args);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return sent.catch((err: unknown) => {
+      if (!isNoScript(err)) throw err;
+      // EVAL runs the script and caches it on the node that owns the key, so the next EVALSHA
+      // finds it: this reloads per node on a Cluster, where SCRIPT LOAD would go to one node.
+      this.#scriptLoads++;
+      this.emit('scriptLoad', { key: keys[0]! });
+      return this.#client.eval(TOKEN_BUCKET_SCRIPT, keys, args);
+    });
+  }
+
+  #withTimeout<T>(promise: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const timer = this.#clock.setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        reject(new RedisStoreError('timeout', `Redis did not answer within ${this.#timeoutMs} ms`));
+      }, this.#timeoutMs);
+      promise.then(
+        (value) => {
+          if (settled) return;
+          settled = true;
+          timer.cancel();
+          resolve(value);
+        },
+        (err: unknown) => {
+          if (settled) return;
+          settled = true;
+          timer.cancel();
+          reject(err);
+        },
+      );
+    });
+  }
+
+  #report(op: RedisStoreErrorEvent['op'], key: string, error: RedisStoreError): void {
+    this.#errors++;
+    if (error.kind === 'timeout') this.#timeouts++;
+    this.emit('error', { op, key, error });
+  }
+
+  #fallback(op: ScriptOp, request: StoreTakeRequest): StoreDecision {
+    if (op !== 'r') this.#fallbackDecisions++;
+    const factor = Math.min(1, Math.max(0, request.factor));
+    const { ratePerSec, burst } = request.limits;
+    switch (this.#policy) {
+      case 'local':
+        return this.#local.decide(
+          op,
+          request.key,
+          request.cost,
+          ratePerSec / this.#instances,
+          burst / this.#instances,
+          factor,
+        );
+      case 'open':
+        return { allowed: true, remaining: burst * factor, retryAfterMs: 0, resetMs: 0 };
+      case 'closed': {
+        const wait = Math.max(1, this.#breaker.msUntilProbe());
+        return { allowed: op === 'r', remaining: 0, retryAfterMs: op === 'r' ? 0 : wait, resetMs: wait };
+      }
+    }
+  }
+}
+
+function asStoreError(err: unknown): RedisStoreError {
+  if (err instanceof RedisStoreError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  // A reply means Redis is there but refused the command (CLUSTERDOWN, LOADING, READONLY...).
+  const name = err instanceof Error ? err.name : '';
+  const kind =
+    name === 'ReplyError' || name === 'ErrorReply' || name === 'SimpleError' ? 'reply' : 'unavailable';
+  return new RedisStoreError(kind, message, { cause: err });
+}
+
+function toNumber(v: string | undefined): number {
+  const n = Number(v);
+  return n < 0 ? Infinity : n;
+}
+
+function parseReplies(reply: unknown, count: number): StoreDecision[] {
+  if (!Array.isArray(reply) || reply.length !== count) {
+    throw new RedisStoreError('reply', `Unexpected reply from the token-bucket script: ${String(reply)}`);
+  }
+  const out: StoreDecision[] = [];
+  for (const line of reply) {
+    const n = String(line).split(' ');
+    out.push({
+      allowed: n[0] === '1',
+      remaining: Number(n[1]),
+      retryAfterMs: toNumber(n[2]),
+      resetMs: toNumber(n[3]),
+    });
+  }
+  return out;
+}
+
+/** A Redis-backed `Store`. Validates its options (a ConfigError names the one at fault). */
+export function createRedisStore(options: RedisStoreOptions): RedisStore {
+  return new RedisStore(options);
+}

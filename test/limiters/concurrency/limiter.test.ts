@@ -1,0 +1,291 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../src/clock.js';
+import { isConfigError } from '../../../src/errors.js';
+import { ConcurrencyLimiter } from '../../../src/limiters/concurrency/limiter.js';
+import type { ConcurrencyDecision, ConcurrencyPermit } from '../../../src/limiters/concurrency/types.js';
+import { ManualFactor } from '../../../src/limiters/factor.js';
+
+function permit(d: ConcurrencyDecision): ConcurrencyPermit {
+  if (!d.allowed) throw new Error(`expected admission, got ${d.reason}`);
+  return d;
+}
+
+/** Collects the settled decisions of pending acquires, in settlement order. */
+function track(p: Promise<ConcurrencyDecision>, log: ConcurrencyDecision[]): Promise<ConcurrencyDecision> {
+  void p.then((d) => log.push(d));
+  return p;
+}
+
+const flush = () => new Promise<void>((r) => setImmediate(r));
+
+describe('ConcurrencyLimiter, fixed limit', () => {
+  it('admits up to the limit, queues the rest, and hands a released slot to the oldest waiter (no standing queue)', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({ limit: 2, clock });
+    const a = permit(await l.acquire());
+    permit(await l.acquire());
+    expect(l.inFlight).toBe(2);
+    const log: ConcurrencyDecision[] = [];
+    const c = track(l.acquire({ priority: 'normal' }), log);
+    clock.advance(1);
+    track(l.acquire(), log);
+    expect(l.waiting).toBe(2);
+    await flush();
+    expect(log).toHaveLength(0);
+    clock.advance(3);
+    expect(a.release()).toBe(true);
+    expect(a.release()).toBe(false); // idempotent
+    const dc = await c;
+    expect(dc.allowed).toBe(true);
+    expect(dc.waitedMs).toBe(4);
+    expect(l.inFlight).toBe(2);
+    expect(l.waiting).toBe(1);
+  });
+
+  it('serves higher priority first', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({ limit: 1, clock });
+    const first = permit(await l.acquire());
+    const order: string[] = [];
+    const s = l.acquire({ priority: 'sheddable' }).then((d) => {
+      order.push('sheddable');
+      return d;
+    });
+    const n = l.acquire({ priority: 'normal' }).then((d) => {
+      order.push('normal');
+      return d;
+    });
+    const c = l.acquire({ priority: 'critical' }).then((d) => {
+      order.push('critical');
+      return d;
+    });
+    first.release();
+    permit(await c).release();
+    permit(await n).release();
+    permit(await s).release();
+    expect(order).toEqual(['critical', 'normal', 'sheddable']);
+    expect(l.inFlight).toBe(0);
+  });
+
+  it('refuses with deadline at maxWaitMs, at once with maxWaitMs 0, and tryAcquire never queues', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({ limit: 1, maxWaitMs: 50, clock, codel: false });
+    permit(l.tryAcquire());
+    expect(l.tryAcquire()).toMatchObject({ allowed: false, reason: 'deadline', waitedMs: 0 });
+    expect(await l.acquire({ maxWaitMs: 0 })).toMatchObject({ allowed: false, reason: 'deadline' });
+    const p = l.acquire();
+    const q = l.acquire({ maxWaitMs: 80 });
+    clock.advance(49);
+    expect(l.waiting).toBe(2);
+    clock.advance(1);
+    expect(await p).toMatchObject({ allowed: false, reason: 'deadline', waitedMs: 50 });
+    clock.advance(30);
+    expect(await q).toMatchObject({ allowed: false, reason: 'deadline', waitedMs: 80 });
+    expect(l.waiting).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('refuses an aborted wait with reason aborted, before and while waiting', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({ limit: 1, clock });
+    permit(await l.acquire());
+    const ac = new AbortController();
+    const p = l.acquire({ signal: ac.signal });
+    ac.abort();
+    expect(await p).toMatchObject({ allowed: false, reason: 'aborted' });
+    expect(await l.acquire({ signal: ac.signal })).toMatchObject({ allowed: false, reason: 'aborted' });
+    expect(l.waiting).toBe(0);
+  });
+
+  it('bounds the queue: queue-full, and a higher priority newcomer evicts the oldest lowest one', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({ limit: 1, maxQueue: 2, clock });
+    permit(await l.acquire());
+    const s1 = l.acquire({ priority: 'sheddable' });
+    l.acquire({ priority: 'normal' });
+    expect(await l.acquire({ priority: 'sheddable' })).toMatchObject({
+      allowed: false,
+      reason: 'queue-full',
+    });
+    l.acquire({ priority: 'critical' });
+    expect(await s1).toMatchObject({ allowed: false, reason: 'queue-full' });
+    expect(l.waiting).toBe(2);
+  });
+
+  it('a factor scales the limit per priority, never below 1, and a rise admits waiters', async () => {
+    const clock = new ManualClock();
+    const factor = new ManualFactor(1);
+    const l = new ConcurrencyLimiter({ limit: 10, clock, factor });
+    factor.set(0.5);
+    expect(l.limitFor('normal')).toBe(5);
+    expect(l.limitFor('sheddable')).toBe(2); // 10 · 0.5² = 2.5
+    expect(l.limitFor('critical')).toBe(7); // 10 · √0.5 = 7.07
+    factor.set(0);
+    expect(l.limitFor('critical')).toBe(1);
+    factor.set(0.5);
+    for (let i = 0; i < 5; i++) permit(await l.acquire());
+    const w = l.acquire();
+    expect(l.waiting).toBe(1);
+    factor.set(0.6);
+    expect(await w).toMatchObject({ allowed: true });
+    l.close();
+  });
+
+  it('the factor shortens the queue per priority: shed', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({ limit: 1, maxQueue: 10, clock, factor: 0.5 });
+    permit(await l.acquire());
+    // sheddable: floor(10 · 0.25) = 2 places
+    l.acquire({ priority: 'sheddable' });
+    l.acquire({ priority: 'sheddable' });
+    expect(await l.acquire({ priority: 'sheddable' })).toMatchObject({ allowed: false, reason: 'shed' });
+    l.acquire({ priority: 'normal' });
+    expect(l.waiting).toBe(3);
+  });
+
+  it('close refuses every waiter and every later acquire; permits stay releasable', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({ limit: 1, clock });
+    const a = permit(await l.acquire());
+    const w = [l.acquire(), l.acquire({ priority: 'critical' })];
+    l.close();
+    for (const d of await Promise.all(w)) expect(d).toMatchObject({ allowed: false, reason: 'closed' });
+    expect(await l.acquire()).toMatchObject({ allowed: false, reason: 'closed' });
+    expect(a.release()).toBe(true);
+    expect(l.inFlight).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('emits queued, admitted, refused and released events', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({ limit: 1, clock, maxWaitMs: 10, codel: false });
+    const seen: string[] = [];
+    for (const e of ['queued', 'admitted', 'refused', 'released'] as const) l.on(e, () => seen.push(e));
+    const a = permit(await l.acquire());
+    const p = l.acquire();
+    clock.advance(10);
+    await p;
+    a.release();
+    expect(seen).toEqual(['admitted', 'queued', 'refused', 'released']);
+  });
+
+  it('throws ConfigError naming the option', () => {
+    const bad: [object, string][] = [
+      [{ limit: 0 }, 'limit'],
+      [{ limit: 1.5 }, 'limit'],
+      [{ limit: 3, adaptive: {} }, 'adaptive'],
+      [{ maxQueue: -1 }, 'maxQueue'],
+      [{ maxWaitMs: -1 }, 'maxWaitMs'],
+      [{ codel: { targetMs: -1 } }, 'codel.targetMs'],
+      [{ codel: { intervalMs: 0 } }, 'codel.intervalMs'],
+      [{ order: 'lifo' }, 'order'],
+      [{ factor: 2 }, 'factor'],
+      [{ factor: {} }, 'factor'],
+      [{ minConcurrent: 5, maxConcurrent: 4 }, 'maxConcurrent'],
+      [{ adaptive: { smoothing: 0 } }, 'adaptive.smoothing'],
+      [{ limti: 3 }, 'ConcurrencyLimiter.limti'],
+    ];
+    for (const [o, name] of bad) {
+      try {
+        new ConcurrencyLimiter(o);
+        expect.unreachable(`no error for ${JSON.stringify(o)}`);
+      } catch (err) {
+        expect(isConfigError(err)).toBe(true);
+        expect((err as { option: string }).option).toBe(name);
+      }
+    }
+    const l = new ConcurrencyLimiter({ limit: 1 });
+    expect(() => l.tryAcquire({ cost: 0 })).toThrow(/`cost`/);
+    expect(() => l.tryAcquire({ priority: 2 })).toThrow(/`priority`/);
+  });
+});
+
+describe('ConcurrencyLimiter, CoDel and adaptive LIFO', () => {
+  it('serves FIFO until the queue has stood for an interval, then newest first and refuses waiters past the target', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({
+      limit: 1,
+      clock,
+      maxWaitMs: 10_000,
+      codel: { targetMs: 5, intervalMs: 100 },
+    });
+    const held = [permit(await l.acquire())];
+    const log: ConcurrencyDecision[] = [];
+    const w1 = track(l.acquire(), log);
+    clock.advance(2);
+    track(l.acquire(), log);
+    // Not standing yet: the oldest is served.
+    held.shift()!.release();
+    const d1 = permit(await w1);
+    expect(d1.waitedMs).toBe(2);
+    held.push(d1);
+    // Keep the queue non-empty for the whole interval with fresh arrivals.
+    const waits: Promise<ConcurrencyDecision>[] = [];
+    for (let t = 0; t < 100; t += 4) {
+      clock.advance(4);
+      waits.push(track(l.acquire(), log));
+    }
+    expect(l.snapshot().standingQueue).toBe(true);
+    await flush();
+    // Everything that waited 5 ms or more was refused with codel once the queue stood.
+    const codel = log.filter((d) => !d.allowed && d.reason === 'codel');
+    expect(codel.length).toBeGreaterThan(10);
+    for (const d of codel) expect(d.waitedMs).toBeGreaterThanOrEqual(5);
+    expect(l.waiting).toBeLessThanOrEqual(2);
+    // Newest first: the waiter admitted on release is the last to arrive.
+    clock.advance(1);
+    const newest = track(l.acquire(), log);
+    held.shift()!.release();
+    expect((await newest).allowed).toBe(true);
+    l.close();
+  });
+
+  it('with order fifo, serves the oldest even while the queue stands', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({
+      limit: 1,
+      clock,
+      order: 'fifo',
+      codel: { targetMs: 50, intervalMs: 10 },
+    });
+    const a = permit(await l.acquire());
+    const first = l.acquire();
+    clock.advance(5);
+    const second = l.acquire();
+    clock.advance(10);
+    expect(l.snapshot().standingQueue).toBe(true);
+    a.release();
+    expect((await first).allowed).toBe(true);
+    l.close();
+    expect((await second).allowed).toBe(false);
+  });
+
+  it('the target is never below two mean service gaps (2 · holdMs / limit)', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({
+      limit: 2,
+      clock,
+      maxWaitMs: 10_000,
+      codel: { targetMs: 1, intervalMs: 50 },
+    });
+    // Teach a hold time of 40 ms: the gap between releases is 20 ms, the target 40 ms.
+    for (let i = 0; i < 3; i++) {
+      const p = permit(await l.acquire());
+      clock.advance(40);
+      p.release();
+    }
+    expect(l.snapshot().holdMs).toBe(40);
+    permit(await l.acquire());
+    permit(await l.acquire());
+    const log: ConcurrencyDecision[] = [];
+    for (let t = 0; t < 120; t += 2) {
+      track(l.acquire(), log);
+      clock.advance(2);
+    }
+    await flush();
+    const codel = log.filter((d) => !d.allowed && d.reason === 'codel');
+    expect(codel.length).toBeGreaterThan(0);
+    for (const d of codel) expect(d.waitedMs).toBeGreaterThanOrEqual(40);
+    l.close();
+  });
+});
