@@ -8,6 +8,7 @@
 // Needs `npm run build` first (it imports dist/) and a Redis on 127.0.0.1 (default port 6379).
 // Writes bench/results/redis.json. --quick is a smoke run of a few seconds in all.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -104,7 +105,7 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 
-const results = { rounds, seconds, keys: KEYS, redisPort: port, cases: {} };
+const results = { rounds, seconds, keys: KEYS, redisPort: port, loadAvg1m: loadavg()[0], cases: {} };
 for (const c of CONCURRENCY) {
   const get = (name, k) => median(samples[`${name}.${c}.${k}`]);
   const row = {};
