@@ -5,3 +5,13 @@
  */
 export { type RetryAfterOptions, retryAfterSeconds } from './adapters/headers.js';
 export { ADMITTED_UNLIMITED } from './limiters/decisions.js';
+export { type Admitted, Pipeline, type Refused, type Verdict } from './admission/pipeline.js';
+export type { AdmissionRequest, Stage } from './admission/stage.js';
+export {
+  type KeyAdmission,
+  keyStage,
+  type ProcessAdmission,
+  shedderStage,
+  turnBudgetStage,
+} from './admission/stages.js';
+export { TURN_BUDGET_DEFAULTS, TurnBudget, type TurnBudgetOptions } from './admission/turn-budget.js';

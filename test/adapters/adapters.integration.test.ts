@@ -305,8 +305,8 @@ describe.each(frameworks)('%s', (_name, start) => {
 
   it('queueing mode: a request waits and succeeds; one whose wait would exceed maxWaitMs is refused at once', async () => {
     const { url, guard } = await run({
-      limiter: createLimiter({ ratePerSec: 10, burst: 1 }),
-      maxWaitMs: 150,
+      limiter: createLimiter({ ratePerSec: 2, burst: 1 }),
+      maxWaitMs: 750,
     });
     const order: string[] = [];
     const send = (tag: string) =>

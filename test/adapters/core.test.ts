@@ -110,7 +110,7 @@ describe('HttpGuard admission', () => {
     const factor = new ManualFactor(0);
     const limiter = createLimiter({ ratePerSec: 1, burst: 2, clock });
     const shedder = new Shedder({ factor, ratePerSec: 100, clock });
-    const g = createGuard({ limiter, shedder });
+    const g = createGuard({ limiter, shedder, turnBudgetMs: false });
     for (let i = 0; i < 5; i++) {
       const f = refused(g.check(req(), res()));
       expect(f.status).toBe(503);

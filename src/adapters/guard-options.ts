@@ -1,0 +1,417 @@
+/**
+ * The guard's options: their types, defaults, and the one place they are validated and compiled
+ * (into a RouteTable of routes with their pipelines, and the response settings).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { KeyAdmission, ProcessAdmission } from '../admission/stages.js';
+import { TurnBudget } from '../admission/turn-budget.js';
+import { ConfigError } from '../errors.js';
+import { priorityLevel } from '../limiters/priority.js';
+import type { Priority } from '../limiters/types.js';
+import { boolean, finiteNumber, fn, integer, knownKeys, oneOf, ratio } from '../validate.js';
+import {
+  addressKey,
+  clientAddress,
+  compileTrust,
+  type ForwardedHeader,
+  type TrustFn,
+  type TrustProxy,
+  type UntrustedForwarding,
+} from './client-address.js';
+import { type ProblemDetails, sfString } from './headers.js';
+import type { Refusal } from './refusal.js';
+import { type Route, RouteTable, routePipeline } from './routes.js';
+import { turnBudgetStage } from '../admission/stages.js';
+
+export type { KeyAdmission, ProcessAdmission } from '../admission/stages.js';
+
+/** What the status endpoint reports: a Governor fits. */
+export interface SnapshotSource {
+  snapshot(): unknown;
+}
+
+export type RequestValue<T> = T | ((req: IncomingMessage) => T);
+
+/** One per-route policy. Unset fields inherit the guard's options. First matching route wins. */
+export interface RoutePolicy {
+  /** HTTP method(s) the route applies to, case-insensitive. @default every method */
+  method?: string | readonly string[];
+  /** Path prefix, on segment boundaries: `/api` matches `/api` and `/api/x`, not `/apix`. @default every path */
+  path?: string;
+  /** Extra predicate; the route applies when method, path and this all match. */
+  match?: (req: IncomingMessage) => boolean;
+  /** Skip the guard entirely on this route (no limit, no count). @default false */
+  bypass?: boolean;
+  /** This route's own key limiter, or `null` for none. @default the guard's `limiter` */
+  limiter?: KeyAdmission | null;
+  /** This route's own shedder, or `null` for none. @default the guard's `shedder` */
+  shedder?: ProcessAdmission | null;
+  key?: (req: IncomingMessage) => string | undefined;
+  priority?: RequestValue<Priority>;
+  cost?: RequestValue<number>;
+  /** Queueing wait for this route, in ms. @default the guard's `maxWaitMs` */
+  maxWaitMs?: number;
+  /** @default the guard's `policyName` */
+  policyName?: string;
+  /** @default the guard's `windowSec` */
+  windowSec?: number;
+}
+
+export interface HttpGuardOptions {
+  /** Per-key limiter (429 over quota). @default none */
+  limiter?: KeyAdmission | null;
+  /** Process shedder (503 when overloaded). @default none */
+  shedder?: ProcessAdmission | null;
+  /** Governor (or anything with `snapshot()`) reported by the status endpoint. @default none */
+  governor?: SnapshotSource;
+  /**
+   * The request's key. Returning `undefined` falls back to the client address.
+   * @default the client address (see `trustProxy`)
+   */
+  key?: (req: IncomingMessage) => string | undefined;
+  /**
+   * A header that names the client, such as `x-api-key`. Only when you name it: any client can
+   * send any header, so this is for credentials you verify, never for a bare user id. The key is
+   * `<header>:<value>`; requests without it fall back to the client address. @default none
+   */
+  keyHeader?: string;
+  /** Which proxies to trust for the client address (see TrustProxy). @default false */
+  trustProxy?: TrustProxy;
+  /** The header that carries the chain behind trusted proxies. @default 'x-forwarded-for' */
+  forwardedHeader?: ForwardedHeader;
+  /** IPv6 clients are keyed by this prefix length (bits, 1 to 128). @default 56 */
+  ipv6Subnet?: number;
+  /** Priority of a request, fixed or computed. @default 'normal' */
+  priority?: RequestValue<Priority>;
+  /** Cost (weight) of a request, fixed or computed. @default 1 */
+  cost?: RequestValue<number>;
+  /** Per-route policies, first match wins. @default [] */
+  routes?: readonly RoutePolicy[];
+  /** Paths (prefixes on segment boundaries) or a predicate that skip the guard. @default [] */
+  bypass?: readonly string[] | ((req: IncomingMessage) => boolean);
+  /** Queueing mode: wait up to this long for the key limiter, in ms. 0 refuses at once. @default 0 */
+  maxWaitMs?: number;
+  /** Name of the quota policy in the RateLimit fields and problem bodies. @default 'default' */
+  policyName?: string;
+  /** The policy window `w`, in seconds. @default burst / ratePerSec of the limiter, when it exposes both */
+  windowSec?: number;
+  /** Which responses carry RateLimit fields. @default 'all' */
+  rateLimitHeaders?: 'all' | 'refused' | 'none';
+  /** Extra random share of Retry-After on 503, from 0 to 1. @default 0.5 */
+  retryAfterJitter?: number;
+  /** Upper bound of Retry-After before jitter, in seconds (and its value for an unbounded wait). @default 60 */
+  maxRetryAfterSec?: number;
+  /** Uniform random numbers in [0, 1) for the jitter. @default Math.random */
+  random?: () => number;
+  /** Builds the problem+json body of a refusal. @default the draft's quota-exceeded / temporary-reduced-capacity */
+  problem?: (refusal: Refusal, req: IncomingMessage) => ProblemDetails | Record<string, unknown>;
+  /**
+   * Sends the refusal yourself. It must end the response. `refusal.headers` and `refusal.body` hold
+   * the default answer. @default writes the default headers and body
+   */
+  onRefused?: (req: IncomingMessage, res: ServerResponse, refusal: Refusal) => void;
+  /** A path answered with the governor's snapshot and the guard's counts, as JSON. @default none */
+  statusPath?: string;
+  /**
+   * The loop-turn budget, in ms: once one event-loop turn has run this long, further requests in
+   * that turn are refused with 503 (sheddable work at half of it, critical at twice), before the
+   * governor can even see the overload. `false` turns it off. See TurnBudget.
+   * @default 25 when a `shedder` is set, else off
+   */
+  turnBudgetMs?: number | false;
+}
+
+export const HTTP_GUARD_DEFAULTS = Object.freeze({
+  forwardedHeader: 'x-forwarded-for' as ForwardedHeader,
+  ipv6Subnet: 56,
+  priority: 'normal' as Priority,
+  cost: 1,
+  maxWaitMs: 0,
+  policyName: 'default',
+  rateLimitHeaders: 'all' as const,
+  retryAfterJitter: 0.5,
+  maxRetryAfterSec: 60,
+});
+
+const OPTIONS = [
+  'limiter',
+  'shedder',
+  'governor',
+  'key',
+  'keyHeader',
+  'trustProxy',
+  'forwardedHeader',
+  'ipv6Subnet',
+  'priority',
+  'cost',
+  'routes',
+  'bypass',
+  'maxWaitMs',
+  'policyName',
+  'windowSec',
+  'rateLimitHeaders',
+  'retryAfterJitter',
+  'maxRetryAfterSec',
+  'random',
+  'problem',
+  'onRefused',
+  'statusPath',
+  'turnBudgetMs',
+] as const;
+
+const ROUTE_OPTIONS = [
+  'method',
+  'path',
+  'match',
+  'bypass',
+  'limiter',
+  'shedder',
+  'key',
+  'priority',
+  'cost',
+  'maxWaitMs',
+  'policyName',
+  'windowSec',
+] as const;
+
+/** How refusals are answered. */
+export interface ResponseSettings {
+  readonly headersMode: 'all' | 'refused' | 'none';
+  readonly jitter: number;
+  readonly maxRetryAfterSec: number;
+  readonly random: () => number;
+  readonly problem: HttpGuardOptions['problem'];
+  readonly onRefused: HttpGuardOptions['onRefused'];
+}
+
+/** The validated, compiled options. */
+export interface GuardConfig {
+  readonly table: RouteTable;
+  readonly statusPath: string | undefined;
+  readonly governor: SnapshotSource | undefined;
+  readonly response: ResponseSettings;
+  /** The option as given (undefined: on with a shedder, however it arrives). */
+  readonly turnBudgetMs: number | false | undefined;
+  readonly turn: TurnBudget | undefined;
+}
+
+function pathOption(option: string, value: unknown): string {
+  if (typeof value !== 'string' || !value.startsWith('/'))
+    throw new ConfigError(option, value, "a path starting with '/'");
+  return value;
+}
+
+function valueFn<T>(value: RequestValue<T> | undefined, fallback: T, check: (v: unknown) => T) {
+  if (typeof value === 'function') return value as (req: IncomingMessage) => T;
+  const v = value === undefined ? fallback : check(value);
+  return () => v;
+}
+
+function priorityFn(value: RequestValue<Priority> | undefined) {
+  return valueFn(value, HTTP_GUARD_DEFAULTS.priority, (v) => {
+    priorityLevel(v as Priority);
+    return v as Priority;
+  });
+}
+
+export function checkLimiter(option: string, value: unknown): KeyAdmission | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'object' || typeof (value as KeyAdmission).take !== 'function') {
+    throw new ConfigError(option, value, 'a keyed limiter with take(key, { cost, priority })');
+  }
+  return value as KeyAdmission;
+}
+
+export function checkShedder(option: string, value: unknown): ProcessAdmission | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'object' || typeof (value as ProcessAdmission).admit !== 'function') {
+    throw new ConfigError(option, value, 'a shedder with admit({ priority, cost })');
+  }
+  return value as ProcessAdmission;
+}
+
+type KeyFn = (req: IncomingMessage) => string;
+
+/** The client-address key and the guard's key function (user `key`, then `keyHeader`, then the address). */
+function keyFunctions(
+  options: HttpGuardOptions,
+  onUntrusted: (why: UntrustedForwarding) => void,
+): { addressOf: KeyFn; keyFn: KeyFn } {
+  const d = HTTP_GUARD_DEFAULTS;
+  const trust: TrustFn | undefined = compileTrust('trustProxy', options.trustProxy);
+  const kind =
+    options.forwardedHeader === undefined
+      ? d.forwardedHeader
+      : oneOf('forwardedHeader', options.forwardedHeader, ['x-forwarded-for', 'forwarded'] as const);
+  const subnet = integer('ipv6Subnet', options.ipv6Subnet ?? d.ipv6Subnet, 1, 128);
+  const addressOf: KeyFn =
+    trust === undefined
+      ? (req) => addressKey(req.socket.remoteAddress ?? 'unknown', subnet)
+      : (req) => {
+          const raw = req.headers[kind];
+          const header = Array.isArray(raw) ? raw.join(',') : raw;
+          return addressKey(
+            clientAddress(req.socket.remoteAddress ?? 'unknown', header, kind, trust, onUntrusted),
+            subnet,
+          );
+        };
+  let keyFn = addressOf;
+  if (options.keyHeader !== undefined) {
+    if (typeof options.keyHeader !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(options.keyHeader)) {
+      throw new ConfigError('keyHeader', options.keyHeader, 'a header name');
+    }
+    const h = options.keyHeader.toLowerCase();
+    keyFn = (req) => {
+      const v = req.headers[h];
+      const s = Array.isArray(v) ? v[0] : v;
+      return s ? `${h}:${s}` : addressOf(req);
+    };
+  }
+  if (options.key !== undefined) {
+    const user = fn<(req: IncomingMessage) => string | undefined>('key', options.key);
+    const fallback = keyFn;
+    keyFn = (req) => user(req) ?? fallback(req);
+  }
+  return { addressOf, keyFn };
+}
+
+type RouteInput = Omit<Route, 'policyQuoted' | 'policyJson' | 'pipeline'>;
+
+function compileRoute(at: string, r: RouteInput): Route {
+  const prefix = at === '' ? '' : `${at}.`;
+  const policyQuoted = sfString(`${prefix}policyName`, r.policyName);
+  let windowSec = r.windowSec;
+  if (windowSec !== undefined) finiteNumber(`${prefix}windowSec`, windowSec, Number.MIN_VALUE);
+  else if (r.limiter && typeof r.limiter.burst === 'number' && typeof r.limiter.ratePerSec === 'number') {
+    if (r.limiter.ratePerSec > 0) windowSec = r.limiter.burst / r.limiter.ratePerSec;
+  }
+  const route = { ...r, policyQuoted, policyJson: JSON.stringify(r.policyName), windowSec } as Route;
+  return route;
+}
+
+function routePolicies(options: HttpGuardOptions, base: Route, addressOf: KeyFn): Route[] {
+  const d = HTTP_GUARD_DEFAULTS;
+  const routes = options.routes ?? [];
+  if (!Array.isArray(routes)) throw new ConfigError('routes', routes, 'an array of route policies');
+  return routes.map((r: RoutePolicy, i) => {
+    const at = `routes[${i}]`;
+    if (typeof r !== 'object' || r === null) throw new ConfigError(at, r, 'a route policy object');
+    knownKeys(at, r, ROUTE_OPTIONS);
+    const methods =
+      r.method === undefined
+        ? undefined
+        : new Set((typeof r.method === 'string' ? [r.method] : r.method).map((m) => String(m).toUpperCase()));
+    const userKey =
+      r.key === undefined ? undefined : fn<(req: IncomingMessage) => string | undefined>(`${at}.key`, r.key);
+    return compileRoute(at, {
+      methods,
+      prefix: r.path === undefined ? undefined : pathOption(`${at}.path`, r.path),
+      match:
+        r.match === undefined ? undefined : fn<(req: IncomingMessage) => boolean>(`${at}.match`, r.match),
+      bypass: r.bypass === undefined ? false : boolean(`${at}.bypass`, r.bypass),
+      limiter: r.limiter === undefined ? base.limiter : checkLimiter(`${at}.limiter`, r.limiter),
+      shedder: r.shedder === undefined ? base.shedder : checkShedder(`${at}.shedder`, r.shedder),
+      ownShedder: r.shedder !== undefined,
+      key: userKey === undefined ? base.key : (req) => userKey(req) ?? addressOf(req),
+      priority: r.priority === undefined ? base.priority : priorityFn(r.priority),
+      cost:
+        r.cost === undefined
+          ? base.cost
+          : valueFn(r.cost, d.cost, (v) => finiteNumber(`${at}.cost`, v, Number.MIN_VALUE)),
+      maxWaitMs: r.maxWaitMs === undefined ? base.maxWaitMs : finiteNumber(`${at}.maxWaitMs`, r.maxWaitMs, 0),
+      policyName: r.policyName ?? base.policyName,
+      windowSec: r.windowSec ?? (r.limiter === undefined ? options.windowSec : undefined),
+    });
+  });
+}
+
+function responseSettings(options: HttpGuardOptions): ResponseSettings {
+  const d = HTTP_GUARD_DEFAULTS;
+  return {
+    headersMode:
+      options.rateLimitHeaders === undefined
+        ? d.rateLimitHeaders
+        : oneOf('rateLimitHeaders', options.rateLimitHeaders, ['all', 'refused', 'none'] as const),
+    jitter: ratio('retryAfterJitter', options.retryAfterJitter ?? d.retryAfterJitter),
+    maxRetryAfterSec: integer('maxRetryAfterSec', options.maxRetryAfterSec ?? d.maxRetryAfterSec, 1),
+    random: options.random === undefined ? Math.random : fn('random', options.random),
+    problem:
+      options.problem === undefined
+        ? undefined
+        : fn<NonNullable<HttpGuardOptions['problem']>>('problem', options.problem),
+    onRefused:
+      options.onRefused === undefined
+        ? undefined
+        : fn<NonNullable<HttpGuardOptions['onRefused']>>('onRefused', options.onRefused),
+  };
+}
+
+function bypassOption(
+  value: HttpGuardOptions['bypass'],
+): readonly string[] | ((req: IncomingMessage) => boolean) {
+  if (typeof value === 'function') return value;
+  const list = value ?? [];
+  if (!Array.isArray(list)) throw new ConfigError('bypass', list, 'an array of paths or a function');
+  return list.map((p, i) => pathOption(`bypass[${i}]`, p));
+}
+
+function turnBudget(options: HttpGuardOptions): TurnBudget | undefined {
+  const ms = options.turnBudgetMs;
+  if (ms === false) return undefined;
+  if (ms !== undefined) return new TurnBudget({ budgetMs: ms });
+  const anyShedder =
+    (options.shedder !== undefined && options.shedder !== null) ||
+    (options.routes ?? []).some((r) => r.shedder !== undefined && r.shedder !== null);
+  return anyShedder ? new TurnBudget() : undefined;
+}
+
+/**
+ * Validates and compiles the guard's options. Throws ConfigError naming the first bad option.
+ * `onUntrusted` hears of every forwarding header that was not believed.
+ */
+export function parseGuardOptions(
+  options: HttpGuardOptions,
+  onUntrusted: (why: UntrustedForwarding) => void,
+): GuardConfig {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('options', options, 'an object');
+  knownKeys('HttpGuard', options, OPTIONS);
+  const d = HTTP_GUARD_DEFAULTS;
+  const { addressOf, keyFn } = keyFunctions(options, onUntrusted);
+  const response = responseSettings(options);
+  const turn = turnBudget(options);
+  const statusPath =
+    options.statusPath === undefined ? undefined : pathOption('statusPath', options.statusPath);
+  if (options.governor !== undefined) fn('governor.snapshot', options.governor?.snapshot);
+  const bypass = bypassOption(options.bypass);
+  const base = compileRoute('', {
+    methods: undefined,
+    prefix: undefined,
+    match: undefined,
+    bypass: false,
+    limiter: checkLimiter('limiter', options.limiter),
+    shedder: checkShedder('shedder', options.shedder),
+    ownShedder: true,
+    key: keyFn,
+    priority: priorityFn(options.priority),
+    cost: valueFn(options.cost, d.cost, (v) => finiteNumber('cost', v, Number.MIN_VALUE)),
+    maxWaitMs: finiteNumber('maxWaitMs', options.maxWaitMs ?? d.maxWaitMs, 0),
+    policyName: options.policyName ?? d.policyName,
+    windowSec: options.windowSec,
+  });
+  const table = new RouteTable(routePolicies(options, base, addressOf), base, bypass);
+  buildPipelines(table, turn);
+  return {
+    table,
+    statusPath,
+    governor: options.governor,
+    response,
+    turnBudgetMs: options.turnBudgetMs,
+    turn,
+  };
+}
+
+/** (Re)builds every route's pipeline, after construction or when `attach` brings a shedder. */
+export function buildPipelines(table: RouteTable, turn: TurnBudget | undefined): void {
+  const turnStage = turn === undefined ? undefined : turnBudgetStage(turn);
+  for (const r of table.all()) r.pipeline = routePipeline(r, turnStage);
+}

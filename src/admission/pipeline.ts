@@ -1,0 +1,180 @@
+/**
+ * The admission pipeline: an ordered list of stages, run the same way in every adapter and in the
+ * simulator.
+ *
+ * The rule, all-or-nothing charging:
+ * 1. Stages are asked in order. The first refusal decides: later stages are not asked.
+ * 2. A stage that offers `peek` (and is not the last) is only peeked in its place; it is charged
+ *    after every later stage has admitted. A refused peek is confirmed by `admit` at once, so the
+ *    stage records the refusal (a block streak counts it) and answers the same.
+ * 3. Every other stage is charged (`admit`) in its place.
+ * 4. When a stage refuses, every stage already charged is refunded, last charged first (a stage
+ *    without `refund` has nothing to give back, as the Shedder's learning counts what it admitted).
+ * 5. A stage may answer with a promise (it queues the request): the pipeline continues with the
+ *    next stage once it settles. If it rejects (an abort), the stages charged before it are
+ *    refunded and the rejection goes to the caller.
+ * 6. When every stage admitted, the verdict is admitted; the caller calls `release` once the work
+ *    completes (stages with a slot free it), or `refund` if the request is dropped before it runs.
+ *
+ * The synchronous path allocates nothing but the verdict.
+ */
+import type { Decision } from '../limiters/types.js';
+import type { AdmissionRequest, Stage } from './stage.js';
+
+export interface Admitted {
+  readonly allowed: true;
+  /** The quota stage's decision (for RateLimit headers), if the pipeline has one. */
+  readonly quota: Decision | undefined;
+}
+
+export interface Refused<R extends AdmissionRequest = AdmissionRequest> {
+  readonly allowed: false;
+  /** The stage that refused. */
+  readonly stage: Stage<R>;
+  /** Its decision. */
+  readonly decision: Decision;
+  /**
+   * The quota stage's decision as it stands after the refusal: its own refusal, or its admission
+   * (with the refunded cost added back to `remaining` when it was refunded).
+   */
+  readonly quota: Decision | undefined;
+}
+
+export type Verdict<R extends AdmissionRequest = AdmissionRequest> = Admitted | Refused<R>;
+
+export class Pipeline<R extends AdmissionRequest = AdmissionRequest> {
+  readonly stages: readonly Stage<R>[];
+  /** True when some stage may answer with a promise: pass `signal` in the request. */
+  readonly waits: boolean;
+  /** True when some stage must hear about completed work (`release`). */
+  readonly releases: boolean;
+
+  constructor(stages: readonly Stage<R>[]) {
+    if (stages.length > 30) throw new RangeError('a pipeline holds at most 30 stages');
+    this.stages = Object.freeze([...stages]);
+    this.waits = stages.some((s) => s.waits);
+    this.releases = stages.some((s) => s.release !== undefined);
+  }
+
+  /** Decides for `req`, charging all-or-nothing. Synchronous unless a stage waits. */
+  run(req: R): Verdict<R> | Promise<Verdict<R>> {
+    return this.#from(0, req, 0, 0, undefined);
+  }
+
+  /**
+   * `run` for a pipeline with no waiting stage (the simulator, a synchronous caller): throws a
+   * TypeError if a stage answers with a promise.
+   */
+  runSync(req: R): Verdict<R> {
+    const v = this.run(req);
+    if (v instanceof Promise) throw new TypeError('a pipeline stage waited; use run()');
+    return v;
+  }
+
+  /** Gives back every charge of an admitted request that will not run (its client left). */
+  refund(req: R): void {
+    for (let i = this.stages.length - 1; i >= 0; i--) this.stages[i]!.refund?.(req);
+  }
+
+  /** The admitted request's work is done: stages holding a slot for it free it. */
+  release(req: R): void {
+    if (!this.releases) return;
+    for (const s of this.stages) s.release?.(req);
+  }
+
+  /**
+   * Runs stages from `i`. `charged` and `deferred` are bit masks of the stages charged so far and
+   * of those peeked and still to charge; `quota` the quota stage's decision so far.
+   */
+  #from(
+    i: number,
+    req: R,
+    charged: number,
+    deferred: number,
+    quota: Decision | undefined,
+  ): Verdict<R> | Promise<Verdict<R>> {
+    const stages = this.stages;
+    const last = stages.length - 1;
+    for (; i <= last; i++) {
+      const s = stages[i]!;
+      if (s.peek !== undefined && i < last) {
+        const p = s.peek(req);
+        if (p.allowed) {
+          deferred |= 1 << i;
+          if (s.quota) quota = p;
+          continue;
+        }
+      }
+      const d = s.admit(req);
+      if (d instanceof Promise) return this.#await(d, i, req, charged, deferred, quota);
+      if (s.quota) quota = d;
+      if (!d.allowed) return this.#refuse(s, d, req, charged, quota);
+      charged |= 1 << i;
+    }
+    for (let j = 0; deferred !== 0; j++) {
+      const bit = 1 << j;
+      if ((deferred & bit) === 0) continue;
+      deferred &= ~bit;
+      const s = stages[j]!;
+      const d = s.admit(req) as Decision;
+      if (s.quota) quota = d;
+      if (!d.allowed) return this.#refuse(s, d, req, charged, quota);
+      charged |= bit;
+    }
+    return { allowed: true, quota };
+  }
+
+  async #await(
+    pending: Promise<Decision>,
+    i: number,
+    req: R,
+    charged: number,
+    deferred: number,
+    quota: Decision | undefined,
+  ): Promise<Verdict<R>> {
+    const s = this.stages[i]!;
+    let d: Decision;
+    try {
+      d = await pending;
+    } catch (err) {
+      this.#refundCharged(req, charged);
+      throw err;
+    }
+    if (s.quota) quota = d;
+    if (!d.allowed) return this.#refuse(s, d, req, charged, quota);
+    if (req.signal?.aborted) {
+      // The caller gave up while this stage was deciding: nothing stays charged.
+      this.#refundCharged(req, charged | (1 << i));
+      throw req.signal.reason ?? new Error('aborted');
+    }
+    return this.#from(i + 1, req, charged | (1 << i), deferred, quota);
+  }
+
+  #refuse(
+    stage: Stage<R>,
+    decision: Decision,
+    req: R,
+    charged: number,
+    quota: Decision | undefined,
+  ): Refused<R> {
+    let shown = quota;
+    if (charged !== 0) {
+      const stages = this.stages;
+      for (let j = stages.length - 1; j >= 0; j--) {
+        if ((charged & (1 << j)) === 0) continue;
+        const s = stages[j]!;
+        if (s.refund === undefined) continue;
+        s.refund(req);
+        if (s.quota && shown !== undefined) shown = { ...shown, remaining: shown.remaining + req.cost };
+      }
+    }
+    return { allowed: false, stage, decision, quota: shown };
+  }
+
+  #refundCharged(req: R, charged: number): void {
+    const stages = this.stages;
+    for (let j = stages.length - 1; j >= 0; j--) {
+      if ((charged & (1 << j)) !== 0) stages[j]!.refund?.(req);
+    }
+  }
+}

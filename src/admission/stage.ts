@@ -1,0 +1,66 @@
+/**
+ * One stage of the admission pipeline: the contract every stage implements (loop-turn budget, key
+ * limiter, shedder, concurrency). Pure types: no runtime code.
+ *
+ * A stage decides for one request and, when it admits, charges it (spends a token, takes a slot).
+ * The pipeline runs its stages in order and keeps charging all-or-nothing: when a later stage
+ * refuses, every earlier stage that charged is refunded, so a refused request costs no stage
+ * anything it can give back. See Pipeline for the exact rule.
+ *
+ * ```
+ *   admit(req) ─▶ Decision            synchronous: the fast path, no promise, no allocation
+ *              └▶ Promise<Decision>   the stage makes the request wait (a queue); rejects with an
+ *                                     AbortError when `req.signal` aborts
+ *   peek(req)  ─▶ Decision            optional: what admit would answer, without charging
+ *   refund(req)                       optional: undo admit's charge (the request was refused later,
+ *                                     or its client left)
+ *   release(req)                      optional: the admitted work completed (a slot is free again)
+ * ```
+ */
+import type { DecisionStage } from '../observability/channels.js';
+import type { Decision, Priority } from '../limiters/types.js';
+
+/** What a stage decides on: one request, as the pipeline sees it. */
+export interface AdmissionRequest {
+  /** The per-key quota's key (a client address, an API key, a tenant). */
+  readonly key: string;
+  readonly priority: Priority;
+  /** The request's weight, > 0. */
+  readonly cost: number;
+  /**
+   * Aborts a wait: a stage that answers with a promise must reject it with an AbortError once
+   * this aborts (the client left, the guard closed), and hold no charge for it. Set by the caller
+   * whenever the pipeline `waits`.
+   */
+  readonly signal?: AbortSignal;
+}
+
+export interface Stage<R extends AdmissionRequest = AdmissionRequest> {
+  /** Which stage this is, in decision messages and refusals. */
+  readonly name: DecisionStage;
+  /**
+   * True when `admit` may answer with a promise (the stage queues). The caller then passes a
+   * `signal`; a pipeline with no waiting stage never allocates one.
+   */
+  readonly waits: boolean;
+  /**
+   * True for the stage whose decision describes the client's quota (the key limiter): its
+   * decision is what RateLimit headers report.
+   */
+  readonly quota: boolean;
+  /**
+   * Decides and, when admitted, charges. Refusals are values (`allowed: false`), never
+   * exceptions. Answer synchronously whenever possible: a promise costs a microtask.
+   */
+  admit(req: R): Decision | Promise<Decision>;
+  /**
+   * What `admit` would answer now, without charging. A stage that cannot `refund` exactly offers
+   * this instead: the pipeline then peeks it in its place and charges it only after every later
+   * stage has admitted. Must be synchronous.
+   */
+  peek?(req: R): Decision;
+  /** Gives back what `admit` charged for `req` (the same cost, the same slot). */
+  refund?(req: R): void;
+  /** The admitted work is done (the response finished, or its connection closed). */
+  release?(req: R): void;
+}

@@ -1,0 +1,239 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Pipeline } from '../../src/admission/pipeline.js';
+import type { AdmissionRequest, Stage } from '../../src/admission/stage.js';
+import { keyStage, shedderStage, turnBudgetStage } from '../../src/admission/stages.js';
+import { TurnBudget } from '../../src/admission/turn-budget.js';
+import { ManualClock } from '../../src/clock.js';
+import { isAbortError } from '../../src/errors.js';
+import { ADMITTED_UNLIMITED } from '../../src/limiters/decisions.js';
+import { ManualFactor } from '../../src/limiters/factor.js';
+import { createLimiter } from '../../src/limiters/keyed-limiter.js';
+import { Shedder } from '../../src/limiters/shedder.js';
+import type { Decision } from '../../src/limiters/types.js';
+
+const REFUSED: Decision = Object.freeze({
+  allowed: false,
+  reason: 'shed',
+  remaining: 0,
+  limit: 1,
+  retryAfterMs: 1000,
+  resetMs: 0,
+  factor: 1,
+});
+
+/** A stage with a counted budget of tokens: charges, refunds and releases are all visible. */
+class Tokens implements Stage {
+  readonly name = 'key' as const;
+  readonly waits = false;
+  readonly quota: boolean;
+  charged = 0;
+  released = 0;
+  log: string[];
+  constructor(
+    public tokens: number,
+    readonly tag: string,
+    log: string[],
+    opts: { quota?: boolean; refund?: boolean; peek?: boolean; release?: boolean } = {},
+  ) {
+    this.log = log;
+    this.quota = opts.quota ?? false;
+    if (opts.refund === false) this.refund = undefined;
+    if (opts.peek === true) this.peek = (req) => this.#decide(req.cost, false);
+    if (opts.release === true)
+      this.release = () => {
+        this.released++;
+      };
+  }
+  #decide(cost: number, charge: boolean): Decision {
+    if (cost > this.tokens) return { ...REFUSED, remaining: this.tokens };
+    if (charge) {
+      this.tokens -= cost;
+      this.charged += cost;
+    }
+    return { ...ADMITTED_UNLIMITED, remaining: this.tokens, limit: 10 };
+  }
+  admit(req: AdmissionRequest): Decision {
+    this.log.push(`${this.tag}.admit`);
+    return this.#decide(req.cost, true);
+  }
+  peek?: (req: AdmissionRequest) => Decision;
+  refund? = (req: AdmissionRequest): void => {
+    this.log.push(`${this.tag}.refund`);
+    this.tokens += req.cost;
+    this.charged -= req.cost;
+  };
+  release?: (req: AdmissionRequest) => void;
+}
+
+const req = (cost = 1): AdmissionRequest => ({ key: 'k', priority: 'normal', cost });
+
+describe('Pipeline', () => {
+  it('asks stages in order and stops at the first refusal, refunding what was charged', () => {
+    const log: string[] = [];
+    const a = new Tokens(5, 'a', log);
+    const b = new Tokens(5, 'b', log);
+    const c = new Tokens(0, 'c', log);
+    const v = new Pipeline([a, b, c]).runSync(req());
+    expect(v).toMatchObject({ allowed: false, stage: c });
+    expect(log).toEqual(['a.admit', 'b.admit', 'c.admit', 'b.refund', 'a.refund']);
+    expect(a.tokens).toBe(5);
+    expect(b.tokens).toBe(5);
+  });
+
+  it('charges a peekable stage last, only once every later stage admitted', () => {
+    const log: string[] = [];
+    const key = new Tokens(5, 'key', log, { peek: true, refund: false, quota: true });
+    const shed = new Tokens(0, 'shed', log);
+    const p = new Pipeline([key, shed]);
+    const v = p.runSync(req());
+    expect(v).toMatchObject({ allowed: false, stage: shed });
+    expect(key.tokens).toBe(5);
+    expect(log).toEqual(['shed.admit']);
+    // The quota shown is the key's peeked decision: nothing was spent.
+    expect(v.quota?.remaining).toBe(5);
+    shed.tokens = 1;
+    expect(p.runSync(req()).allowed).toBe(true);
+    expect(log.slice(1)).toEqual(['shed.admit', 'key.admit']);
+    expect(key.tokens).toBe(4);
+  });
+
+  it('a refused peek is confirmed by admit (the stage records its refusal) and later stages are not asked', () => {
+    const log: string[] = [];
+    const key = new Tokens(0, 'key', log, { peek: true, quota: true });
+    const shed = new Tokens(5, 'shed', log);
+    const v = new Pipeline([key, shed]).runSync(req());
+    expect(v).toMatchObject({ allowed: false, stage: key });
+    expect(log).toEqual(['key.admit']);
+  });
+
+  it('shows the quota with the refunded cost added back', () => {
+    const log: string[] = [];
+    const key = new Tokens(5, 'key', log, { quota: true });
+    const v = new Pipeline([key, new Tokens(0, 'shed', log)]).runSync(req(2));
+    expect(v.allowed).toBe(false);
+    expect(v.quota?.remaining).toBe(5);
+    expect(key.tokens).toBe(5);
+  });
+
+  it('release reaches only the stages that hold something; refund undoes an admitted request', () => {
+    const log: string[] = [];
+    const a = new Tokens(5, 'a', log, { release: true });
+    const b = new Tokens(5, 'b', log);
+    const p = new Pipeline([a, b]);
+    expect(p.releases).toBe(true);
+    expect(new Pipeline([b]).releases).toBe(false);
+    expect(p.runSync(req()).allowed).toBe(true);
+    p.release(req());
+    expect(a.released).toBe(1);
+    p.refund(req());
+    expect(a.tokens).toBe(5);
+    expect(b.tokens).toBe(5);
+  });
+
+  it('continues after a stage that waits, and refunds earlier stages when the wait is aborted', async () => {
+    const log: string[] = [];
+    const first = new Tokens(5, 'first', log);
+    let resolve!: (d: Decision) => void;
+    const queue: Stage = {
+      name: 'concurrency',
+      waits: true,
+      quota: false,
+      admit: (r) =>
+        new Promise<Decision>((res, rej) => {
+          resolve = res;
+          r.signal?.addEventListener('abort', () => rej(r.signal?.reason));
+        }),
+    };
+    const last = new Tokens(5, 'last', log);
+    const p = new Pipeline([first, queue, last]);
+    expect(p.waits).toBe(true);
+    const r1 = p.run({ ...req(), signal: new AbortController().signal });
+    expect(r1).toBeInstanceOf(Promise);
+    resolve(ADMITTED_UNLIMITED);
+    expect(await r1).toMatchObject({ allowed: true });
+    expect(log).toEqual(['first.admit', 'last.admit']);
+
+    const ac = new AbortController();
+    const r2 = p.run({ ...req(), signal: ac.signal });
+    ac.abort(new Error('gone'));
+    await expect(r2).rejects.toThrow('gone');
+    expect(first.tokens).toBe(4); // r1's charge kept, r2's refunded
+    expect(last.tokens).toBe(4);
+  });
+
+  it('property: charging stays all-or-nothing across any stages and requests', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            tokens: fc.integer({ min: 0, max: 6 }),
+            peek: fc.boolean(),
+            refund: fc.boolean(),
+          }),
+          { minLength: 1, maxLength: 5 },
+        ),
+        fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 20 }),
+        (specs, costs) => {
+          const log: string[] = [];
+          // A stage without refund must offer peek, or it could be charged for a refused request.
+          const stages = specs.map(
+            (s, i) => new Tokens(s.tokens, `s${i}`, log, { peek: s.peek || !s.refund, refund: s.refund }),
+          );
+          const p = new Pipeline(stages);
+          let admittedCost = 0;
+          for (const cost of costs) {
+            const v = p.runSync(req(cost));
+            if (v.allowed) admittedCost += cost;
+          }
+          // Every stage was charged exactly the cost of the admitted requests: nothing for a refusal.
+          for (const s of stages) expect(s.charged).toBe(admittedCost);
+        },
+      ),
+    );
+  });
+});
+
+describe('stages over the real parts', () => {
+  it('key, turn budget, shedder: a turn-budget refusal spends nothing of the key quota', () => {
+    const clock = new ManualClock();
+    const limiter = createLimiter({ ratePerSec: 1, burst: 2, clock });
+    let endTurn: () => void = () => {};
+    const turn = new TurnBudget({
+      budgetMs: 10,
+      clock,
+      defer: (f) => {
+        endTurn = f;
+      },
+    });
+    const shedder = new Shedder({ factor: new ManualFactor(1), clock });
+    const p = new Pipeline([keyStage(limiter), turnBudgetStage(turn), shedderStage(shedder)]);
+    expect(p.runSync(req()).allowed).toBe(true);
+    clock.advance(11);
+    const v = p.runSync(req());
+    expect(v).toMatchObject({ allowed: false, stage: { name: 'turn-budget' } });
+    // 1 token left after the first request, 0.011 refilled; the quota shows what admission would leave.
+    expect(v.quota?.remaining).toBeCloseTo(0.011, 9);
+    endTurn();
+    expect(limiter.peek('k', { cost: 1, priority: 'normal' }).remaining).toBeCloseTo(0.011, 9);
+    expect(p.runSync(req()).allowed).toBe(true);
+    shedder.close();
+    limiter.close();
+  });
+
+  it('a waiting key stage rejects with an AbortError when the signal aborts, and nothing stays charged', async () => {
+    const clock = new ManualClock();
+    const limiter = createLimiter({ ratePerSec: 1, burst: 1, clock });
+    const p = new Pipeline([keyStage(limiter, 5000)]);
+    expect(p.waits).toBe(true);
+    expect(await p.run({ ...req(), signal: new AbortController().signal })).toMatchObject({ allowed: true });
+    const ac = new AbortController();
+    const waiting = p.run({ ...req(), signal: ac.signal });
+    ac.abort();
+    const err = await (waiting as Promise<unknown>).catch((e: unknown) => e);
+    expect(isAbortError(err)).toBe(true);
+    clock.advance(1000);
+    expect(limiter.peek('k', { cost: 1, priority: 'normal' }).allowed).toBe(true);
+    limiter.close();
+  });
+});
