@@ -8,6 +8,7 @@
 // Needs `npm run build` first (it imports dist/) and a Redis on 127.0.0.1 (default port 6379).
 // Writes bench/results/redis.json. --quick is a smoke run of a few seconds in all.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +37,8 @@ await client.ping();
 const prefix = `bench:${process.pid}:`;
 // Limits high enough that every decision admits: both sides do the same work per call.
 const spillway = createRedisStore({ client, prefix: `${prefix}sw:`, timeoutMs: 5000 });
+// The same store with batching off: one call per decision, as on a Cluster.
+const unbatched = createRedisStore({ client, prefix: `${prefix}sw:`, timeoutMs: 5000, batch: false });
 const limits = { ratePerSec: 1e9, burst: 1e9 };
 const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`);
 const rlf = new RateLimiterRedis({
@@ -50,8 +53,13 @@ const impls = {
     const d = await spillway.take({ key, cost: 1, limits, factor: 1 });
     if (!d.allowed) throw new Error('spillway refused');
   },
+  unbatched: async (key) => {
+    const d = await unbatched.take({ key, cost: 1, limits, factor: 1 });
+    if (!d.allowed) throw new Error('spillway refused');
+  },
   rlf: (key) => rlf.consume(key, 1),
 };
+const NAMES = Object.keys(impls);
 
 async function measure(take, concurrency) {
   const latencies = [];
@@ -85,7 +93,7 @@ const samples = {};
 for (let r = 0; r < rounds; r++) {
   for (const c of CONCURRENCY) {
     // Alternate the order per round so neither side always runs first.
-    const order = r % 2 === 0 ? ['spillway', 'rlf'] : ['rlf', 'spillway'];
+    const order = r % 2 === 0 ? NAMES : [...NAMES].reverse();
     for (const name of order) {
       const m = await measure(impls[name], c);
       for (const [k, v] of Object.entries(m)) {
@@ -97,29 +105,30 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 
-const results = { rounds, seconds, keys: KEYS, redisPort: port, cases: {} };
+const results = { rounds, seconds, keys: KEYS, redisPort: port, loadAvg1m: loadavg()[0], cases: {} };
 for (const c of CONCURRENCY) {
   const get = (name, k) => median(samples[`${name}.${c}.${k}`]);
-  const row = {
-    spillway: {
-      perSec: get('spillway', 'perSec'),
-      p50Ms: get('spillway', 'p50Ms'),
-      p99Ms: get('spillway', 'p99Ms'),
-    },
-    rlf: { perSec: get('rlf', 'perSec'), p50Ms: get('rlf', 'p50Ms'), p99Ms: get('rlf', 'p99Ms') },
-  };
-  row.ratio = {
-    perSec: row.spillway.perSec / row.rlf.perSec,
-    p50: row.spillway.p50Ms / row.rlf.p50Ms,
-    p99: row.spillway.p99Ms / row.rlf.p99Ms,
-  };
+  const row = {};
+  for (const name of NAMES) {
+    row[name] = { perSec: get(name, 'perSec'), p50Ms: get(name, 'p50Ms'), p99Ms: get(name, 'p99Ms') };
+  }
+  const ratio = (name) => ({
+    perSec: row[name].perSec / row.rlf.perSec,
+    p50: row[name].p50Ms / row.rlf.p50Ms,
+    p99: row[name].p99Ms / row.rlf.p99Ms,
+  });
+  row.ratio = ratio('spillway');
+  row.ratioUnbatched = ratio('unbatched');
   results.cases[`concurrency ${c}`] = row;
   const f = (x) => x.toFixed(3);
-  console.log(
-    `concurrency ${String(c).padStart(2)}: spillway ${Math.round(row.spillway.perSec)}/s p50 ${f(row.spillway.p50Ms)} ms p99 ${f(row.spillway.p99Ms)} ms | ` +
-      `rate-limiter-flexible ${Math.round(row.rlf.perSec)}/s p50 ${f(row.rlf.p50Ms)} ms p99 ${f(row.rlf.p99Ms)} ms | ` +
-      `ratio decisions/s ${row.ratio.perSec.toFixed(2)}x, p50 ${row.ratio.p50.toFixed(2)}x, p99 ${row.ratio.p99.toFixed(2)}x`,
-  );
+  const show = (name, label) =>
+    `${label} ${Math.round(row[name].perSec)}/s p50 ${f(row[name].p50Ms)} ms p99 ${f(row[name].p99Ms)} ms`;
+  const showRatio = (r) =>
+    `decisions/s ${r.perSec.toFixed(2)}x, p50 ${r.p50.toFixed(2)}x, p99 ${r.p99.toFixed(2)}x`;
+  console.log(`concurrency ${c}:`);
+  console.log(`  ${show('rlf', 'rate-limiter-flexible')}`);
+  console.log(`  ${show('spillway', 'spillway (batched)   ')} | vs rlf ${showRatio(row.ratio)}`);
+  console.log(`  ${show('unbatched', 'spillway (unbatched) ')} | vs rlf ${showRatio(row.ratioUnbatched)}`);
 }
 
 // Leave nothing behind in the shared Redis.

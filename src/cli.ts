@@ -8,6 +8,7 @@
  * Exit codes: 0 success, 1 failure, 2 usage error.
  */
 import { readFileSync, realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface CliIO {
@@ -29,6 +30,8 @@ const SIM_COMMANDS = new Set(['simulate', 'tune', 'live']);
 const HELP = `Usage: spillway <command> [options]
 
 Commands:
+  check <policy.json>        validate a policy file (with SPILLWAY_* overrides) and print the
+                             effective limits per tier and priority     (needs zod)
   simulate <scenario.json>   run a scenario in the simulator          (needs spillway-sim)
   tune <scenario.json>       search governor settings with the simulator (needs spillway-sim)
   live <scenario.json>       run a scenario against a real server      (needs spillway-sim)
@@ -57,6 +60,34 @@ async function loadSim(): Promise<SimCli | undefined> {
   }
 }
 
+async function check(args: readonly string[], io: CliIO): Promise<number> {
+  if (args.length !== 1 || args[0]!.startsWith('-')) {
+    io.stderr.write('spillway: check needs exactly one argument, the policy file\n\nUsage: spillway check <policy.json>\n');
+    return 2;
+  }
+  let policy: typeof import('./policy/index.js');
+  try {
+    policy = await import('./policy/index.js');
+  } catch (err) {
+    if (String((err as Error).message).includes("'zod'")) {
+      io.stderr.write('spillway: check validates with zod, an optional peer dependency: npm install zod\n');
+      return 1;
+    }
+    throw err;
+  }
+  try {
+    const p = await policy.loadPolicy(resolve(io.cwd, args[0]!));
+    io.stdout.write(`${args[0]}: valid\n\n${policy.describePolicy(p)}`);
+    return 0;
+  } catch (err) {
+    if (policy.isPolicyError(err) || (err as { code?: string }).code === 'ERR_SPILLWAY_CONFIG') {
+      io.stderr.write(`spillway: ${(err as Error).message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
 /** Runs the command line `argv` (without node and the script); resolves with the exit code. */
 export async function main(argv: readonly string[], io: CliIO): Promise<number> {
   const [command, ...rest] = argv;
@@ -68,6 +99,7 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     io.stdout.write(HELP);
     return command === undefined ? 2 : 0;
   }
+  if (command === 'check') return check(rest, io);
   if (SIM_COMMANDS.has(command)) {
     const sim = await loadSim();
     if (sim === undefined) {

@@ -5,7 +5,11 @@
  */
 import type { Decision } from './limiters/types.js';
 
-export type SpillwayErrorCode = 'ERR_SPILLWAY_CONFIG' | 'ERR_SPILLWAY_REJECTED' | 'ERR_SPILLWAY_ABORTED';
+export type SpillwayErrorCode =
+  | 'ERR_SPILLWAY_CONFIG'
+  | 'ERR_SPILLWAY_REJECTED'
+  | 'ERR_SPILLWAY_ABORTED'
+  | 'ERR_SPILLWAY_POOL_OVERLOADED';
 
 export class SpillwayError extends Error {
   readonly code: SpillwayErrorCode;
@@ -53,6 +57,33 @@ export class AbortError extends SpillwayError {
   }
 }
 
+/**
+ * A guarded pool refused to hand out a resource: its queue was full, the wait passed its deadline
+ * or its CoDel target, the throttle factor shed it, or the guard was closed. Carries the reason and
+ * a suggested `retryAfterMs`.
+ */
+export class PoolOverloadedError extends SpillwayError {
+  readonly reason: 'queue-full' | 'deadline' | 'codel' | 'shed' | 'closed';
+  readonly retryAfterMs: number;
+  /** Time spent waiting before the refusal, in ms. */
+  readonly waitedMs: number;
+  constructor(
+    reason: PoolOverloadedError['reason'],
+    retryAfterMs: number,
+    waitedMs: number,
+    name = 'default',
+  ) {
+    super(
+      'ERR_SPILLWAY_POOL_OVERLOADED',
+      `Pool '${name}' refused (${reason}) after ${Math.round(waitedMs)} ms; retry after ${Math.ceil(retryAfterMs)} ms`,
+    );
+    this.name = 'PoolOverloadedError';
+    this.reason = reason;
+    this.retryAfterMs = retryAfterMs;
+    this.waitedMs = waitedMs;
+  }
+}
+
 function hasCode(err: unknown, code: SpillwayErrorCode): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
 }
@@ -60,6 +91,8 @@ function hasCode(err: unknown, code: SpillwayErrorCode): boolean {
 /** Guards that work across package copies, where `instanceof` does not. */
 export const isConfigError = (err: unknown): err is ConfigError => hasCode(err, 'ERR_SPILLWAY_CONFIG');
 export const isRejectedError = (err: unknown): err is RejectedError => hasCode(err, 'ERR_SPILLWAY_REJECTED');
+export const isPoolOverloadedError = (err: unknown): err is PoolOverloadedError =>
+  hasCode(err, 'ERR_SPILLWAY_POOL_OVERLOADED');
 export const isAbortError = (err: unknown): err is AbortError => hasCode(err, 'ERR_SPILLWAY_ABORTED');
 
 export function describe(value: unknown): string {

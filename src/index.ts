@@ -4,6 +4,8 @@ export {
   AbortError,
   ConfigError,
   isAbortError,
+  isPoolOverloadedError,
+  PoolOverloadedError,
   isConfigError,
   isRejectedError,
   RejectedError,

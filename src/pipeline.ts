@@ -14,4 +14,5 @@ export {
   shedderStage,
   turnBudgetStage,
 } from './admission/stages.js';
+export { ConcurrencyStage } from './admission/concurrency-stage.js';
 export { TURN_BUDGET_DEFAULTS, TurnBudget, type TurnBudgetOptions } from './admission/turn-budget.js';

@@ -30,6 +30,11 @@ export class ScenarioError extends ConfigError {
   }
 }
 
+function lineCol(text: string, position: number): string {
+  const before = text.slice(0, position).split('\n');
+  return `${before.length}, column ${before.at(-1)!.length + 1}`;
+}
+
 function show(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (typeof value === 'number') return String(value);
@@ -218,7 +223,12 @@ export async function loadScenario(path: string): Promise<Scenario> {
   try {
     obj = JSON.parse(text);
   } catch (err) {
-    throw new ScenarioError(path, '(file)', text.slice(0, 40), `valid JSON (${(err as Error).message})`);
+    const e = new ScenarioError(path, '(file)', text.slice(0, 40), 'JSON');
+    // Say where the JSON breaks, in lines and columns, rather than "must be valid JSON".
+    const m = /position (\d+)/.exec((err as Error).message);
+    const where = m ? ` at line ${lineCol(text, Number(m[1]))}` : text.trim() === '' ? ' (the file is empty)' : '';
+    e.message = `${path}: the file is not valid JSON${where}: ${(err as Error).message.replace(/ in JSON at position \d+.*$/, '')}`;
+    throw e;
   }
   return parseScenario(obj, path);
 }

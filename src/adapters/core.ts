@@ -22,6 +22,7 @@
  * queued meanwhile.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { EventEmitter } from 'eventemitter3';
 import type { Verdict } from '../admission/pipeline.js';
 import type { AdmissionRequest } from '../admission/stage.js';
 import { TurnBudget } from '../admission/turn-budget.js';
@@ -48,7 +49,10 @@ import {
   sendJson,
   setQuotaHeaders,
 } from './refusal.js';
+import { type InvalidValue, InvalidValues } from './request-values.js';
 import { requestPath, type Route } from './routes.js';
+import { publishingDecisions, publishVerdict, publishWait } from './decisions.js';
+import { systemClock } from '../clock.js';
 
 export type { GuardSignalsOptions } from './counts.js';
 export {
@@ -61,6 +65,7 @@ export {
   type SnapshotSource,
 } from './guard-options.js';
 export { defaultOnError, type Refusal } from './refusal.js';
+export type { InvalidValue } from './request-values.js';
 export { pathHasPrefix } from './routes.js';
 
 /** What the guard decided for one request. */
@@ -69,6 +74,8 @@ export type Outcome =
   | { readonly kind: 'status' }
   | { readonly kind: 'gone' }
   | { readonly kind: 'refused'; readonly refusal: Refusal };
+
+type Refused = Extract<Outcome, { kind: 'refused' }>;
 
 const PASS: Outcome = Object.freeze({ kind: 'pass' });
 const STATUS: Outcome = Object.freeze({ kind: 'status' });
@@ -79,17 +86,32 @@ interface GuardRequest extends AdmissionRequest {
   signal?: AbortSignal;
 }
 
-export class HttpGuard {
+/** The guard's events. */
+export interface HttpGuardEvents {
+  /**
+   * A `priority`, `cost` or `key` function returned a bad value for a request; the default was
+   * used (the guard's priority or cost, the client address). Also warned once per option.
+   */
+  invalidValue: [invalid: InvalidValue];
+}
+
+export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   readonly #config: GuardConfig;
   #governor: SnapshotSource | undefined;
   #turn: TurnBudget | undefined;
   readonly #counts = new GuardCounts();
+  readonly #invalid = new InvalidValues();
   readonly #waits = new Set<AbortController>();
   #closed = false;
 
   constructor(options: HttpGuardOptions = {}) {
-    this.#config = parseGuardOptions(options, (why) => {
-      if (why === 'malformed') this.#counts.malformedForwarded++;
+    super();
+    this.#invalid.listener = (invalid) => this.emit('invalidValue', invalid);
+    this.#config = parseGuardOptions(options, {
+      onUntrusted: (why) => {
+        if (why === 'malformed') this.#counts.malformedForwarded++;
+      },
+      onInvalid: this.#invalid.report,
     });
     this.#governor = this.#config.governor;
     this.#turn = this.#config.turn;
@@ -124,6 +146,11 @@ export class HttpGuard {
   /** Requests admitted and not yet finished. */
   get inFlight(): number {
     return this.#counts.inFlight;
+  }
+
+  /** Requests whose priority, cost or key function returned a bad value (the default was used). */
+  get invalidValues(): number {
+    return this.#invalid.count;
   }
 
   /** Requests whose forwarding header was malformed and so not believed (keyed by the socket peer). */
@@ -172,19 +199,27 @@ export class HttpGuard {
     return this.#outcome(res, route, ar, route.pipeline.run(ar) as Verdict);
   }
 
-  #outcome(res: ServerResponse, route: Route, ar: GuardRequest, v: Verdict): Outcome {
+  #outcome(res: ServerResponse, route: Route, ar: GuardRequest, v: Verdict, waitedMs?: number): Outcome {
     if (v.allowed) {
       this.#admit(res, route, ar);
       setQuotaHeaders(this.#config.response, res, route, v.quota);
+      if (publishingDecisions()) publishVerdict(this.#config.name, route, ar, v, undefined, waitedMs);
       return PASS;
     }
     const stage = v.stage.name === 'key' ? 'key' : 'process';
-    return this.#refuse(route, v.decision, stage, ar, v.quota);
+    const o = this.#refuse(route, v.decision, stage, ar, v.quota);
+    if (publishingDecisions()) {
+      publishVerdict(this.#config.name, route, ar, v, (o as Refused).refusal.status, waitedMs);
+    }
+    return o;
   }
 
   async #wait(res: ServerResponse, route: Route, ar: GuardRequest): Promise<Outcome> {
-    if (this.#closed) return this.#refuse(route, CLOSING, 'process', ar, undefined);
+    if (this.#closed) return this.#closing(route, ar, undefined);
     const ac = new AbortController();
+    const publishing = publishingDecisions();
+    const start = publishing ? systemClock.now() : 0;
+    if (publishing) publishWait(this.#config.name, route, ar, 'queued');
     let gone = res.destroyed;
     const onClose = (): void => {
       gone = true;
@@ -200,18 +235,28 @@ export class HttpGuard {
       v = await route.pipeline.run(ar);
     } catch (err) {
       if (!ac.signal.aborted) throw err;
-      if (gone) return GONE;
-      return this.#refuse(route, CLOSING, 'process', ar, undefined);
+      const waited = publishing ? systemClock.now() - start : undefined;
+      if (!gone) return this.#closing(route, ar, waited);
+      if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waited);
+      return GONE;
     } finally {
       this.#counts.queued--;
       this.#waits.delete(ac);
       res.off('close', onClose);
     }
+    const waitedMs = publishing ? systemClock.now() - start : undefined;
     if (gone || res.destroyed) {
       if (v.allowed) route.pipeline.refund(ar);
+      if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waitedMs);
       return GONE;
     }
-    return this.#outcome(res, route, ar, v);
+    return this.#outcome(res, route, ar, v, waitedMs);
+  }
+
+  /** Refused because the guard closed while (or before) the request waited. */
+  #closing(route: Route, ar: GuardRequest, waitedMs: number | undefined): Outcome {
+    if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'shed', CLOSING, waitedMs);
+    return this.#refuse(route, CLOSING, 'process', ar, undefined);
   }
 
   #admit(res: ServerResponse, route: Route, ar: GuardRequest): void {

@@ -15,6 +15,8 @@ import { createGuard, type HttpGuard, type HttpGuardOptions } from './core.js';
 export {
   type GuardSignalsOptions,
   HttpGuard,
+  type HttpGuardEvents,
+  type InvalidValue,
   type HttpGuardOptions,
   type KeyAdmission,
   type ProcessAdmission,

@@ -18,6 +18,8 @@ import { createGuard, type HttpGuard, type HttpGuardOptions, type Outcome } from
 export {
   type GuardSignalsOptions,
   HttpGuard,
+  type HttpGuardEvents,
+  type InvalidValue,
   type HttpGuardOptions,
   type KeyAdmission,
   type ProcessAdmission,

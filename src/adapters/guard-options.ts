@@ -20,6 +20,7 @@ import {
 } from './client-address.js';
 import { type ProblemDetails, sfString } from './headers.js';
 import type { Refusal } from './refusal.js';
+import { checkedCost, checkedKey, checkedPriority, type InvalidValueListener } from './request-values.js';
 import { type Route, RouteTable, routePipeline } from './routes.js';
 import { turnBudgetStage } from '../admission/stages.js';
 
@@ -119,6 +120,8 @@ export interface HttpGuardOptions {
    * @default 25 when a `shedder` is set, else off
    */
   turnBudgetMs?: number | false;
+  /** The guard's name in decision messages (`spillway:decision`), to tell several guards apart. @default 'default' */
+  name?: string;
 }
 
 export const HTTP_GUARD_DEFAULTS = Object.freeze({
@@ -157,6 +160,7 @@ const OPTIONS = [
   'onRefused',
   'statusPath',
   'turnBudgetMs',
+  'name',
 ] as const;
 
 const ROUTE_OPTIONS = [
@@ -186,6 +190,8 @@ export interface ResponseSettings {
 
 /** The validated, compiled options. */
 export interface GuardConfig {
+  /** The guard's name in decision messages. */
+  readonly name: string;
   readonly table: RouteTable;
   readonly statusPath: string | undefined;
   readonly governor: SnapshotSource | undefined;
@@ -207,11 +213,27 @@ function valueFn<T>(value: RequestValue<T> | undefined, fallback: T, check: (v: 
   return () => v;
 }
 
-function priorityFn(value: RequestValue<Priority> | undefined) {
-  return valueFn(value, HTTP_GUARD_DEFAULTS.priority, (v) => {
+function priorityFn(option: string, value: RequestValue<Priority> | undefined, report: InvalidValueListener) {
+  const fallback = HTTP_GUARD_DEFAULTS.priority;
+  if (typeof value === 'function') return checkedPriority(option, value, fallback, report);
+  return valueFn(value, fallback, (v) => {
     priorityLevel(v as Priority);
     return v as Priority;
   });
+}
+
+function costFn(option: string, value: RequestValue<number> | undefined, report: InvalidValueListener) {
+  const fallback = HTTP_GUARD_DEFAULTS.cost;
+  if (typeof value === 'function') return checkedCost(option, value, fallback, report);
+  return valueFn(value, fallback, (v) => finiteNumber(option, v, Number.MIN_VALUE));
+}
+
+/** What the guard hears from its request-time functions. */
+export interface GuardHooks {
+  /** A forwarding header was not believed. */
+  readonly onUntrusted: (why: UntrustedForwarding) => void;
+  /** A priority, cost or key function returned a bad value (the default was used). */
+  readonly onInvalid: InvalidValueListener;
 }
 
 export function checkLimiter(option: string, value: unknown): KeyAdmission | undefined {
@@ -233,10 +255,8 @@ export function checkShedder(option: string, value: unknown): ProcessAdmission |
 type KeyFn = (req: IncomingMessage) => string;
 
 /** The client-address key and the guard's key function (user `key`, then `keyHeader`, then the address). */
-function keyFunctions(
-  options: HttpGuardOptions,
-  onUntrusted: (why: UntrustedForwarding) => void,
-): { addressOf: KeyFn; keyFn: KeyFn } {
+function keyFunctions(options: HttpGuardOptions, hooks: GuardHooks): { addressOf: KeyFn; keyFn: KeyFn } {
+  const onUntrusted = hooks.onUntrusted;
   const d = HTTP_GUARD_DEFAULTS;
   const trust: TrustFn | undefined = compileTrust('trustProxy', options.trustProxy);
   const kind =
@@ -269,13 +289,12 @@ function keyFunctions(
   }
   if (options.key !== undefined) {
     const user = fn<(req: IncomingMessage) => string | undefined>('key', options.key);
-    const fallback = keyFn;
-    keyFn = (req) => user(req) ?? fallback(req);
+    keyFn = checkedKey('key', user, keyFn, hooks.onInvalid);
   }
   return { addressOf, keyFn };
 }
 
-type RouteInput = Omit<Route, 'policyQuoted' | 'policyJson' | 'pipeline'>;
+type RouteInput = Omit<Route, 'policyQuoted' | 'policyJson' | 'pipeline' | 'label'> & { label?: string };
 
 function compileRoute(at: string, r: RouteInput): Route {
   const prefix = at === '' ? '' : `${at}.`;
@@ -285,12 +304,17 @@ function compileRoute(at: string, r: RouteInput): Route {
   else if (r.limiter && typeof r.limiter.burst === 'number' && typeof r.limiter.ratePerSec === 'number') {
     if (r.limiter.ratePerSec > 0) windowSec = r.limiter.burst / r.limiter.ratePerSec;
   }
-  const route = { ...r, policyQuoted, policyJson: JSON.stringify(r.policyName), windowSec } as Route;
+  const label = r.label ?? r.policyName;
+  const route = { ...r, label, policyQuoted, policyJson: JSON.stringify(r.policyName), windowSec } as Route;
   return route;
 }
 
-function routePolicies(options: HttpGuardOptions, base: Route, addressOf: KeyFn): Route[] {
-  const d = HTTP_GUARD_DEFAULTS;
+function routePolicies(
+  options: HttpGuardOptions,
+  base: Route,
+  addressOf: KeyFn,
+  report: InvalidValueListener,
+): Route[] {
   const routes = options.routes ?? [];
   if (!Array.isArray(routes)) throw new ConfigError('routes', routes, 'an array of route policies');
   return routes.map((r: RoutePolicy, i) => {
@@ -312,14 +336,12 @@ function routePolicies(options: HttpGuardOptions, base: Route, addressOf: KeyFn)
       limiter: r.limiter === undefined ? base.limiter : checkLimiter(`${at}.limiter`, r.limiter),
       shedder: r.shedder === undefined ? base.shedder : checkShedder(`${at}.shedder`, r.shedder),
       ownShedder: r.shedder !== undefined,
-      key: userKey === undefined ? base.key : (req) => userKey(req) ?? addressOf(req),
-      priority: r.priority === undefined ? base.priority : priorityFn(r.priority),
-      cost:
-        r.cost === undefined
-          ? base.cost
-          : valueFn(r.cost, d.cost, (v) => finiteNumber(`${at}.cost`, v, Number.MIN_VALUE)),
+      key: userKey === undefined ? base.key : checkedKey(`${at}.key`, userKey, addressOf, report),
+      priority: r.priority === undefined ? base.priority : priorityFn(`${at}.priority`, r.priority, report),
+      cost: r.cost === undefined ? base.cost : costFn(`${at}.cost`, r.cost, report),
       maxWaitMs: r.maxWaitMs === undefined ? base.maxWaitMs : finiteNumber(`${at}.maxWaitMs`, r.maxWaitMs, 0),
       policyName: r.policyName ?? base.policyName,
+      label: r.policyName ?? r.path ?? base.policyName,
       windowSec: r.windowSec ?? (r.limiter === undefined ? options.windowSec : undefined),
     });
   });
@@ -367,16 +389,13 @@ function turnBudget(options: HttpGuardOptions): TurnBudget | undefined {
 
 /**
  * Validates and compiles the guard's options. Throws ConfigError naming the first bad option.
- * `onUntrusted` hears of every forwarding header that was not believed.
+ * `hooks` hear of what requests do at run time (untrusted forwarding, bad computed values).
  */
-export function parseGuardOptions(
-  options: HttpGuardOptions,
-  onUntrusted: (why: UntrustedForwarding) => void,
-): GuardConfig {
+export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks): GuardConfig {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', options, 'an object');
   knownKeys('HttpGuard', options, OPTIONS);
   const d = HTTP_GUARD_DEFAULTS;
-  const { addressOf, keyFn } = keyFunctions(options, onUntrusted);
+  const { addressOf, keyFn } = keyFunctions(options, hooks);
   const response = responseSettings(options);
   const turn = turnBudget(options);
   const statusPath =
@@ -392,15 +411,19 @@ export function parseGuardOptions(
     shedder: checkShedder('shedder', options.shedder),
     ownShedder: true,
     key: keyFn,
-    priority: priorityFn(options.priority),
-    cost: valueFn(options.cost, d.cost, (v) => finiteNumber('cost', v, Number.MIN_VALUE)),
+    priority: priorityFn('priority', options.priority, hooks.onInvalid),
+    cost: costFn('cost', options.cost, hooks.onInvalid),
     maxWaitMs: finiteNumber('maxWaitMs', options.maxWaitMs ?? d.maxWaitMs, 0),
     policyName: options.policyName ?? d.policyName,
     windowSec: options.windowSec,
   });
-  const table = new RouteTable(routePolicies(options, base, addressOf), base, bypass);
+  const table = new RouteTable(routePolicies(options, base, addressOf, hooks.onInvalid), base, bypass);
   buildPipelines(table, turn);
+  const name = options.name ?? 'default';
+  if (typeof name !== 'string' || name.length === 0 || name.length > 100)
+    throw new ConfigError('name', name, 'a non-empty string of at most 100 characters');
   return {
+    name,
     table,
     statusPath,
     governor: options.governor,

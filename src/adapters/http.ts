@@ -21,6 +21,8 @@ export {
   type ErrorHandler,
   type GuardSignalsOptions,
   HttpGuard,
+  type HttpGuardEvents,
+  type InvalidValue,
   type HttpGuardOptions,
   type KeyAdmission,
   type Outcome,

@@ -26,6 +26,8 @@ export interface Route {
   readonly policyQuoted: string;
   readonly policyJson: string;
   readonly windowSec: number | undefined;
+  /** A bounded label for decision messages: the route's `policyName` when it set one, else its path, else 'default'. */
+  readonly label: string;
   /** The route's admission pipeline: key limiter, loop-turn budget, shedder (those it has). */
   pipeline: Pipeline;
 }

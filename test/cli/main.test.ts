@@ -53,7 +53,14 @@ describe('spillway', () => {
     expect(unknown.stderr).toContain('unknown command "frobnicate"');
     const option = run('simulate', 'x.json', '--bogus');
     expect(option.code).toBe(2);
-    expect(option.stderr).toContain("'--bogus'");
+    expect(option.stderr).toContain("unknown option '--bogus'\n");
+    const negative = run('simulate', 'x.json', '--seed', '-1');
+    expect(negative.code).toBe(2);
+    expect(negative.stderr).toContain('--seed needs a value; for a value starting with "-", write --seed=<value>');
+    expect(negative.stderr).not.toContain('ambiguous');
+    const below = run('simulate', 'x.json', '--seed=-1');
+    expect(below.code).toBe(2);
+    expect(below.stderr).toContain('--seed must be an integer >= 0, got "-1"');
     expect(option.stderr).toContain('Usage: spillway simulate');
     const mode = run('simulate', 'x.json', '--mode', 'fast');
     expect(mode.code).toBe(2);
@@ -81,7 +88,8 @@ describe('spillway', () => {
     const notJson = run('simulate', scenarioFile('broken.json', '{"name": '));
     expect(notJson.code).toBe(1);
     expect(notJson.stderr).toContain('broken.json');
-    expect(notJson.stderr).toMatch(/JSON/);
+    expect(notJson.stderr).toMatch(/broken\.json: the file is not valid JSON( at line 1, column \d+)?: /);
+    expect(notJson.stderr).not.toContain('must be');
   });
 
   it('simulates a short scenario: a table on stdout, JSON, CSV and SVG in --out', () => {

@@ -1,5 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import express from 'express';
+import Fastify from 'fastify';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics, metricsHandler } from '../../src/observability/prometheus/index.js';
@@ -59,6 +61,45 @@ describe('metricsHandler on node:http', () => {
       expect(await res.text()).toMatch(/source is gone/);
     } finally {
       m.close();
+    }
+  });
+});
+
+describe('the Express and Fastify recipes in docs/metrics.md', () => {
+  it('Express: app.get("/metrics", metricsHandler(registry))', async () => {
+    const registry = new Registry();
+    const m = createMetrics({ registry });
+    m.observeLimiter({ inFlight: 5 }, { name: 'express' });
+    const app = express();
+    app.get('/metrics', metricsHandler(registry));
+    server = createServer(app);
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+    try {
+      const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`);
+      expect(res.headers.get('content-type')).toBe(registry.contentType);
+      expect(value(parseExposition(await res.text()), 'spillway_in_flight', { name: 'express' })).toBe(5);
+    } finally {
+      m.close();
+    }
+  });
+
+  it('Fastify: a route that returns registry.metrics() with its content type', async () => {
+    const registry = new Registry();
+    const m = createMetrics({ registry });
+    m.observeLimiter({ inFlight: 6 }, { name: 'fastify' });
+    const app = Fastify();
+    app.get('/metrics', async (_req, reply) => {
+      reply.header('content-type', registry.contentType);
+      return registry.metrics();
+    });
+    const address = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const res = await fetch(`${address}/metrics`);
+      expect(res.headers.get('content-type')).toBe(registry.contentType);
+      expect(value(parseExposition(await res.text()), 'spillway_in_flight', { name: 'fastify' })).toBe(6);
+    } finally {
+      m.close();
+      await app.close();
     }
   });
 });

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { isConfigError } from '../../src/errors.js';
 import { createGovernor } from '../../src/governor/index.js';
+import { ConcurrencyLimiter } from '../../src/limiters/concurrency/index.js';
 import { ManualFactor } from '../../src/limiters/factor.js';
 import { createLimiter } from '../../src/limiters/keyed-limiter.js';
 import {
@@ -303,6 +304,40 @@ describe('createMetrics: limiters, guards and pools, read at scrape time', () =>
     expect(value(s, 'spillway_queue_length', { name: 'pg' })).toBe(0);
   });
 
+  it('reads a real ConcurrencyLimiter: in flight, waiting, limit and factor', async () => {
+    const clock = new ManualClock();
+    const factor = new ManualFactor(1);
+    const pool = new ConcurrencyLimiter({
+      limit: 2,
+      maxQueue: 10,
+      maxWaitMs: 1000,
+      codel: false,
+      factor,
+      clock,
+    });
+    const { m, scrape } = metrics();
+    m.observeLimiter(pool, { name: 'pg' });
+    const a = await pool.acquire();
+    const b = await pool.acquire();
+    const waiting = [pool.acquire(), pool.acquire(), pool.acquire()];
+    let s = await scrape();
+    expect(value(s, 'spillway_in_flight', { name: 'pg' })).toBe(2);
+    expect(value(s, 'spillway_queue_length', { name: 'pg' })).toBe(3);
+    expect(value(s, 'spillway_concurrency_limit', { name: 'pg' })).toBe(2);
+    expect(value(s, 'spillway_limiter_factor', { name: 'pg' })).toBe(1);
+    if (a.allowed) a.release();
+    if (b.allowed) b.release();
+    await Promise.resolve();
+    s = await scrape();
+    expect(value(s, 'spillway_queue_length', { name: 'pg' })).toBe(1);
+    factor.set(0.5);
+    s = await scrape();
+    expect(value(s, 'spillway_limiter_factor', { name: 'pg' })).toBe(0.5);
+    clock.advance(2000);
+    for (const d of await Promise.all(waiting)) if (d.allowed) d.release();
+    pool.close();
+  });
+
   it('reads the keys and factor of a keyed limiter, and no per-key label', async () => {
     const clock = new ManualClock();
     const factor = new ManualFactor(0.5);
@@ -315,6 +350,29 @@ describe('createMetrics: limiters, guards and pools, read at scrape time', () =>
     expect(value(s, 'spillway_limiter_factor', { name: 'per-user' })).toBe(0.5);
     expect(find(s, 'spillway_in_flight')).toEqual([]);
     expect(await registry.metrics()).not.toMatch(/alice|bob|carol/);
+  });
+});
+
+describe('createMetrics: stores that keep their own totals', () => {
+  it('reads stats() at scrape time beside what the store channel counted', async () => {
+    const { m, scrape } = metrics();
+    const totals = { errors: 4, fallbackDecisions: 3 };
+    m.observeStore({ stats: () => totals }, { name: 'redis', policy: 'local' });
+    channel(STORE_CHANNEL).publish({
+      name: 'other',
+      event: 'error',
+      operation: 'peek',
+    } satisfies StoreMessage);
+    let s = await scrape();
+    expect(value(s, 'spillway_store_errors_total', { name: 'redis', operation: 'any' })).toBe(4);
+    expect(
+      value(s, 'spillway_store_fallbacks_total', { name: 'redis', operation: 'any', policy: 'local' }),
+    ).toBe(3);
+    expect(value(s, 'spillway_store_errors_total', { name: 'other', operation: 'peek' })).toBe(1);
+    totals.errors = 9;
+    s = await scrape();
+    expect(value(s, 'spillway_store_errors_total', { name: 'redis', operation: 'any' })).toBe(9);
+    expect(() => m.observeStore({} as never)).toThrow(/`store`/);
   });
 });
 

@@ -137,7 +137,7 @@ describe('scenario validation', () => {
     const dir = await mkdtemp(join(tmpdir(), 'spillway-sim-'));
     const bad = join(dir, 'bad.json');
     await writeFile(bad, '{ "name": ');
-    await expect(loadScenario(bad)).rejects.toThrow(`${bad}: (file) must be valid JSON`);
+    await expect(loadScenario(bad)).rejects.toThrow(`${bad}: the file is not valid JSON`);
     await expect(loadScenario(join(dir, 'nope.json'))).rejects.toThrow(
       `${join(dir, 'nope.json')}: (file) must be a readable file`,
     );

@@ -108,7 +108,24 @@ function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: st
       allowPositionals: true,
     });
   } catch (err) {
-    throw new UsageError((err as Error).message, command);
+    throw new UsageError(argumentMessage(err as Error & { code?: string }), command);
+  }
+}
+
+/** Node's argument-parser messages, said in this command's words. */
+function argumentMessage(err: Error & { code?: string }): string {
+  const option = /'(--?[\w-]+)/.exec(err.message)?.[1] ?? 'an option';
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option '${option}'`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return /ambiguous/.test(err.message)
+        ? `${option} needs a value; for a value starting with "-", write ${option}=<value>`
+        : `${option} needs a value`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return 'too many arguments';
+    default:
+      return err.message;
   }
 }
 

@@ -21,6 +21,45 @@ interface MetricSnapshot {
   aggregator: 'sum' | 'average' | 'max' | 'omit';
 }
 
+/**
+ * Cells found by their label values, one Map level per label. Label values are usually string
+ * constants whose hash V8 has cached, so each level is one cheap lookup; a joined string key would
+ * be a fresh string to hash on every event (measured 10x slower).
+ */
+class CellTrie<C> {
+  readonly #root = new Map<string, unknown>();
+  readonly #cells: C[] = [];
+
+  get(path: readonly string[], create: () => C): C {
+    let level = this.#root;
+    const last = path.length - 1;
+    for (let i = 0; i < last; i++) {
+      let next = level.get(path[i]!) as Map<string, unknown> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        level.set(path[i]!, next);
+      }
+      level = next;
+    }
+    let cell = level.get(path[last]!) as C | undefined;
+    if (cell === undefined) {
+      cell = create();
+      level.set(path[last]!, cell);
+      this.#cells.push(cell);
+    }
+    return cell;
+  }
+
+  values(): readonly C[] {
+    return this.#cells;
+  }
+
+  clear(): void {
+    this.#root.clear();
+    this.#cells.length = 0;
+  }
+}
+
 /** What a prom-client Registry needs from a metric. */
 export interface RegisteredMetric {
   name: string;
@@ -41,26 +80,26 @@ export interface CounterCell {
 export class CounterFamily implements RegisteredMetric {
   readonly type = 'counter' as const;
   readonly aggregator = 'sum' as const;
-  readonly #cells = new Map<string, CounterCell>();
+  readonly #cells = new CellTrie<CounterCell>();
 
+  /** `extra` adds values read at scrape time (sources that keep their own totals). */
   constructor(
     public name: string,
     public help: string,
+    readonly extra?: (emit: (labels: Labels, value: number) => void) => void,
   ) {}
 
-  /** The cell for `key` (a string that identifies `labels`), created with `labels()` on first use. */
-  cell(key: string, labels: () => Labels): CounterCell {
-    let c = this.#cells.get(key);
-    if (c === undefined) {
-      c = { labels: labels(), value: 0 };
-      this.#cells.set(key, c);
-    }
-    return c;
+  /** The cell for these label values (in a fixed order), created with `labels()` on first use. */
+  cell(path: readonly string[], labels: () => Labels): CounterCell {
+    return this.#cells.get(path, () => ({ labels: labels(), value: 0 }));
   }
 
   async get(): Promise<MetricSnapshot> {
     const values: MetricValue[] = [];
     for (const c of this.#cells.values()) values.push({ labels: c.labels, value: c.value });
+    this.extra?.((labels, value) => {
+      if (Number.isFinite(value)) values.push({ labels, value });
+    });
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 
@@ -80,7 +119,7 @@ export interface HistogramCell {
 export class HistogramFamily implements RegisteredMetric {
   readonly type = 'histogram' as const;
   readonly aggregator = 'sum' as const;
-  readonly #cells = new Map<string, HistogramCell>();
+  readonly #cells = new CellTrie<HistogramCell>();
   readonly #bounds: readonly number[];
   readonly #le: readonly string[];
 
@@ -93,13 +132,13 @@ export class HistogramFamily implements RegisteredMetric {
     this.#le = [...buckets.map((b) => String(b)), '+Inf'];
   }
 
-  cell(key: string, labels: () => Labels): HistogramCell {
-    let c = this.#cells.get(key);
-    if (c === undefined) {
-      c = { labels: labels(), counts: new Float64Array(this.#bounds.length + 1), sum: 0, count: 0 };
-      this.#cells.set(key, c);
-    }
-    return c;
+  cell(path: readonly string[], labels: () => Labels): HistogramCell {
+    return this.#cells.get(path, () => ({
+      labels: labels(),
+      counts: new Float64Array(this.#bounds.length + 1),
+      sum: 0,
+      count: 0,
+    }));
   }
 
   observe(cell: HistogramCell, value: number): void {

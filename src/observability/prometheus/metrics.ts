@@ -82,6 +82,8 @@ export interface ObservableLimiter {
   readonly queued?: number;
   /** Same as `queued`, for sources that call it so. */
   readonly queueLength?: number;
+  /** Same as `queued`, for sources that call it so (the ConcurrencyLimiter). */
+  readonly waiting?: number;
   /** The concurrency limit in force (adaptive limits change it). */
   readonly limit?: number;
   /** Keys held by a keyed limiter. */
@@ -101,6 +103,22 @@ interface ObservedGovernor {
   readonly off: () => void;
 }
 
+/** A store that keeps its own totals, such as the Redis store (`stats()`). */
+export interface ObservableStore {
+  stats(): { readonly errors: number; readonly fallbackDecisions: number };
+}
+
+export interface ObserveStoreOptions extends ObserveOptions {
+  /** The `policy` label of its fallbacks: the store's failure policy ('open', 'closed', 'local'). @default 'unknown' */
+  policy?: string;
+}
+
+interface ObservedStore {
+  readonly store: ObservableStore;
+  readonly name: string;
+  readonly policy: string;
+}
+
 interface ObservedLimiter {
   readonly source: ObservableLimiter;
   readonly name: string;
@@ -112,6 +130,7 @@ export class SpillwayMetrics {
   readonly #routes: RouteLabels;
   readonly #governors: ObservedGovernor[] = [];
   readonly #limiters: ObservedLimiter[] = [];
+  readonly #stores: ObservedStore[] = [];
   readonly #families: RegisteredMetric[] = [];
   readonly #decisions: CounterFamily;
   readonly #queueWait: HistogramFamily;
@@ -270,7 +289,7 @@ export class SpillwayMetrics {
     this.#limiterGauge(
       `${p}queue_length`,
       'Work waiting in a queue for admission.',
-      (s) => s.queued ?? s.queueLength,
+      (s) => s.queued ?? s.queueLength ?? s.waiting,
     );
     this.#limiterGauge(
       `${p}concurrency_limit`,
@@ -305,11 +324,20 @@ export class SpillwayMetrics {
         responseBuckets,
       ),
     );
-    this.#storeErrors = this.#add(new CounterFamily(`${p}store_errors_total`, 'Failed store operations.'));
+    this.#storeErrors = this.#add(
+      new CounterFamily(`${p}store_errors_total`, 'Failed store operations.', (emit) => {
+        for (const st of this.#stores) emit({ name: st.name, operation: 'any' }, st.store.stats().errors);
+      }),
+    );
     this.#storeFallbacks = this.#add(
       new CounterFamily(
         `${p}store_fallbacks_total`,
         'Decisions made without the store under its failure policy.',
+        (emit) => {
+          for (const st of this.#stores) {
+            emit({ name: st.name, operation: 'any', policy: st.policy }, st.store.stats().fallbackDecisions);
+          }
+        },
       ),
     );
     if (channels) {
@@ -338,7 +366,7 @@ export class SpillwayMetrics {
     const onChange = (r: DecisionRecord) => {
       if (r.factor === r.previousFactor) return;
       const direction = r.factor < r.previousFactor ? 'cut' : 'raise';
-      this.#factorChanges.cell(`${name}\0${direction}`, () => ({ name, direction })).value++;
+      this.#factorChanges.cell([name, direction], () => ({ name, direction })).value++;
     };
     governor.on('change', onChange);
     const entry: ObservedGovernor = { governor, name, off: () => governor.off('change', onChange) };
@@ -355,7 +383,7 @@ export class SpillwayMetrics {
     if (typeof source !== 'object' || source === null) {
       throw new ConfigError('limiter', source, 'an object with inFlight, queued, limit, size or factor');
     }
-    const readable = ['inFlight', 'queued', 'queueLength', 'limit', 'size', 'factor'].some(
+    const readable = ['inFlight', 'queued', 'queueLength', 'waiting', 'limit', 'size', 'factor'].some(
       (k) => typeof (source as Record<string, unknown>)[k] === 'number',
     );
     if (!readable) {
@@ -375,6 +403,28 @@ export class SpillwayMetrics {
   }
 
   /**
+   * Reads a store's own totals at every scrape: `stats().errors` and `stats().fallbackDecisions`,
+   * as `store_errors_total` and `store_fallbacks_total` with `operation="any"`. For stores that
+   * keep totals instead of publishing on `spillway:store` (the Redis store). Returns a function that stops.
+   */
+  observeStore(store: ObservableStore, options: ObserveStoreOptions = {}): () => void {
+    this.#open('observeStore');
+    if (typeof store !== 'object' || store === null || typeof store.stats !== 'function') {
+      throw new ConfigError('store', store, 'a store with stats() (errors, fallbackDecisions)');
+    }
+    const name = labelName(options);
+    if (this.#stores.some((s) => s.name === name)) {
+      throw new ConfigError('name', name, 'a name no other observed store has');
+    }
+    const policy = options.policy ?? 'unknown';
+    if (typeof policy !== 'string' || policy === '')
+      throw new ConfigError('policy', policy, 'a non-empty string');
+    const entry: ObservedStore = { store, name, policy };
+    this.#stores.push(entry);
+    return () => this.#unobserve(this.#stores, entry);
+  }
+
+  /**
    * Unsubscribes from the channels, stops observing, and removes these metrics from the registry.
    * Idempotent.
    */
@@ -389,6 +439,7 @@ export class SpillwayMetrics {
     for (const g of this.#governors) g.off();
     this.#governors.length = 0;
     this.#limiters.length = 0;
+    this.#stores.length = 0;
     for (const f of this.#families) {
       if (this.registry.getSingleMetric(f.name) === (f as unknown)) this.registry.removeSingleMetric(f.name);
     }
@@ -398,14 +449,18 @@ export class SpillwayMetrics {
   recordDecision(m: DecisionMessage): void {
     const route = this.#routes.label(m.route);
     const priority = priorityLabel(m.priority);
-    const key = `${m.name}\0${m.outcome}\0${m.stage}\0${priority}\0${route}`;
-    this.#decisions.cell(key, () => ({ name: m.name, outcome: m.outcome, stage: m.stage, priority, route }))
-      .value++;
+    this.#decisions.cell([m.name, m.outcome, m.stage, priority, route], () => ({
+      name: m.name,
+      outcome: m.outcome,
+      stage: m.stage,
+      priority,
+      route,
+    })).value++;
     const wait = m.queueWaitMs;
     if (typeof wait === 'number' && wait >= 0 && m.outcome !== 'queued') {
       const h = this.#queueWait;
       h.observe(
-        h.cell(`${m.name}\0${m.outcome}\0${priority}`, () => ({
+        h.cell([m.name, m.outcome, priority], () => ({
           name: m.name,
           outcome: m.outcome,
           priority,
@@ -421,7 +476,7 @@ export class SpillwayMetrics {
     const route = this.#routes.label(m.route);
     const h = this.#response;
     h.observe(
-      h.cell(`${m.name}\0${m.outcome}\0${route}`, () => ({ name: m.name, outcome: m.outcome, route })),
+      h.cell([m.name, m.outcome, route], () => ({ name: m.name, outcome: m.outcome, route })),
       m.durationMs / 1000,
     );
   }
@@ -430,10 +485,10 @@ export class SpillwayMetrics {
   recordStore(m: StoreMessage): void {
     const operation = String(m.operation);
     if (m.event === 'error') {
-      this.#storeErrors.cell(`${m.name}\0${operation}`, () => ({ name: m.name, operation })).value++;
+      this.#storeErrors.cell([m.name, operation], () => ({ name: m.name, operation })).value++;
     } else if (m.event === 'fallback') {
       const policy = String(m.policy ?? 'unknown');
-      this.#storeFallbacks.cell(`${m.name}\0${operation}\0${policy}`, () => ({
+      this.#storeFallbacks.cell([m.name, operation, policy], () => ({
         name: m.name,
         operation,
         policy,

@@ -11,8 +11,10 @@ export type RedisClientKind = 'ioredis' | 'ioredis-cluster' | 'node-redis' | 'no
 /** What the store needs from a client: run the script by SHA or by source, delete a key. */
 export interface ScriptClient {
   readonly kind: RedisClientKind;
-  evalsha(sha: string, key: string, args: readonly string[]): Promise<unknown>;
-  eval(script: string, key: string, args: readonly string[]): Promise<unknown>;
+  /** Cluster clients route a call by its keys, which must then share a slot. */
+  readonly cluster: boolean;
+  evalsha(sha: string, keys: string[], args: string[]): Promise<unknown>;
+  eval(script: string, keys: string[], args: string[]): Promise<unknown>;
   del(key: string): Promise<unknown>;
   /** False when the client itself knows it has no connection (reconnecting, closed). */
   connected(): boolean;
@@ -52,8 +54,9 @@ export function adaptClient(client: unknown): ScriptClient {
     const cluster = !('isReady' in client) || Array.isArray(client['masters']);
     return {
       kind: cluster ? 'node-redis-cluster' : 'node-redis',
-      evalsha: (sha, key, args) => c.evalSha(sha, { keys: [key], arguments: args as string[] }),
-      eval: (script, key, args) => c.eval(script, { keys: [key], arguments: args as string[] }),
+      cluster,
+      evalsha: (sha, keys, args) => c.evalSha(sha, { keys, arguments: args }),
+      eval: (script, keys, args) => c.eval(script, { keys, arguments: args }),
       del: (key) => c.del(key),
       connected: cluster ? () => c.isOpen : () => c.isOpen && c.isReady !== false,
     };
@@ -62,8 +65,9 @@ export function adaptClient(client: unknown): ScriptClient {
     const c = client as unknown as IoredisLike;
     return {
       kind: c.isCluster === true ? 'ioredis-cluster' : 'ioredis',
-      evalsha: (sha, key, args) => c.evalsha(sha, 1, key, ...args),
-      eval: (script, key, args) => c.eval(script, 1, key, ...args),
+      cluster: c.isCluster === true,
+      evalsha: (sha, keys, args) => c.evalsha(sha, keys.length, ...keys, ...args),
+      eval: (script, keys, args) => c.eval(script, keys.length, ...keys, ...args),
       del: (key) => c.del(key),
       connected: () => !IOREDIS_DOWN.has(c.status),
     };

@@ -1,69 +1,73 @@
 /**
  * The token-bucket script: one round trip per decision, atomic on the server.
  *
- * KEYS[1] the bucket's key. ARGV: op ('t' take, 'p' peek, 'r' refund), cost, ratePerSec and burst
- * at factor 1, the caller's factor.
+ * Decides a batch: KEYS[i] is the i-th decision's bucket key and ARGV[5(i-1)+1..5i] its op ('t'
+ * take, 'p' peek, 'r' refund), cost, ratePerSec and burst at factor 1, and the caller's factor,
+ * in order (two decisions on one key see each other). One decision is a batch of one; on a
+ * Cluster every call holds one key.
  *
- * State is a small hash: `v` tokens, `t` the server time of the last write (ms), `r` and `c` the
- * refill rate per ms and the capacity in force since then (the factor of the last caller applied).
+ * State is one 32-byte string, four little-endian doubles (struct.pack '<dddd'): the tokens, the
+ * server time of the last write (ms), and the refill rate per ms and the capacity in force since
+ * then (the factor of the last caller applied). Exact, and one GET and one SET PX per decision.
  * The elapsed interval refills at the rate that was in force during it; from this call on, the
  * caller's factor applies (capacity clamps at once). Time is the server's `TIME`, so app servers
  * whose clocks drift agree, and it never moves backwards: a failover to a replica whose clock is
  * behind refills nothing until the clock passes the stored time. The key expires when the bucket
  * would be full again (a missing key reads as a full bucket, so expiry loses nothing).
  *
- * Replies: { allowed (0|1), remaining, retryAfterMs, resetMs } with numbers as strings (Lua numbers
- * would be truncated to integers) and -1 meaning "never" (Infinity).
+ * Replies: one string per decision, "allowed remaining retryAfterMs resetMs" (Lua numbers in a
+ * reply would be truncated to integers), with -1 meaning "never" (Infinity).
+ * Needs Redis >= 5 or Valkey (scripts replicate their effects, so TIME before a write is allowed).
  */
 import { createHash } from 'node:crypto';
 
 export const TOKEN_BUCKET_SCRIPT = `
-if redis.replicate_commands then pcall(redis.replicate_commands) end
-local key = KEYS[1]
-local op = ARGV[1]
-local cost = tonumber(ARGV[2])
-local base_rate = tonumber(ARGV[3]) / 1000
-local factor = tonumber(ARGV[5])
-local rate = base_rate * factor
-local cap = tonumber(ARGV[4]) * factor
 local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
-local s = redis.call('HMGET', key, 'v', 't', 'r', 'c')
-local tokens = cap
-local exists = s[1] ~= false
-if exists then
-  local last = tonumber(s[2])
-  if last > now then now = last end
-  tokens = tonumber(s[1]) + (now - last) * tonumber(s[3])
-  local prev_cap = tonumber(s[4])
-  if tokens > prev_cap then tokens = prev_cap end
-  if tokens > cap then tokens = cap end
+local server_now = clock[1] * 1000 + clock[2] / 1000
+local out = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local a = (i - 1) * 5
+  local op = ARGV[a + 1]
+  local cost = tonumber(ARGV[a + 2])
+  local base_rate = tonumber(ARGV[a + 3]) / 1000
+  local factor = tonumber(ARGV[a + 5])
+  local rate = base_rate * factor
+  local cap = tonumber(ARGV[a + 4]) * factor
+  local now = server_now
+  local raw = redis.call('GET', key)
+  local tokens = cap
+  if raw then
+    local v, last, r, c = struct.unpack('<dddd', raw)
+    if last > now then now = last end
+    tokens = v + (now - last) * r
+    if tokens > c then tokens = c end
+    if tokens > cap then tokens = cap end
+  end
+  local allowed = 1
+  if op == 'r' then
+    tokens = tokens + cost
+    if tokens > cap then tokens = cap end
+  elseif tokens + 1e-9 < cost then
+    allowed = 0
+  elseif op == 't' then
+    tokens = tokens - cost
+    if tokens < 0 then tokens = 0 end
+  end
+  if op == 't' or (op == 'r' and raw) then
+    local ttl
+    if rate > 0 then ttl = (cap - tokens) / rate else ttl = tonumber(ARGV[a + 4]) / base_rate end
+    redis.call('SET', key, struct.pack('<dddd', tokens, now, rate, cap), 'PX', math.max(1, math.ceil(ttl) + 1))
+  end
+  local retry = 0
+  if allowed == 0 then
+    if rate <= 0 or cost > cap then retry = -1 else retry = (cost - tokens) / rate end
+  end
+  local reset
+  if rate > 0 then reset = (cap - tokens) / rate elseif tokens >= cap then reset = 0 else reset = -1 end
+  out[i] = string.format('%d %.17g %.17g %.17g', allowed, tokens, retry, reset)
 end
-local allowed = 1
-if op == 'r' then
-  tokens = tokens + cost
-  if tokens > cap then tokens = cap end
-elseif tokens + 1e-9 < cost then
-  allowed = 0
-elseif op == 't' then
-  tokens = tokens - cost
-  if tokens < 0 then tokens = 0 end
-end
-if op == 't' or (op == 'r' and exists) then
-  local fmt = '%.17g'
-  redis.call('HSET', key, 'v', string.format(fmt, tokens), 't', string.format(fmt, now),
-    'r', string.format(fmt, rate), 'c', string.format(fmt, cap))
-  local ttl
-  if rate > 0 then ttl = (cap - tokens) / rate else ttl = tonumber(ARGV[4]) / base_rate end
-  redis.call('PEXPIRE', key, math.max(1, math.ceil(ttl) + 1))
-end
-local retry = 0
-if allowed == 0 then
-  if rate <= 0 or cost > cap then retry = -1 else retry = (cost - tokens) / rate end
-end
-local reset
-if rate > 0 then reset = (cap - tokens) / rate elseif tokens >= cap then reset = 0 else reset = -1 end
-return { allowed, string.format('%.17g', tokens), string.format('%.17g', retry), string.format('%.17g', reset) }
+return out
 `;
 
 export const TOKEN_BUCKET_SHA = createHash('sha1').update(TOKEN_BUCKET_SCRIPT).digest('hex');

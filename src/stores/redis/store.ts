@@ -9,7 +9,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, systemClock } from '../../clock.js';
 import { ConfigError } from '../../errors.js';
-import { integer, knownKeys, oneOf, positiveNumber } from '../../validate.js';
+import { boolean, integer, knownKeys, oneOf, positiveNumber } from '../../validate.js';
 import type { Store, StoreDecision, StoreTakeRequest } from '../types.js';
 import { type BreakerState, CircuitBreaker } from './breaker.js';
 import { adaptClient, type RedisClient, type RedisClientKind, type ScriptClient } from './client.js';
@@ -41,6 +41,11 @@ export interface RedisStoreOptions {
   readonly openMs?: number;
   /** Keys the `'local'` policy keeps at most (least recently used go first). @default 10000 */
   readonly localMaxKeys?: number;
+  /**
+   * Send the decisions asked in one event-loop turn together, in one call (standalone clients;
+   * on a Cluster each decision is its own call). @default true
+   */
+  readonly batch?: boolean;
   /** Time for the timeout and the breaker (Redis's `TIME` is the bucket clock). @default systemClock */
   readonly clock?: Clock;
 }
@@ -86,10 +91,20 @@ const OPTION_NAMES = [
   'failureThreshold',
   'openMs',
   'localMaxKeys',
+  'batch',
   'clock',
 ] as const;
 
 const OP_NAMES = { t: 'take', p: 'peek', r: 'refund' } as const;
+
+/** The most decisions one call carries. */
+const MAX_BATCH = 128;
+
+interface Pending {
+  readonly op: ScriptOp;
+  readonly request: StoreTakeRequest;
+  readonly resolve: (decision: StoreDecision) => void;
+}
 
 export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store {
   /** Which client the store detected. */
@@ -102,6 +117,10 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
   readonly #clock: Clock;
   readonly #breaker: CircuitBreaker;
   readonly #local: LocalBuckets;
+  readonly #batch: boolean;
+  #queue: Pending[] = [];
+  /** Calls sent and not yet answered. */
+  #inFlight = 0;
   #closed = false;
   #redisDecisions = 0;
   #fallbackDecisions = 0;
@@ -133,6 +152,7 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
     }
     this.#instances = integer('expectedInstances', options.expectedInstances ?? 1, 1);
     this.#timeoutMs = positiveNumber('timeoutMs', options.timeoutMs ?? 100);
+    this.#batch = boolean('batch', options.batch ?? true) && !this.#client.cluster;
     this.#clock = options.clock ?? systemClock;
     this.#breaker = new CircuitBreaker(
       this.#clock,
@@ -170,7 +190,8 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
     if (this.#closed) return;
     const verdict = this.#breaker.verdict();
     if (verdict === 'refuse' || !this.#client.connected()) {
-      this.#failed(
+      if (verdict !== 'refuse') this.#breaker.failure();
+      this.#report(
         'reset',
         key,
         new RedisStoreError('unavailable', 'Redis is unavailable; the key was not reset'),
@@ -181,7 +202,8 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
       await this.#withTimeout(this.#client.del(this.redisKey(key)));
       this.#breaker.success();
     } catch (err) {
-      this.#failed('reset', key, asStoreError(err));
+      this.#breaker.failure();
+      this.#report('reset', key, asStoreError(err));
     }
   }
 
@@ -206,42 +228,75 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
   #decide(op: ScriptOp, request: StoreTakeRequest): Promise<StoreDecision> {
     if (this.#closed) return Promise.resolve(this.#fallback(op, request));
     if (this.#breaker.verdict() === 'refuse') return Promise.resolve(this.#fallback(op, request));
-    const key = this.redisKey(request.key);
     if (!this.#client.connected()) {
-      this.#failed(
-        OP_NAMES[op],
-        request.key,
-        new RedisStoreError('unavailable', 'The Redis client is not connected'),
-      );
+      this.#breaker.failure();
+      const error = new RedisStoreError('unavailable', 'The Redis client is not connected');
+      this.#report(OP_NAMES[op], request.key, error);
       return Promise.resolve(this.#fallback(op, request));
     }
-    const factor = Math.min(1, Math.max(0, request.factor));
-    const args = [
-      op,
-      String(request.cost),
-      String(request.limits.ratePerSec),
-      String(request.limits.burst),
-      String(factor),
-    ];
-    return this.#withTimeout(this.#run(key, args))
-      .then(parseReply)
+    return new Promise<StoreDecision>((resolve) => {
+      const pending: Pending = { op, request, resolve };
+      // Nothing on the wire: send at once (no added latency when decisions come one at a time).
+      // Otherwise gather this turn's decisions into one call.
+      if (!this.#batch || this.#inFlight === 0) {
+        this.#send([pending]);
+        return;
+      }
+      this.#queue.push(pending);
+      if (this.#queue.length === 1) setImmediate(this.#flush);
+    });
+  }
+
+  /** Sends what this event-loop turn asked, in calls of at most MAX_BATCH decisions. */
+  readonly #flush = (): void => {
+    const queue = this.#queue;
+    this.#queue = [];
+    for (let i = 0; i < queue.length; i += MAX_BATCH) this.#send(queue.slice(i, i + MAX_BATCH));
+  };
+
+  #send(batch: Pending[]): void {
+    const keys: string[] = [];
+    const args: string[] = [];
+    for (const { op, request } of batch) {
+      keys.push(this.redisKey(request.key));
+      const factor = Math.min(1, Math.max(0, request.factor));
+      args.push(
+        op,
+        String(request.cost),
+        String(request.limits.ratePerSec),
+        String(request.limits.burst),
+        String(factor),
+      );
+    }
+    this.#inFlight++;
+    this.#withTimeout(this.#run(keys, args))
+      .finally(() => this.#inFlight--)
+      .then((reply) => parseReplies(reply, batch.length))
       .then(
-        (decision) => {
+        (decisions) => {
           this.#breaker.success();
-          if (op !== 'r') this.#redisDecisions++;
-          return decision;
+          for (let i = 0; i < batch.length; i++) {
+            const p = batch[i]!;
+            if (p.op !== 'r') this.#redisDecisions++;
+            p.resolve(decisions[i]!);
+          }
         },
         (err: unknown) => {
-          this.#failed(OP_NAMES[op], request.key, asStoreError(err));
-          return this.#fallback(op, request);
+          // One failed call is one failure for the breaker, however many decisions it carried.
+          this.#breaker.failure();
+          const error = asStoreError(err);
+          for (const p of batch) {
+            this.#report(OP_NAMES[p.op], p.request.key, error);
+            p.resolve(this.#fallback(p.op, p.request));
+          }
         },
       );
   }
 
-  #run(key: string, args: readonly string[]): Promise<unknown> {
+  #run(keys: string[], args: string[]): Promise<unknown> {
     let sent: Promise<unknown>;
     try {
-      sent = this.#client.evalsha(TOKEN_BUCKET_SHA, key, args);
+      sent = this.#client.evalsha(TOKEN_BUCKET_SHA, keys, args);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -250,8 +305,8 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
       // EVAL runs the script and caches it on the node that owns the key, so the next EVALSHA
       // finds it: this reloads per node on a Cluster, where SCRIPT LOAD would go to one node.
       this.#scriptLoads++;
-      this.emit('scriptLoad', { key });
-      return this.#client.eval(TOKEN_BUCKET_SCRIPT, key, args);
+      this.emit('scriptLoad', { key: keys[0]! });
+      return this.#client.eval(TOKEN_BUCKET_SCRIPT, keys, args);
     });
   }
 
@@ -280,10 +335,9 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
     });
   }
 
-  #failed(op: RedisStoreErrorEvent['op'], key: string, error: RedisStoreError): void {
+  #report(op: RedisStoreErrorEvent['op'], key: string, error: RedisStoreError): void {
     this.#errors++;
     if (error.kind === 'timeout') this.#timeouts++;
-    this.#breaker.failure();
     this.emit('error', { op, key, error });
   }
 
@@ -321,21 +375,26 @@ function asStoreError(err: unknown): RedisStoreError {
   return new RedisStoreError(kind, message, { cause: err });
 }
 
-function toNumber(v: unknown): number {
+function toNumber(v: string | undefined): number {
   const n = Number(v);
   return n < 0 ? Infinity : n;
 }
 
-function parseReply(reply: unknown): StoreDecision {
-  if (!Array.isArray(reply) || reply.length !== 4) {
+function parseReplies(reply: unknown, count: number): StoreDecision[] {
+  if (!Array.isArray(reply) || reply.length !== count) {
     throw new RedisStoreError('reply', `Unexpected reply from the token-bucket script: ${String(reply)}`);
   }
-  return {
-    allowed: Number(reply[0]) === 1,
-    remaining: Number(reply[1]),
-    retryAfterMs: toNumber(reply[2]),
-    resetMs: toNumber(reply[3]),
-  };
+  const out: StoreDecision[] = [];
+  for (const line of reply) {
+    const n = String(line).split(' ');
+    out.push({
+      allowed: n[0] === '1',
+      remaining: Number(n[1]),
+      retryAfterMs: toNumber(n[2]),
+      resetMs: toNumber(n[3]),
+    });
+  }
+  return out;
 }
 
 /** A Redis-backed `Store`. Validates its options (a ConfigError names the one at fault). */

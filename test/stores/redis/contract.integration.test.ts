@@ -11,8 +11,14 @@ const missing = await redisMissing();
 const run = missing === undefined ? describe : describe.skip;
 const prefix = `spillway-test:contract:${process.pid}:`;
 
-for (const kind of ['ioredis', 'iovalkey', 'node-redis'] as ClientKind[]) {
-  run(`Redis store on ${kind}`, () => {
+const variants: [ClientKind, boolean][] = [
+  ['ioredis', true],
+  ['iovalkey', true],
+  ['node-redis', true],
+  ['ioredis', false],
+];
+for (const [kind, batch] of variants) {
+  run(`Redis store on ${kind}${batch ? '' : ', batching off'}`, () => {
     let client: TestClient;
     let admin: Redis;
     beforeAll(async () => {
@@ -25,10 +31,10 @@ for (const kind of ['ioredis', 'iovalkey', 'node-redis'] as ClientKind[]) {
     });
 
     storeContract({
-      name: kind,
+      name: `${kind}${batch ? '' : ' (batch: false)'}`,
       describe: run,
       it,
-      createStore: () => createRedisStore({ client: client.client, prefix, timeoutMs: 2000 }),
+      createStore: () => createRedisStore({ client: client.client, prefix, timeoutMs: 2000, batch }),
       advance: (ms) => sleep(ms),
       holdsKey: async (store, key) => (await admin.exists((store as RedisStore).redisKey(key))) === 1,
       realTimeSlackMs: 200,

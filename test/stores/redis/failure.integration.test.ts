@@ -155,6 +155,26 @@ run('Redis store failure policies (own redis-server)', () => {
     expect(store.stats().errors).toBe(0);
   });
 
+  it('concurrent decisions share calls (batching), each still exact', async () => {
+    const { server, store } = await setup('ioredis', {});
+    const admin = new Redis({ port: server.port });
+    cleanup.push(async () => admin.disconnect());
+    const calls = async () =>
+      Number(/cmdstat_evalsha:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0);
+    await store.take(req('warm')); // loads the script
+    const before = await calls();
+    const small = { ratePerSec: 0.01, burst: 3 };
+    const ds = await Promise.all(
+      Array.from({ length: 400 }, (_, i) =>
+        store.take({ key: `k${i % 100}`, cost: 1, limits: small, factor: 1 }),
+      ),
+    );
+    const used = (await calls()) - before;
+    expect(ds.filter((d) => d.allowed).length).toBe(300); // 100 keys x burst 3
+    expect(used).toBeGreaterThanOrEqual(4); // 400 decisions need at least 4 calls of 128
+    expect(used).toBeLessThan(20);
+  });
+
   it('an ioredis client with default options (offline queue on) still does not wait on a dead Redis', async () => {
     const server = await startRedisServer();
     cleanup.push(() => server.stop());
