@@ -14,58 +14,87 @@ import { exactWait, refusalReason, WindowAlgorithm, type WindowOptions } from '.
 
 export type { WindowOptions } from './window.js';
 
+/** The fixed limits of one window decision: window length, limit at factor 1, tolerance. */
+export interface WindowShape {
+  readonly windowMs: number;
+  readonly limit: number;
+  readonly eps: number;
+}
+
+/**
+ * @internal One fixed-window decision over state kept elsewhere: `state[at]` is the index of the
+ * window `state[at + 1]` counts. Charges the state when `charge` and admitted. Shared by
+ * `FixedWindow` (one key) and the keyed limiter's per-key windows.
+ */
+export function decideFixedWindow(
+  state: Float64Array,
+  at: number,
+  shape: WindowShape,
+  now: number,
+  f: number,
+  cost: number,
+  charge: boolean,
+): Decision {
+  const w = shape.windowMs;
+  const index = Math.floor(now / w);
+  const count = index === state[at] ? state[at + 1]! : 0;
+  const scaled = shape.limit * f;
+  const eps = shape.eps;
+  if (count + cost <= scaled + eps) {
+    const after = count + cost;
+    if (charge) {
+      state[at] = index;
+      state[at + 1] = after;
+    }
+    return {
+      allowed: true,
+      reason: 'ok',
+      remaining: Math.max(0, scaled - after),
+      limit: scaled,
+      retryAfterMs: 0,
+      resetMs: untilNextWindow(now, index, w),
+      factor: f,
+    };
+  }
+  // Refused: the next window starts empty, so the wait is to its start, unless the cost cannot
+  // fit even an empty window at this factor.
+  return {
+    allowed: false,
+    reason: refusalReason(count + cost, cost, shape.limit, scaled, eps),
+    remaining: Math.max(0, scaled - count),
+    limit: scaled,
+    retryAfterMs: cost > scaled + eps ? Infinity : untilNextWindow(now, index, w),
+    resetMs: count > 0 ? untilNextWindow(now, index, w) : 0,
+    factor: f,
+  };
+}
+
+/** @internal Whether a fixed-window state counts nothing at `now` (it decides like a new key). */
+export function fixedWindowIdle(state: Float64Array, at: number, windowMs: number, now: number): boolean {
+  return state[at]! < Math.floor(now / windowMs);
+}
+
+function untilNextWindow(now: number, index: number, w: number): number {
+  return exactWait(now, (index + 1) * w - now, (t) => Math.floor(t / w) > index);
+}
+
 export class FixedWindow extends WindowAlgorithm {
-  /** Index of the window `#count` belongs to. */
-  #index = -Infinity;
-  #count = 0;
+  /** The window index and the cost it admitted (see decideFixedWindow). */
+  readonly #state = new Float64Array([-Infinity, 0]);
+
+  readonly #shape: WindowShape;
 
   constructor(options: WindowOptions) {
     super('FixedWindow', options);
+    this.#shape = { windowMs: this.windowMs, limit: this.limit, eps: this.eps };
   }
 
   /** Cost admitted in the current window. */
   get count(): number {
-    return this.#countAt(this.clock.now());
-  }
-
-  #countAt(t: number): number {
-    return Math.floor(t / this.windowMs) === this.#index ? this.#count : 0;
+    return Math.floor(this.clock.now() / this.windowMs) === this.#state[0] ? this.#state[1]! : 0;
   }
 
   protected decide(cost: number, charge: boolean): Decision {
-    const now = this.clock.now();
-    const w = this.windowMs;
-    const index = Math.floor(now / w);
-    const count = index === this.#index ? this.#count : 0;
-    const f = this.factor;
-    const scaled = this.limit * f;
-    const untilNext = () => exactWait(now, (index + 1) * w - now, (t) => Math.floor(t / w) > index);
-    if (count + cost <= scaled + this.eps) {
-      const after = count + cost;
-      if (charge) {
-        this.#index = index;
-        this.#count = after;
-      }
-      return {
-        allowed: true,
-        reason: 'ok',
-        remaining: Math.max(0, scaled - after),
-        limit: scaled,
-        retryAfterMs: 0,
-        resetMs: untilNext(),
-        factor: f,
-      };
-    }
-    // Refused: the next window starts empty, so the wait is to its start, unless the cost cannot
-    // fit even an empty window at this factor.
-    return {
-      allowed: false,
-      reason: refusalReason(count + cost, cost, this.limit, scaled, this.eps),
-      remaining: Math.max(0, scaled - count),
-      limit: scaled,
-      retryAfterMs: cost > scaled + this.eps ? Infinity : untilNext(),
-      resetMs: count > 0 ? untilNext() : 0,
-      factor: f,
-    };
+    return decideFixedWindow(this.#state, 0, this.#shape, this.clock.now(), this.factor, cost, charge);
   }
 }

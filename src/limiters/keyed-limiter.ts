@@ -25,6 +25,7 @@ import {
 import { SlotTable } from './keyed/slot-table.js';
 import { TierTable } from './keyed/tiers.js';
 import { KeyedWaiters } from './keyed/waiters.js';
+import { KeyedWindowLimiter, type KeyedWindowLimiterOptions } from './keyed/window-limiter.js';
 import { StoreLimiter, type StoreLimiterOptions } from './store-limiter.js';
 import { boundKey, MAX_INLINE_KEY_CHARS } from './keyed/key-bound.js';
 
@@ -32,6 +33,11 @@ export type { KeyedDecision } from './keyed/engine.js';
 export { FACTOR_LOG_SIZE } from './keyed/factor-timeline.js';
 export type { KeyedAcquireOptions, KeyedLimiterOptions, TakeOptions } from './keyed/options.js';
 export type { BucketLimits } from './keyed/tiers.js';
+export {
+  type KeyedAlgorithm,
+  KeyedWindowLimiter,
+  type KeyedWindowLimiterOptions,
+} from './keyed/window-limiter.js';
 export { StoreLimiter, type StoreLimiterOptions } from './store-limiter.js';
 export { boundKey, MAX_KEY_BYTES } from './keyed/key-bound.js';
 
@@ -175,12 +181,17 @@ function badOptions(options: unknown): ConfigError {
  * with a `store` (a MemoryStore, a RedisStore...) they live there and decisions are promises.
  */
 export function createLimiter(options: StoreLimiterOptions): StoreLimiter;
+export function createLimiter(options: KeyedWindowLimiterOptions): KeyedWindowLimiter;
 export function createLimiter(options: KeyedLimiterOptions): KeyedLimiter;
 export function createLimiter(
-  options: KeyedLimiterOptions | StoreLimiterOptions,
-): KeyedLimiter | StoreLimiter {
-  if (typeof options === 'object' && options !== null && 'store' in options && options.store !== undefined) {
-    return new StoreLimiter(options);
+  options: KeyedLimiterOptions | StoreLimiterOptions | KeyedWindowLimiterOptions,
+): KeyedLimiter | StoreLimiter | KeyedWindowLimiter {
+  if (typeof options === 'object' && options !== null) {
+    if ('store' in options && options.store !== undefined) return new StoreLimiter(options);
+    const algorithm = (options as { algorithm?: unknown }).algorithm;
+    if (algorithm === 'fixed-window' || algorithm === 'sliding-window') {
+      return new KeyedWindowLimiter(options as KeyedWindowLimiterOptions);
+    }
   }
   return new KeyedLimiter(options as KeyedLimiterOptions);
 }

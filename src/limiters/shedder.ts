@@ -24,6 +24,15 @@
  *
  * With `ratePerSec` set (a known capacity), the base is fixed and always enforced.
  *
+ * Completions: an adapter that knows when a response is sent calls `complete(cost)`. From the first
+ * such report on, the rate learned is the rate the process completes, not the rate it admits: when
+ * the bottleneck is a pool or a downstream service rather than the event loop, everything offered
+ * is admitted at once and waits later, and a base learned from admissions is the offered rate.
+ *
+ * One request at any cut: the bucket at factor f holds `max(R0·burstMs, 1/f)·f` tokens, never less
+ * than one request of cost 1, so a small learned base times a short bucket cannot refuse every
+ * request of an idle process; the limit still refills at `R0·f`.
+ *
  * Priorities: a request of priority p costs `cost·d/e_p` tokens, where `d` is the depth of
  * shedding, `min(f, limit / offered rate)` over the last `learnWindowMs`, and `e_p =
  * effectiveFactor(d, p)`: alone, a class is admitted at `R0·e_p`, so sheddable work feels a cut
@@ -87,6 +96,11 @@ export type ShedderState =
   | { readonly mode: 'learning'; readonly learnedRatePerSec: number }
   | { readonly mode: 'limiting'; readonly baseRatePerSec: number; readonly limitPerSec: number };
 
+/** The largest `ratePerSec` and `minRatePerSec`: a billion cost units a second is no real process's capacity. */
+export const MAX_RATE_PER_SEC = 1e9;
+/** The largest `burstMs`: a bucket holding more than a minute of work is no longer a shedder. */
+export const MAX_BURST_MS = 60_000;
+
 /** The learned rate is the highest rate of slots this long (or `learnWindowMs`, if shorter), in ms. */
 const LEARN_SLOT_MS = 250;
 
@@ -132,6 +146,10 @@ export class Shedder {
   #slotStart: number;
   #slotCost = 0;
   #slotOffered = 0;
+  /** Cost completed in the open slot, reported through `complete()`. */
+  #slotDone = 0;
+  /** Whether anyone has reported a completion: from then on the learned rate is the completion rate. */
+  #usesCompletions = false;
   #slots: { startMs: number; endMs: number; rate: number; offered: number }[] = [];
   /** limit / offered rate over the window while limiting, at most 1: how deep the shedding goes. */
   #depth = 1;
@@ -157,12 +175,19 @@ export class Shedder {
     this.#source = source;
     this.#clock = options.clock ?? systemClock;
     this.#fixedRate =
-      options.ratePerSec === undefined ? undefined : positiveNumber('ratePerSec', options.ratePerSec);
+      options.ratePerSec === undefined
+        ? undefined
+        : positiveNumber('ratePerSec', options.ratePerSec, 0, MAX_RATE_PER_SEC);
     const d = SHEDDER_DEFAULTS;
-    this.#burstMs = positiveNumber('burstMs', options.burstMs ?? d.burstMs);
+    this.#burstMs = positiveNumber('burstMs', options.burstMs ?? d.burstMs, 0, MAX_BURST_MS);
     this.#windowMs = positiveNumber('learnWindowMs', options.learnWindowMs ?? d.learnWindowMs);
     this.#slotMs = Math.min(LEARN_SLOT_MS, this.#windowMs);
-    this.#minRate = positiveNumber('minRatePerSec', options.minRatePerSec ?? d.minRatePerSec);
+    this.#minRate = positiveNumber(
+      'minRatePerSec',
+      options.minRatePerSec ?? d.minRatePerSec,
+      0,
+      MAX_RATE_PER_SEC,
+    );
     this.#probePerSec = positiveNumber('probePerSec', options.probePerSec ?? d.probePerSec, 0, 10);
     this.#headroom = finiteNumber('headroom', options.headroom ?? d.headroom, 0, 0.5);
     this.#releaseAfterMs = positiveNumber('releaseAfterMs', options.releaseAfterMs ?? d.releaseAfterMs);
@@ -240,6 +265,31 @@ export class Shedder {
     return d.reason === 'shed' ? d : { ...d, reason: 'shed' };
   }
 
+  /**
+   * Reports that admitted work of `cost` has completed (its response was sent). Optional, and
+   * better when given: from the first report on, the Shedder learns the rate the process
+   * completes instead of the rate it admits. The two differ when the bottleneck is not the event
+   * loop (a pool, a downstream service): there every request is admitted at once and waits later,
+   * so the admitted rate is the offered rate, and a base learned from it sits far above what the
+   * process can do (a cut then has no effect until the factor falls below capacity/offered).
+   */
+  complete(cost = 1): void {
+    if (typeof cost !== 'number' || !(cost > 0) || !Number.isFinite(cost)) {
+      throw new ConfigError('cost', cost, 'a finite number > 0');
+    }
+    const now = this.#clock.now();
+    if (!this.#usesCompletions) {
+      this.#usesCompletions = true;
+      // The open slot so far counted admissions; start a clean one so the two are not mixed.
+      this.#slotStart = now;
+      this.#slotCost = 0;
+      this.#slotOffered = 0;
+      this.#slots = [];
+    }
+    this.#slotDone += cost;
+    if (now - this.#slotStart >= this.#slotMs) this.#closeSlot(now);
+  }
+
   /** Stops following the factor source. */
   close(): void {
     this.#unsubscribe();
@@ -264,8 +314,9 @@ export class Shedder {
     }
     if (f > previous) this.#rose = true;
     else if (f < previous) this.#rose = false;
-    bucket.setFactor(f);
-    this.#lastProbe = now;
+    // Rebuilt rather than re-factored, so that the capacity at the new factor still holds one
+    // request (see #limit); the tokens carry over, so a rise brings no free burst.
+    this.#limit(this.#base, f);
   }
 
   /**
@@ -277,9 +328,16 @@ export class Shedder {
     return Math.max(this.#minRate, Math.min(base, handled * (1 - this.#headroom)));
   }
 
-  /** Enforces `base·f`. A bucket replacing another keeps its tokens: a new base brings no free burst. */
+  /**
+   * Enforces `base·f`. A bucket replacing another keeps its tokens: a new base brings no free burst.
+   * The capacity at factor f is `max(base·burstMs, 1/f)·f`, never less than one request of cost 1:
+   * a learned base of 4/s with a 50 ms bucket holds 0.2 tokens, and a bucket that can never hold a
+   * whole request refuses everything however idle the process is. With one token it refills at
+   * `base·f` and so admits at least one request per `1/(base·f)` seconds.
+   */
   #limit(base: number, f: number): void {
-    const burst = Math.max(1, (base * this.#burstMs) / 1000);
+    let burst = Math.max(1, (base * this.#burstMs) / 1000);
+    if (f > 0 && burst * f < 1 && Number.isFinite(1 / f)) burst = 1 / f;
     const previous = this.#bucket;
     this.#base = base;
     this.#bucket = new TokenBucket({
@@ -315,13 +373,14 @@ export class Shedder {
       this.#slots.push({
         startMs: this.#slotStart,
         endMs: now,
-        rate: (this.#slotCost * 1000) / elapsed,
+        rate: ((this.#usesCompletions ? this.#slotDone : this.#slotCost) * 1000) / elapsed,
         offered: this.#slotOffered,
       });
     }
     this.#slotStart = now;
     this.#slotCost = 0;
     this.#slotOffered = 0;
+    this.#slotDone = 0;
     const from = now - this.#windowMs;
     let drop = 0;
     while (drop < this.#slots.length && this.#slots[drop]!.endMs <= from) drop++;
@@ -353,7 +412,8 @@ export class Shedder {
     }
     const elapsed = now - this.#slotStart;
     if (elapsed > 0 && (elapsed >= this.#slotMs / 2 || !any)) {
-      best = Math.max(best, (this.#slotCost * 1000) / elapsed);
+      const open = this.#usesCompletions ? this.#slotDone : this.#slotCost;
+      best = Math.max(best, (open * 1000) / elapsed);
     }
     return best;
   }

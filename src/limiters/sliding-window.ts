@@ -16,93 +16,116 @@
  *   O(limit / smallest cost) entries (admissions at the same instant share one).
  */
 import type { Decision } from './types.js';
+import type { WindowShape } from './fixed-window.js';
 import { exactWait, refusalReason, WindowAlgorithm, type WindowOptions } from './window.js';
 
 export type { WindowOptions } from './window.js';
 
+/** Previous and current counts as seen from window `index` (state: index, previous, current). */
+function countsFor(state: Float64Array, at: number, index: number, which: 0 | 1): number {
+  const i = state[at]!;
+  if (index === i) return state[at + 1 + which]!;
+  if (index === i + 1) return which === 0 ? state[at + 2]! : 0;
+  return 0;
+}
+
+function estimateAt(state: Float64Array, at: number, w: number, t: number): number {
+  const index = Math.floor(t / w);
+  const elapsed = t - index * w;
+  return countsFor(state, at, index, 0) * (1 - elapsed / w) + countsFor(state, at, index, 1);
+}
+
+/**
+ * @internal One sliding-window-counter decision over state kept elsewhere: `state[at]` is the
+ * current window's index, `state[at + 1]` the previous window's count, `state[at + 2]` the
+ * current one's. Shared by `SlidingWindowCounter` and the keyed limiter's per-key windows.
+ */
+export function decideSlidingWindow(
+  state: Float64Array,
+  at: number,
+  shape: WindowShape,
+  now: number,
+  f: number,
+  cost: number,
+  charge: boolean,
+): Decision {
+  const w = shape.windowMs;
+  const index = Math.floor(now / w);
+  const prev = countsFor(state, at, index, 0);
+  const cur = countsFor(state, at, index, 1);
+  const elapsed = now - index * w;
+  const estimate = prev * (1 - elapsed / w) + cur;
+  const scaled = shape.limit * f;
+  const eps = shape.eps;
+  if (estimate + cost <= scaled + eps) {
+    if (charge) {
+      state[at] = index;
+      state[at + 1] = prev;
+      state[at + 2] = cur + cost;
+    }
+    const after = estimate + cost;
+    return {
+      allowed: true,
+      reason: 'ok',
+      remaining: Math.max(0, scaled - after),
+      limit: scaled,
+      retryAfterMs: 0,
+      resetMs: resetMs(now, w, index, prev, charge ? cur + cost : cur),
+      factor: f,
+    };
+  }
+  let retryAfterMs = Infinity;
+  if (cost <= scaled + eps) {
+    // The estimate falls linearly as the previous window's weight runs out, then jumps to the
+    // current count becoming the previous one; solve estimate(t) + cost = scaled.
+    const room = Math.max(0, scaled - cost);
+    const base =
+      cur <= room
+        ? w * (1 - (room - cur) / prev) - elapsed // within this window (prev > 0 here)
+        : w - elapsed + w * (1 - room / cur); // in the next one, where `cur` is the previous
+    retryAfterMs = exactWait(now, base, (t) => estimateAt(state, at, w, t) + cost <= scaled + eps);
+  }
+  return {
+    allowed: false,
+    reason: refusalReason(estimate + cost, cost, shape.limit, scaled, eps),
+    remaining: Math.max(0, scaled - estimate),
+    limit: scaled,
+    retryAfterMs,
+    resetMs: resetMs(now, w, index, prev, cur),
+    factor: f,
+  };
+}
+
+/** @internal Whether a sliding-window state counts nothing at `now` (it decides like a new key). */
+export function slidingWindowIdle(state: Float64Array, at: number, windowMs: number, now: number): boolean {
+  return state[at]! + 1 < Math.floor(now / windowMs);
+}
+
+/** Until the estimate is 0: the end of the next window when the current one has counts. */
+function resetMs(now: number, w: number, index: number, prev: number, cur: number): number {
+  if (cur > 0) return exactWait(now, (index + 2) * w - now, (t) => Math.floor(t / w) >= index + 2);
+  if (prev > 0) return exactWait(now, (index + 1) * w - now, (t) => Math.floor(t / w) >= index + 1);
+  return 0;
+}
+
 export class SlidingWindowCounter extends WindowAlgorithm {
-  #index = -Infinity;
-  #current = 0;
-  #previous = 0;
+  /** Window index, previous count, current count (see decideSlidingWindow). */
+  readonly #state = new Float64Array([-Infinity, 0, 0]);
+
+  readonly #shape: WindowShape;
 
   constructor(options: WindowOptions) {
     super('SlidingWindowCounter', options);
+    this.#shape = { windowMs: this.windowMs, limit: this.limit, eps: this.eps };
   }
 
   /** The weighted estimate of the cost admitted in the last `windowMs`, now. */
   get estimate(): number {
-    return this.#estimateAt(this.clock.now());
-  }
-
-  /** [previous, current] as seen from window `index`. */
-  #countsFor(index: number): [number, number] {
-    if (index === this.#index) return [this.#previous, this.#current];
-    if (index === this.#index + 1) return [this.#current, 0];
-    return [0, 0];
-  }
-
-  #estimateAt(t: number): number {
-    const index = Math.floor(t / this.windowMs);
-    const [prev, cur] = this.#countsFor(index);
-    const elapsed = t - index * this.windowMs;
-    return prev * (1 - elapsed / this.windowMs) + cur;
+    return estimateAt(this.#state, 0, this.windowMs, this.clock.now());
   }
 
   protected decide(cost: number, charge: boolean): Decision {
-    const now = this.clock.now();
-    const w = this.windowMs;
-    const index = Math.floor(now / w);
-    const [prev, cur] = this.#countsFor(index);
-    const elapsed = now - index * w;
-    const estimate = prev * (1 - elapsed / w) + cur;
-    const f = this.factor;
-    const scaled = this.limit * f;
-    const eps = this.eps;
-    if (estimate + cost <= scaled + eps) {
-      if (charge) {
-        this.#index = index;
-        this.#previous = prev;
-        this.#current = cur + cost;
-      }
-      const after = estimate + cost;
-      return {
-        allowed: true,
-        reason: 'ok',
-        remaining: Math.max(0, scaled - after),
-        limit: scaled,
-        retryAfterMs: 0,
-        resetMs: this.#resetMs(now, index, prev, charge ? cur + cost : cur),
-        factor: f,
-      };
-    }
-    let retryAfterMs = Infinity;
-    if (cost <= scaled + eps) {
-      // The estimate falls linearly as the previous window's weight runs out, then jumps to the
-      // current count becoming the previous one; solve estimate(t) + cost = scaled.
-      const room = Math.max(0, scaled - cost);
-      const base =
-        cur <= room
-          ? w * (1 - (room - cur) / prev) - elapsed // within this window (prev > 0 here)
-          : w - elapsed + w * (1 - room / cur); // in the next one, where `cur` is the previous
-      retryAfterMs = exactWait(now, base, (t) => this.#estimateAt(t) + cost <= scaled + eps);
-    }
-    return {
-      allowed: false,
-      reason: refusalReason(estimate + cost, cost, this.limit, scaled, eps),
-      remaining: Math.max(0, scaled - estimate),
-      limit: scaled,
-      retryAfterMs,
-      resetMs: this.#resetMs(now, index, prev, cur),
-      factor: f,
-    };
-  }
-
-  /** Until the estimate is 0: the end of the next window when the current one has counts. */
-  #resetMs(now: number, index: number, prev: number, cur: number): number {
-    const w = this.windowMs;
-    if (cur > 0) return exactWait(now, (index + 2) * w - now, (t) => Math.floor(t / w) >= index + 2);
-    if (prev > 0) return exactWait(now, (index + 1) * w - now, (t) => Math.floor(t / w) >= index + 1);
-    return 0;
+    return decideSlidingWindow(this.#state, 0, this.#shape, this.clock.now(), this.factor, cost, charge);
   }
 }
 

@@ -5,6 +5,7 @@ import { eventLoopDelay } from './event-loop-delay.js';
 import { eventLoopUtilization } from './event-loop-utilization.js';
 import { heapMemory, memory, rssMemory } from './memory.js';
 import { queueDepth } from './queue-depth.js';
+import { refusalShare } from './refusal-share.js';
 import { queueTime } from './queue-time.js';
 
 export {
@@ -54,6 +55,13 @@ export {
   rssMemory,
 } from './memory.js';
 export { type QueueDepthOptions, queueDepth } from './queue-depth.js';
+export {
+  type AdmissionOutcome,
+  REFUSAL_SHARE_DEFAULTS,
+  type RefusalShareOptions,
+  type RefusalShareSignal,
+  refusalShare,
+} from './refusal-share.js';
 export { QUEUE_TIME_DEFAULTS, type QueueTimeOptions, type QueueTimeSource, queueTime } from './queue-time.js';
 export type { Signal, SignalFailureMode } from './types.js';
 
@@ -66,6 +74,7 @@ export const signals = Object.freeze({
   rssMemory,
   memory,
   queueDepth,
+  refusalShare,
   queueTime,
   custom,
 });

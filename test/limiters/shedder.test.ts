@@ -225,4 +225,80 @@ describe('Shedder', () => {
     expect(shedder.state.mode).toBe('learning');
     expect(shedder.admit().allowed).toBe(true);
   });
+
+  it('bounds ratePerSec, minRatePerSec and burstMs, and names the option that is out of range (issue 8)', () => {
+    const factor = new ManualFactor(1);
+    // 1e308 used to overflow into an infinite bucket and blame `burst`, an option the caller never set.
+    expect(() => new Shedder({ factor, ratePerSec: 1e308 })).toThrow(/`ratePerSec`.*<= 1000000000/);
+    expect(() => new Shedder({ factor, minRatePerSec: 1e308 })).toThrow(/`minRatePerSec`/);
+    expect(() => new Shedder({ factor, burstMs: 1e308 })).toThrow(/`burstMs`.*<= 60000/);
+    expect(() => new Shedder({ factor, ratePerSec: 1e9, burstMs: 60_000 })).not.toThrow();
+  });
+
+  it('after a cut, a limit whose bucket held less than one request still admits a light load (issue 8)', () => {
+    // The issue's repro: a slow handler taught the Shedder a base of ~4/s, one cut followed, and
+    // every cheap request at 2 req/s on an idle loop got 503 for ~6 s: 3.8/s · 50 ms = 0.19 tokens,
+    // times the factor 0.8, is less than one request.
+    const clock = new ManualClock();
+    const factor = new ManualFactor(1);
+    const shedder = new Shedder({ factor, clock });
+    offer(clock, shedder, 4, 3000);
+    factor.set(0.8);
+    const state = shedder.state;
+    expect(state.mode).toBe('limiting');
+    if (state.mode === 'limiting') expect(state.limitPerSec).toBeCloseTo(4 * 0.95 * 0.8, 1);
+    const { admitted, offered } = offer(clock, shedder, 2, 6000);
+    expect(admitted).toBe(offered);
+    // Still a limit: offered far above it, about limitPerSec get through (plus the one token held).
+    const flood = offer(clock, shedder, 100, 10_000);
+    expect(flood.admitted).toBeGreaterThanOrEqual(Math.floor(3.04 * 10) - 1);
+    expect(flood.admitted).toBeLessThanOrEqual(Math.ceil(3.04 * 10) + 2);
+  });
+
+  it('at a deep cut the bucket still holds one request, refilled at the limited rate', () => {
+    const clock = new ManualClock();
+    const factor = new ManualFactor(1);
+    const shedder = new Shedder({ factor, clock });
+    offer(clock, shedder, 20, 3000);
+    factor.set(0.05); // limit 19 · 0.05 = 0.95/s: one request about every 1.05 s
+    const { admitted } = offer(clock, shedder, 10, 20_000);
+    expect(admitted).toBeGreaterThanOrEqual(19);
+    expect(admitted).toBeLessThanOrEqual(21);
+  });
+
+  it('learns from completions when they are reported: the rate the process completes, not the rate offered', () => {
+    // A pool-bound process: every request is admitted at once (the loop is idle), but only 400/s
+    // complete. Offered 1,200/s. Learning from admissions gave a base of 1,140/s, three times what
+    // the process can do, so a cut to 0.8 still let in 912/s and the queue kept growing.
+    const run = (reportCompletions: boolean) => {
+      const clock = new ManualClock();
+      const factor = new ManualFactor(1);
+      const shedder = new Shedder({ factor, clock });
+      let credit = 0;
+      for (let t = 0; t < 3000; t += 1) {
+        clock.advance(1);
+        shedder.admit();
+        shedder.admit(); // 1,200/s offered and admitted (factor 1, learning)
+        if (t % 5 === 0) shedder.admit();
+        credit += 0.4; // 400/s complete
+        while (reportCompletions && credit >= 1) {
+          shedder.complete();
+          credit -= 1;
+        }
+      }
+      factor.set(0.8);
+      const s = shedder.state;
+      return s.mode === 'limiting' ? s.baseRatePerSec : Number.NaN;
+    };
+    expect(run(false)).toBeGreaterThan(1100);
+    const base = run(true);
+    expect(base).toBeGreaterThanOrEqual(400 * 0.95 - 5);
+    expect(base).toBeLessThanOrEqual(400 * 0.95 + 5);
+  });
+
+  it('complete() validates its cost', () => {
+    const shedder = new Shedder({ factor: new ManualFactor(1), clock: new ManualClock() });
+    expect(() => shedder.complete(-1)).toThrow(/`cost`/);
+    expect(() => shedder.complete(Number.NaN)).toThrow(/`cost`/);
+  });
 });

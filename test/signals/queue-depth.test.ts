@@ -110,6 +110,7 @@ describe('signals namespace and defaultSignals', () => {
         'memory',
         'queueDepth',
         'queueTime',
+        'refusalShare',
         'rssMemory',
       ].sort(),
     );

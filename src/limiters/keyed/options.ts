@@ -1,13 +1,15 @@
 /** The keyed limiter's options: their types, defaults and validation, in one place. */
 import { type Clock, systemClock } from '../../clock.js';
 import { ConfigError } from '../../errors.js';
-import { fn, integer, knownKeys, positiveNumber } from '../../validate.js';
+import { fn, integer, knownKeys, oneOf, positiveNumber } from '../../validate.js';
 import { type FactorOption, resolveFactor } from '../factor-option.js';
 import type { FactorSource, Priority } from '../types.js';
 import type { BlockOptions } from './block.js';
 import type { BucketLimits, TierLookup } from './tiers.js';
 
 export interface KeyedLimiterOptions {
+  /** The per-key algorithm: a token bucket (this), or a window (see KeyedWindowLimiterOptions). @default 'token-bucket' */
+  algorithm?: 'token-bucket';
   /** Tokens per second for each key at factor 1 (keys without a tier). A finite number > 0. */
   ratePerSec: number;
   /** Capacity of each key's bucket at factor 1 (keys without a tier). A finite number > 0. */
@@ -71,7 +73,17 @@ export interface ResolvedKeyedOptions {
 
 export const KEYED_DEFAULTS = Object.freeze({ maxKeys: 100_000 });
 const MAX_MAX_KEYS = 2 ** 30;
-const OPTIONS = ['ratePerSec', 'burst', 'maxKeys', 'tiers', 'global', 'factor', 'block', 'clock'] as const;
+const OPTIONS = [
+  'algorithm',
+  'ratePerSec',
+  'burst',
+  'maxKeys',
+  'tiers',
+  'global',
+  'factor',
+  'block',
+  'clock',
+] as const;
 const LIMITS = ['ratePerSec', 'burst'] as const;
 const BLOCK = ['afterRefusals', 'durationMs'] as const;
 
@@ -81,6 +93,7 @@ export function resolveKeyedOptions(options: KeyedLimiterOptions): ResolvedKeyed
     throw new ConfigError('options', options, 'an object with ratePerSec and burst');
   }
   knownKeys('createLimiter', options, OPTIONS);
+  if (options.algorithm !== undefined) oneOf('algorithm', options.algorithm, ['token-bucket']);
   const ratePerSec = positiveNumber('ratePerSec', options.ratePerSec);
   const burst = positiveNumber('burst', options.burst);
   const maxKeys = integer('maxKeys', options.maxKeys ?? KEYED_DEFAULTS.maxKeys, 1, MAX_MAX_KEYS);
