@@ -50,7 +50,7 @@ import {
   setQuotaHeaders,
 } from './refusal.js';
 import { type InvalidValue, InvalidValues } from './request-values.js';
-import { requestPath, type Route } from './routes.js';
+import { foldsCase, requestPath, type Route } from './routes.js';
 import { publishingDecisions, publishVerdict, publishWait } from './decisions.js';
 import { systemClock } from '../clock.js';
 
@@ -188,11 +188,12 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
    */
   check(req: IncomingMessage, res: ServerResponse): Outcome | Promise<Outcome> {
     const config = this.#config;
-    const path = requestPath(req);
-    if (path === config.statusPath) return STATUS;
+    const folded = foldsCase(req);
+    const path = requestPath(req, folded);
+    if (path === (folded ? config.statusPath?.toLowerCase() : config.statusPath)) return STATUS;
     const table = config.table;
-    if (table.bypassed(req, path)) return PASS;
-    const route = table.match(req, path);
+    if (table.bypassed(req, path, folded)) return PASS;
+    const route = table.match(req, path, folded);
     if (route.bypass) return PASS;
     const ar: GuardRequest = { key: route.key(req), priority: route.priority(req), cost: route.cost(req) };
     if (route.pipeline.waits) return this.#wait(res, route, ar);

@@ -52,12 +52,25 @@ export function pathHasPrefix(path: string, prefix: string): boolean {
   return path.length === prefix.length || prefix.endsWith('/') || path.charCodeAt(prefix.length) === 47;
 }
 
-/** The request's path, without the query. */
-export function requestPath(req: IncomingMessage): string {
+/**
+ * True when the request comes through an Express app that routes case-insensitively (its default,
+ * unless `case sensitive routing` is enabled): the guard then matches paths the same way.
+ */
+export function foldsCase(req: IncomingMessage): boolean {
+  const app = (req as { app?: { enabled?: (setting: string) => boolean } }).app;
+  return app !== undefined && typeof app.enabled === 'function' && !app.enabled('case sensitive routing');
+}
+
+/**
+ * The request's path as the guard matches it: without the query, normalised (see normalizePath),
+ * and lower-cased when `folded` (the router ignores case).
+ */
+export function requestPath(req: IncomingMessage, folded = false): string {
   // Express rewrites req.url under a mount point; originalUrl keeps the full path.
   const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
   const q = url.indexOf('?');
-  return q < 0 ? url : url.slice(0, q);
+  const path = normalizePath(q < 0 ? url : url.slice(0, q));
+  return folded ? path.toLowerCase() : path;
 }
 
 /** The routes of a guard, matched in order, and its bypass list. */
@@ -83,18 +96,19 @@ export class RouteTable {
     }
   }
 
-  /** True when the request skips the guard (bypass list or predicate). */
-  bypassed(req: IncomingMessage, path: string): boolean {
+  /** True when the request skips the guard (bypass list or predicate). `folded`: `path` is lower-cased. */
+  bypassed(req: IncomingMessage, path: string, folded = false): boolean {
     if (this.#bypassFn !== undefined) return this.#bypassFn(req);
-    for (const p of this.#bypassPaths) if (pathHasPrefix(path, p)) return true;
+    for (const p of this.#bypassPaths) if (pathHasPrefix(path, folded ? p.toLowerCase() : p)) return true;
     return false;
   }
 
   /** The first route whose method, path and predicate match, else the default. */
-  match(req: IncomingMessage, path: string): Route {
+  match(req: IncomingMessage, path: string, folded = false): Route {
     for (const r of this.routes) {
       if (r.methods !== undefined && !r.methods.has(req.method ?? 'GET')) continue;
-      if (r.prefix !== undefined && !pathHasPrefix(path, r.prefix)) continue;
+      if (r.prefix !== undefined && !pathHasPrefix(path, folded ? r.prefix.toLowerCase() : r.prefix))
+        continue;
       if (r.match !== undefined && !r.match(req)) continue;
       return r;
     }
@@ -105,4 +119,49 @@ export class RouteTable {
   all(): Route[] {
     return [...this.routes, this.fallback];
   }
+}
+
+const UNRESERVED = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
+
+function decodeUnreserved(path: string): string {
+  return path.replace(UNRESERVED, (m) => String.fromCharCode(Number.parseInt(m.slice(1), 16)));
+}
+
+/** RFC 3986 §5.2.4 remove_dot_segments, on an absolute path without duplicate slashes. */
+function removeDotSegments(path: string): string {
+  const out: string[] = [];
+  const segments = path.split('/');
+  for (let i = 1; i < segments.length; i++) {
+    const s = segments[i]!;
+    if (s === '.' || s === '..') {
+      if (s === '..') out.pop();
+      // A trailing dot segment leaves a trailing slash: `/a/.` is `/a/`.
+      if (i === segments.length - 1) out.push('');
+      continue;
+    }
+    out.push(s);
+  }
+  return `/${out.join('/')}`;
+}
+
+/**
+ * The path the guard matches `bypass`, `routes` and `statusPath` against: the absolute form
+ * (`http://host/p`) reduced to its path, percent-encoded unreserved characters decoded
+ * (`%6c` is `l`, `%2e` is `.`), duplicate slashes collapsed, dot segments resolved. Reserved
+ * characters stay encoded (`%2F` is not a separator). A request target that is not a path
+ * (`*`, an authority) is returned as it is.
+ */
+export function normalizePath(path: string): string {
+  if (path.charCodeAt(0) !== 47) {
+    const scheme = path.indexOf('://');
+    if (scheme <= 0) return path;
+    const slash = path.indexOf('/', scheme + 3);
+    path = slash < 0 ? '/' : path.slice(slash);
+  }
+  // Fast path: nothing to normalise in most requests.
+  if (path.indexOf('%') < 0 && path.indexOf('//') < 0 && path.indexOf('/.') < 0) return path;
+  if (path.indexOf('%') >= 0) path = decodeUnreserved(path);
+  if (path.indexOf('//') >= 0) path = path.replace(/\/{2,}/g, '/');
+  if (path.indexOf('/.') >= 0) path = removeDotSegments(path);
+  return path;
 }

@@ -42,7 +42,7 @@ export interface GovernorOptions {
   releaseAt?: number;
   /** The lowest factor, from 0 to 1 (exclusive). @default 0.05 */
   floor?: number;
-  /** The largest fraction of the factor cut in one tick, from 0 to 1 (exclusive). @default 0.1 */
+  /** The largest fraction of the factor cut in one tick, from 0 to 1 (exclusive). @default 0.2 */
   maxCutPerTick?: number;
   /**
    * The least time between two cuts, in ms: the effect of a cut (the queue it leaves draining) must
@@ -65,7 +65,7 @@ export interface GovernorOptions {
   clearMs?: number;
   /** Fast recovery halves the gap between the factor and 1 every this many ms. @default 500 */
   recoverHalfLifeMs?: number;
-  /** Time after the last cut before recovery may start, in ms. @default 5000 */
+  /** Time after the last cut before recovery may start, in ms. @default 2000 */
   cooldownMs?: number;
   /** Time after start during which the governor observes but does not throttle, in ms. @default 10000 */
   warmupMs?: number;

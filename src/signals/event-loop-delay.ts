@@ -1,5 +1,7 @@
 /**
  * Event-loop delay: how late the loop runs what is due, from `perf_hooks.monitorEventLoopDelay`.
+ * The histogram records the whole interval between its timer's runs; the reading is the lateness,
+ * that interval minus `resolutionMs`, so an idle process reads ~0 ms.
  *
  * Each sample reports one percentile of the delays recorded since the previous sample (in ms) and
  * resets the histogram, so a reading describes one interval, not the process's life.
@@ -31,13 +33,13 @@ export interface DelayHistogram {
 }
 
 export interface EventLoopDelayOptions {
-  /** Delay where pressure starts, in ms. @default 50 */
+  /** Lateness where pressure starts, in ms. @default 20 */
   targetMs?: number;
-  /** Delay where pressure reaches 1, in ms. Greater than `targetMs`. @default 250 */
+  /** Lateness where pressure reaches 1, in ms. Greater than `targetMs`. @default 200 */
   limitMs?: number;
   /** Which delay of each interval to report: a percentile from 0 (exclusive) to 100, or `'max'`. @default 99 */
   percentile?: number | 'max';
-  /** How often the histogram's timer samples the loop, in ms (an integer >= 1). @default 10 */
+  /** How often the histogram's timer samples the loop, in ms (an integer >= 1). @default 50 */
   resolutionMs?: number;
   /**
    * How often the governor samples, in ms. A sample later than this by `d` ms reports at least `d`.
@@ -54,8 +56,8 @@ export interface EventLoopDelayOptions {
 }
 
 export const EVENT_LOOP_DELAY_DEFAULTS = Object.freeze({
-  targetMs: 50,
-  limitMs: 250,
+  targetMs: 20,
+  limitMs: 200,
   percentile: 99 as number | 'max',
   resolutionMs: 50,
 });
@@ -154,8 +156,10 @@ export function eventLoopDelay(options?: EventLoopDelayOptions): Signal {
       if (histogram !== undefined) {
         const count = histogram.count;
         if (count > 0) {
+          // Node records the whole interval between its timer's runs, resolution included: an idle
+          // loop records `resolutionMs`. The lateness is what lies beyond it.
           const ns = pct === 'max' ? histogram.max : histogram.percentile(pct);
-          if (Number.isFinite(ns)) value = ns / NS_PER_MS;
+          if (Number.isFinite(ns)) value = ns / NS_PER_MS - resolutionMs;
         } else {
           value = elapsed - (firstSample ? 2 : 1) * resolutionMs;
         }

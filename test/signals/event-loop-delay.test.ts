@@ -4,9 +4,13 @@ import { ManualClock } from '../../src/clock.js';
 import { isConfigError } from '../../src/errors.js';
 import { type DelayHistogram, eventLoopDelay } from '../../src/signals/event-loop-delay.js';
 
-/** A histogram whose recorded delays (ms) the test sets; percentile is nearest-rank like HdrHistogram. */
+/**
+ * A histogram whose timer's lateness (ms) the test sets. Like Node's, it records the whole interval
+ * between its timer's runs, `resolutionMs` + lateness; percentile is nearest-rank like HdrHistogram.
+ */
 class FakeHistogram implements DelayHistogram {
   values: number[] = [];
+  resolutionMs = 0;
   enabled = false;
   resets = 0;
   enable() {
@@ -23,11 +27,11 @@ class FakeHistogram implements DelayHistogram {
     return this.values.length;
   }
   get max() {
-    return Math.max(...this.values.map((v) => v * 1e6));
+    return Math.max(...this.values.map((v) => (v + this.resolutionMs) * 1e6));
   }
   percentile(p: number) {
     const sorted = this.values.slice().sort((a, b) => a - b);
-    return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]! * 1e6;
+    return (sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]! + this.resolutionMs) * 1e6;
   }
 }
 
@@ -39,6 +43,7 @@ function setup(options: Parameters<typeof eventLoopDelay>[0] = {}) {
     clock,
     createHistogram: (r) => {
       resolution = r;
+      hist.resolutionMs = r;
       return hist;
     },
     ...options,
@@ -52,10 +57,21 @@ describe('eventLoopDelay', () => {
     expect([s.name, s.unit, s.target, s.limit, s.onFailure]).toEqual([
       'event-loop-delay',
       'ms',
-      50,
-      250,
+      20,
+      200,
       'ignore',
     ]);
+  });
+
+  it('reports the lateness: an idle loop (every interval equal to the resolution) reads 0, a block its length', () => {
+    const { clock, hist, signal } = setup({ intervalMs: 250 });
+    signal.start!();
+    clock.advance(250);
+    hist.values = [0, 0, 0, 0, 0]; // recorded: 50 ms each
+    expect(signal.sample(clock.now())).toBe(0);
+    clock.advance(250);
+    hist.values = [0, 0, 300]; // recorded: 50, 50, 350 ms: the timer ran 300 ms late
+    expect(signal.sample(clock.now())).toBe(300);
   });
 
   it('reports the p99 of the interval in ms and resets the histogram each sample', () => {

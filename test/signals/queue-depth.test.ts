@@ -120,7 +120,7 @@ describe('signals namespace and defaultSignals', () => {
   it('returns the recommended set, fresh on each call, and none of them spawns', () => {
     const set = defaultSignals();
     expect(set.map((s) => [s.name, s.target, s.limit])).toEqual([
-      ['event-loop-delay', 50, 250],
+      ['event-loop-delay', 20, 200],
       ['heap-memory', 0.8, 0.95],
       ['rss-memory', 0.8, 0.95],
     ]);

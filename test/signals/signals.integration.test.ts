@@ -51,6 +51,33 @@ describe('event-loop signals on a real loop', () => {
   });
 });
 
+describe('event-loop delay reads lateness, not the histogram resolution', () => {
+  it('an idle loop reads near 0 ms (not 50 ms), and a 300 ms block reads within one resolution of 300 ms', async () => {
+    const delay = eventLoopDelay({ intervalMs: 200 });
+    delay.start!();
+    try {
+      const idle: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        await sleep(200);
+        idle.push(delay.sample(performance.now()));
+      }
+      // Node records 50.1–50.2 ms per interval on an idle loop; the lateness is what lies beyond the
+      // 50 ms resolution. The median of four samples leaves room for a busy shared machine.
+      idle.sort((a, b) => a - b);
+      expect(idle[1]!).toBeLessThan(25);
+      setTimeout(() => block(300), 20);
+      await sleep(400);
+      const blocked = delay.sample(performance.now());
+      // The histogram's timer due during the block ran between block − resolution and block late.
+      // (A shared, loaded machine can shift the block against the sample: the bound is loose.)
+      expect(blocked).toBeGreaterThanOrEqual(150);
+      expect(blocked).toBeLessThan(300 + 60);
+    } finally {
+      delay.stop!();
+    }
+  });
+});
+
 describe('heap memory on a real heap', () => {
   it('holding ~200 MB of arrays raises the heap reading by about 200 MB / heap limit', async () => {
     const { getHeapStatistics } = await import('node:v8');
