@@ -285,6 +285,14 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
     return this.#applied;
   }
 
+  /**
+   * The pressure of the last tick, from 0 to 1 (0: every signal at or below its target). Cheap to
+   * read: the Shedder reads it on refusals at factor 1 to decide whether to probe (see shedder.ts).
+   */
+  get pressure(): number {
+    return this.#pressure;
+  }
+
   /** The factor the controller computed, applied or not. */
   get computedFactor(): number {
     return this.#ctl.factor;
