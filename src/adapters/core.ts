@@ -52,6 +52,7 @@ import {
 import { type InvalidValue, InvalidValues } from './request-values.js';
 import { foldsCase, requestPath, type Route } from './routes.js';
 import { publishingDecisions, publishVerdict, publishWait } from './decisions.js';
+import { publishingResponses, watchResponse } from './responses.js';
 import { systemClock } from '../clock.js';
 
 export type { GuardSignalsOptions } from './counts.js';
@@ -214,18 +215,21 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       this.#admit(res, route, ar);
       setQuotaHeaders(this.#config.response, res, route, v.quota);
       if (publishingDecisions()) publishVerdict(this.#config.name, route, ar, v, undefined, waitedMs);
+      if (publishingResponses()) watchResponse(res, this.#config.name, route, ar, 'admitted');
       return PASS;
     }
     const stage = v.stage.name === 'key' ? 'key' : 'process';
     const o = this.#refuse(route, v.decision, stage, ar, v.quota);
-    if (publishingDecisions()) {
-      publishVerdict(this.#config.name, route, ar, v, (o as Refused).refusal.status, waitedMs);
+    const status = (o as Refused).refusal.status;
+    if (publishingDecisions()) publishVerdict(this.#config.name, route, ar, v, status, waitedMs);
+    if (publishingResponses()) {
+      watchResponse(res, this.#config.name, route, ar, status === 429 ? 'limited' : 'shed');
     }
     return o;
   }
 
   async #wait(res: ServerResponse, route: Route, ar: GuardRequest): Promise<Outcome> {
-    if (this.#closed) return this.#closing(route, ar, undefined);
+    if (this.#closed) return this.#closing(res, route, ar, undefined);
     const ac = new AbortController();
     const publishing = publishingDecisions();
     const start = publishing ? systemClock.now() : 0;
@@ -246,7 +250,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     } catch (err) {
       if (!ac.signal.aborted) throw err;
       const waited = publishing ? systemClock.now() - start : undefined;
-      if (!gone) return this.#closing(route, ar, waited);
+      if (!gone) return this.#closing(res, route, ar, waited);
       if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waited);
       return GONE;
     } finally {
@@ -264,8 +268,9 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   /** Refused because the guard closed while (or before) the request waited. */
-  #closing(route: Route, ar: GuardRequest, waitedMs: number | undefined): Outcome {
+  #closing(res: ServerResponse, route: Route, ar: GuardRequest, waitedMs: number | undefined): Outcome {
     if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'shed', CLOSING, waitedMs);
+    if (publishingResponses()) watchResponse(res, this.#config.name, route, ar, 'shed');
     return this.#refuse(route, CLOSING, 'process', ar, undefined);
   }
 
