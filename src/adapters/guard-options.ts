@@ -121,6 +121,12 @@ export interface HttpGuardOptions {
   turnBudgetMs?: number | false;
   /** The guard's name in decision messages (`spillway:decision`), to tell several guards apart. @default 'default' */
   name?: string;
+  /**
+   * When `governor` (or `attach({ governor })`) is a Governor, add this guard's refusal share and
+   * queue time to its signals, so that the loop-turn budget's and the concurrency stage's refusals
+   * are pressure (see governor-feed.ts and docs/http.md). @default true
+   */
+  feedGovernor?: boolean;
 }
 
 export const HTTP_GUARD_DEFAULTS = Object.freeze({
@@ -160,6 +166,7 @@ const OPTIONS = [
   'statusPath',
   'turnBudgetMs',
   'name',
+  'feedGovernor',
 ] as const;
 
 const ROUTE_OPTIONS = [
@@ -198,6 +205,8 @@ export interface GuardConfig {
   /** The option as given (undefined: on with a shedder, however it arrives). */
   readonly turnBudgetMs: number | false | undefined;
   readonly turn: TurnBudget | undefined;
+  /** Whether a Governor given to the guard is fed its refusal share and queue time. */
+  readonly feedGovernor: boolean;
 }
 
 function pathOption(option: string, value: unknown): string {
@@ -426,7 +435,14 @@ export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks):
     response,
     turnBudgetMs: options.turnBudgetMs,
     turn,
+    feedGovernor: feedGovernorOption(options.feedGovernor),
   };
+}
+
+function feedGovernorOption(value: unknown): boolean {
+  if (value === undefined) return true;
+  if (typeof value !== 'boolean') throw new ConfigError('feedGovernor', value, 'true or false');
+  return value;
 }
 
 /** (Re)builds every route's pipeline, after construction or when `attach` brings a shedder. */
