@@ -12,14 +12,15 @@
  * Admission order for one request:
  *
  *   status path? ─▶ JSON snapshot        bypass? ─▶ pass, not counted
- *   pipeline: key limiter ─▶ loop-turn budget ─▶ shedder, charged all-or-nothing (see Pipeline)
+ *   pipeline: key limiter ─▶ loop-turn budget ─▶ shedder ─▶ concurrency, charged all-or-nothing
+ *     (see Pipeline)
  *     refused by the key limiter: 429 (limited/blocked) or 503 (its factor shed it)
- *     refused by the turn budget or the shedder: 503
+ *     refused by the turn budget, the shedder or the concurrency limit: 503
  *   admitted     ─▶ counted in flight until the response finishes or the connection closes
  *
- * With `maxWaitMs > 0` the key limiter's `acquire` waits its turn instead of refusing at once; the
- * wait is aborted when the client disconnects (or the guard closes), and the request is counted as
- * queued meanwhile.
+ * With `maxWaitMs > 0` the key limiter's `acquire` waits its turn instead of refusing at once, and
+ * with `concurrency` a request waits for a free slot; a wait is aborted when the client disconnects
+ * (or the guard closes), and the request is counted as queued meanwhile.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventEmitter } from 'eventemitter3';
@@ -27,6 +28,7 @@ import type { Verdict } from '../admission/pipeline.js';
 import type { AdmissionRequest } from '../admission/stage.js';
 import { TurnBudget } from '../admission/turn-budget.js';
 import { ConfigError } from '../errors.js';
+import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
 import type { Decision } from '../limiters/types.js';
 import type { Signal } from '../signals/types.js';
 import { fn, knownKeys } from '../validate.js';
@@ -182,6 +184,14 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   /**
+   * The guard's concurrency limiter (the `concurrency` option), when set: its `inFlight`,
+   * `waiting`, `snapshot()`, events, and the source of `signals.queueTime`.
+   */
+  get concurrency(): ConcurrencyLimiter | undefined {
+    return this.#config.table.fallback.concurrency;
+  }
+
+  /**
    * Decides for one request. Synchronous unless the request has to wait (queueing mode). On
    * `pass` after admission, the request is counted in flight and released exactly once, when the
    * response finishes or its connection closes, whatever the handler does.
@@ -215,9 +225,32 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     return o;
   }
 
-  async #wait(res: ServerResponse, route: Route, ar: GuardRequest): Promise<Outcome> {
+  /**
+   * A pipeline that may wait (queueing mode, a concurrency limit): it is given an abort signal, and
+   * answers synchronously when no stage had to wait (a free slot), with no promise and no listener.
+   */
+  #wait(res: ServerResponse, route: Route, ar: GuardRequest): Outcome | Promise<Outcome> {
     if (this.#closed) return this.#closing(route, ar, undefined);
     const ac = new AbortController();
+    ar.signal = ac.signal;
+    if (res.destroyed) ac.abort();
+    const r = route.pipeline.run(ar);
+    if (r instanceof Promise) return this.#waiting(res, route, ar, ac, r);
+    if (r.allowed && res.destroyed) {
+      // Its connection is gone already: 'close' will not come to release the slot.
+      route.pipeline.refund(ar);
+      return GONE;
+    }
+    return this.#outcome(res, route, ar, r);
+  }
+
+  async #waiting(
+    res: ServerResponse,
+    route: Route,
+    ar: GuardRequest,
+    ac: AbortController,
+    pending: Promise<Verdict>,
+  ): Promise<Outcome> {
     const publishing = publishingDecisions();
     const start = publishing ? systemClock.now() : 0;
     if (publishing) publishWait(this.#config.name, route, ar, 'queued');
@@ -229,11 +262,10 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     res.once('close', onClose);
     this.#waits.add(ac);
     this.#counts.queued++;
-    ar.signal = ac.signal;
     let v: Verdict;
     try {
       if (gone) ac.abort();
-      v = await route.pipeline.run(ar);
+      v = await pending;
     } catch (err) {
       if (!ac.signal.aborted) throw err;
       const waited = publishing ? systemClock.now() - start : undefined;
@@ -268,7 +300,8 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     if (route.pipeline.releases) {
       res.once('close', () => {
         this.#counts.inFlight--;
-        route.pipeline.release(ar);
+        // Not finished: the connection closed first (the client left, or the handler failed).
+        route.pipeline.release(ar, res.writableFinished);
       });
     } else {
       res.once('close', this.#release);
@@ -318,10 +351,12 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   /** The status endpoint's JSON: the governor's snapshot plus this guard's counts. */
   status(): Record<string, unknown> {
     const snap = this.#governor?.snapshot();
+    const c = this.concurrency;
     return {
       ...(typeof snap === 'object' && snap !== null ? snap : {}),
       inFlight: this.#counts.inFlight,
       queued: this.#counts.queued,
+      ...(c === undefined ? {} : { concurrency: c.snapshot() }),
     };
   }
 
@@ -400,13 +435,15 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   /**
-   * Stops the guard: every request still waiting for its key limiter is refused with 503 at once,
-   * and later waits are refused. Admitted requests are unaffected and still release when done.
+   * Stops the guard: every request still waiting (for its key limiter or a concurrency slot) is
+   * refused with 503 at once, and later waits are refused. Admitted requests are unaffected and still release when done.
    */
   close(): void {
     this.#closed = true;
     for (const ac of this.#waits) ac.abort(new Error('spillway guard closed'));
     this.#waits.clear();
+    // Limiters the guard built from options are its own; a limiter passed in stays open.
+    for (const l of this.#config.ownedLimiters) l.close();
   }
 }
 
