@@ -54,6 +54,7 @@ import {
 import { type InvalidValue, InvalidValues } from './request-values.js';
 import { foldsCase, requestPath, type Route } from './routes.js';
 import { publishingDecisions, publishVerdict, publishWait } from './decisions.js';
+import { publishingResponses, watchResponse } from './responses.js';
 import { systemClock } from '../clock.js';
 
 export type { GuardSignalsOptions } from './counts.js';
@@ -215,12 +216,15 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       this.#admit(res, route, ar);
       setQuotaHeaders(this.#config.response, res, route, v.quota);
       if (publishingDecisions()) publishVerdict(this.#config.name, route, ar, v, undefined, waitedMs);
+      if (publishingResponses()) watchResponse(res, this.#config.name, route, ar, 'admitted');
       return PASS;
     }
     const stage = v.stage.name === 'key' ? 'key' : 'process';
     const o = this.#refuse(route, v.decision, stage, ar, v.quota);
-    if (publishingDecisions()) {
-      publishVerdict(this.#config.name, route, ar, v, (o as Refused).refusal.status, waitedMs);
+    const status = (o as Refused).refusal.status;
+    if (publishingDecisions()) publishVerdict(this.#config.name, route, ar, v, status, waitedMs);
+    if (publishingResponses()) {
+      watchResponse(res, this.#config.name, route, ar, status === 429 ? 'limited' : 'shed');
     }
     return o;
   }
@@ -230,7 +234,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
    * answers synchronously when no stage had to wait (a free slot), with no promise and no listener.
    */
   #wait(res: ServerResponse, route: Route, ar: GuardRequest): Outcome | Promise<Outcome> {
-    if (this.#closed) return this.#closing(route, ar, undefined);
+    if (this.#closed) return this.#closing(res, route, ar, undefined);
     const ac = new AbortController();
     ar.signal = ac.signal;
     if (res.destroyed) ac.abort();
@@ -269,7 +273,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     } catch (err) {
       if (!ac.signal.aborted) throw err;
       const waited = publishing ? systemClock.now() - start : undefined;
-      if (!gone) return this.#closing(route, ar, waited);
+      if (!gone) return this.#closing(res, route, ar, waited);
       if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waited);
       return GONE;
     } finally {
@@ -287,8 +291,9 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   /** Refused because the guard closed while (or before) the request waited. */
-  #closing(route: Route, ar: GuardRequest, waitedMs: number | undefined): Outcome {
+  #closing(res: ServerResponse, route: Route, ar: GuardRequest, waitedMs: number | undefined): Outcome {
     if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'shed', CLOSING, waitedMs);
+    if (publishingResponses()) watchResponse(res, this.#config.name, route, ar, 'shed');
     return this.#refuse(route, CLOSING, 'process', ar, undefined);
   }
 
@@ -436,7 +441,8 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
 
   /**
    * Stops the guard: every request still waiting (for its key limiter or a concurrency slot) is
-   * refused with 503 at once, and later waits are refused. Admitted requests are unaffected and still release when done.
+   * refused with 503 at once, and later waits are refused. Admitted requests are unaffected and
+   * still release when done.
    */
   close(): void {
     this.#closed = true;
