@@ -123,18 +123,23 @@ describe.skipIf(reason !== undefined)('concurrency option in front of real Postg
 
   it('refuses a backlog with 503 (codel) instead of queueing it behind the database', async () => {
     const url = await serve(shedding);
-    // 80 requests of 50 ms through 2 slots: 2 s of work.
-    const started = performance.now();
+    let longestWaitMs = 0;
+    const onAdmitted = (e: { waitedMs: number }) => {
+      longestWaitMs = Math.max(longestWaitMs, e.waitedMs);
+    };
+    shedding.guard.concurrency!.on('admitted', onAdmitted);
+    // 80 requests of 50 ms through 2 slots: 2 s of work, sent at once.
     const answers = await Promise.all(Array.from({ length: 80 }, () => get(url)));
-    const ms = performance.now() - started;
+    shedding.guard.concurrency!.off('admitted', onAdmitted);
     const ok = answers.filter((a) => a.status === 200).length;
     const refused = answers.filter((a) => a.status === 503);
     expect(ok + refused.length).toBe(80);
-    expect(refused.length).toBeGreaterThan(40);
-    expect(refused.every((a) => ['codel', 'queue-full', 'deadline'].includes(JSON.parse(a.body).reason))).toBe(
-      true,
-    );
-    expect(ms).toBeLessThan(2000); // all answered before the database could have served them all
+    expect(refused.length).toBeGreaterThan(0);
+    const reasons = new Set(refused.map((a) => JSON.parse(a.body).reason));
+    expect(reasons.has('codel')).toBe(true);
+    for (const r of reasons) expect(['codel', 'queue-full', 'deadline']).toContain(r);
+    // Served FIFO, the last of 80 would have waited ~2 s; the deadline (1 s) bounds every wait.
+    expect(longestWaitMs).toBeLessThan(1000 + 50);
     expect(maxRunning).toBe(2);
     const g = shedding.guard;
     const end = Date.now() + 3000;

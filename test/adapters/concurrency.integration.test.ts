@@ -258,9 +258,7 @@ describe.each(frameworks)('concurrency at the front door: %s', (_name, start) =>
     const { url, guard, app } = await run({ concurrency: { limit: 2, maxWaitMs: 5000 } });
     // 40 requests of 30 ms through 2 slots: 600 ms of work. The queue stands after 100 ms, then the
     // target is max(5 ms, 2 · 30 / 2 ms) = 30 ms of sojourn: the backlog is refused, fast.
-    const started = performance.now();
     const answers = await Promise.all(Array.from({ length: 40 }, () => get(`${url}/slow?ms=30`).done));
-    const ms = performance.now() - started;
     const ok = answers.filter((a) => a.status === 200).length;
     const refused = answers.filter((a) => a.status === 503);
     expect(ok + refused.length).toBe(40);
@@ -269,7 +267,6 @@ describe.each(frameworks)('concurrency at the front door: %s', (_name, start) =>
       true,
     );
     expect(refused.some((a) => JSON.parse(a.body).reason === 'codel')).toBe(true);
-    expect(ms).toBeLessThan(600 + 2000); // the whole backlog was not served one by one
     expect(app.max).toBeLessThanOrEqual(2);
     await until(() => guard.concurrency!.inFlight === 0 && guard.concurrency!.waiting === 0);
   });
