@@ -24,9 +24,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventEmitter } from 'eventemitter3';
-import type { Verdict } from '../admission/pipeline.js';
+import type { Pipeline, Verdict } from '../admission/pipeline.js';
 import type { AdmissionRequest } from '../admission/stage.js';
-import { TurnBudget } from '../admission/turn-budget.js';
+import { type TurnBudget, turnBudgetFor } from '../admission/turn-budget.js';
 import { ConfigError } from '../errors.js';
 import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
 import type { Decision } from '../limiters/types.js';
@@ -87,6 +87,11 @@ const GONE: Outcome = Object.freeze({ kind: 'gone' });
 /** One request as the pipeline sees it. */
 interface GuardRequest extends AdmissionRequest {
   signal?: AbortSignal;
+  /**
+   * The pipeline that decides it, and so releases or refunds it: `attach` may rebuild the route's
+   * pipeline while the request waits or runs.
+   */
+  readonly pipeline: Pipeline;
 }
 
 /** The guard's events. */
@@ -138,8 +143,8 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       table.fallback.shedder = shedder;
       for (const r of table.routes) if (!r.ownShedder) r.shedder = shedder;
       // The default turn budget comes with a shedder, however it arrives.
-      if (shedder !== undefined && this.#turn === undefined && this.#config.turnBudgetMs === undefined) {
-        this.#turn = new TurnBudget();
+      if (shedder !== undefined && this.#turn === undefined) {
+        this.#turn = turnBudgetFor(this.#config.turnBudgetMs, true);
       }
       buildPipelines(table, this.#turn);
     }
@@ -179,6 +184,15 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     return this.#counts.signals(options);
   }
 
+  /**
+   * The default route's admission pipeline (each route with its own policy has its own), as
+   * `admissionPipeline` built it from the options: for inspection and for checking that another
+   * front door (spillway-sim) runs the same stages.
+   */
+  get pipeline(): Pipeline {
+    return this.#config.table.fallback.pipeline;
+  }
+
   /** The loop-turn budget, when on. */
   get turnBudget(): TurnBudget | undefined {
     return this.#turn;
@@ -206,14 +220,20 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     if (table.bypassed(req, path, folded)) return PASS;
     const route = table.match(req, path, folded);
     if (route.bypass) return PASS;
-    const ar: GuardRequest = { key: route.key(req), priority: route.priority(req), cost: route.cost(req) };
-    if (route.pipeline.waits) return this.#wait(res, route, ar);
-    return this.#outcome(res, route, ar, route.pipeline.run(ar) as Verdict);
+    const pipeline = route.pipeline;
+    const ar: GuardRequest = {
+      key: route.key(req),
+      priority: route.priority(req),
+      cost: route.cost(req),
+      pipeline,
+    };
+    if (pipeline.waits) return this.#wait(res, route, ar);
+    return this.#outcome(res, route, ar, pipeline.run(ar) as Verdict);
   }
 
   #outcome(res: ServerResponse, route: Route, ar: GuardRequest, v: Verdict, waitedMs?: number): Outcome {
     if (v.allowed) {
-      this.#admit(res, route, ar);
+      this.#admit(res, ar);
       setQuotaHeaders(this.#config.response, res, route, v.quota);
       if (publishingDecisions()) publishVerdict(this.#config.name, route, ar, v, undefined, waitedMs);
       if (publishingResponses()) watchResponse(res, this.#config.name, route, ar, 'admitted');
@@ -238,11 +258,11 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     const ac = new AbortController();
     ar.signal = ac.signal;
     if (res.destroyed) ac.abort();
-    const r = route.pipeline.run(ar);
+    const r = ar.pipeline.run(ar);
     if (r instanceof Promise) return this.#waiting(res, route, ar, ac, r);
     if (r.allowed && res.destroyed) {
       // Its connection is gone already: 'close' will not come to release the slot.
-      route.pipeline.refund(ar);
+      ar.pipeline.refund(ar);
       return GONE;
     }
     return this.#outcome(res, route, ar, r);
@@ -283,7 +303,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     }
     const waitedMs = publishing ? systemClock.now() - start : undefined;
     if (gone || res.destroyed) {
-      if (v.allowed) route.pipeline.refund(ar);
+      if (v.allowed) ar.pipeline.refund(ar);
       if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waitedMs);
       return GONE;
     }
@@ -297,16 +317,17 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     return this.#refuse(route, CLOSING, 'process', ar, undefined);
   }
 
-  #admit(res: ServerResponse, route: Route, ar: GuardRequest): void {
+  #admit(res: ServerResponse, ar: GuardRequest): void {
     this.#counts.inFlight++;
+    const pipeline = ar.pipeline;
     // A ServerResponse emits 'close' exactly once: after 'finish' when the response completed, or
     // when its connection ended first (an error, a client abort, a handler that never answered).
     // One listener is enough to release once, on the hot path.
-    if (route.pipeline.releases) {
+    if (pipeline.releases) {
       res.once('close', () => {
         this.#counts.inFlight--;
         // Not finished: the connection closed first (the client left, or the handler failed).
-        route.pipeline.release(ar, res.writableFinished);
+        pipeline.release(ar, res.writableFinished);
       });
     } else {
       res.once('close', this.#release);

@@ -3,10 +3,9 @@
  * the request's path as the guard matches it.
  */
 import type { IncomingMessage } from 'node:http';
-import { ConcurrencyStage } from '../admission/concurrency-stage.js';
-import { Pipeline } from '../admission/pipeline.js';
-import type { AdmissionRequest, Stage } from '../admission/stage.js';
-import { type KeyAdmission, keyStage, type ProcessAdmission, shedderStage } from '../admission/stages.js';
+import { admissionPipeline, type Pipeline } from '../admission/pipeline.js';
+import type { KeyAdmission, ProcessAdmission } from '../admission/stages.js';
+import type { TurnBudget } from '../admission/turn-budget.js';
 import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
 import type { Priority } from '../limiters/types.js';
 
@@ -37,32 +36,17 @@ export interface Route {
 }
 
 /**
- * The stages of a route, in order. The key limiter comes first so that a client over its own
- * quota hears 429 (its own doing) rather than 503, and so that the turn budget and the shedder
- * only count requests the client was entitled to. The concurrency stage comes last: it is the one
- * that waits and holds a slot until the response ends, so nothing after it can refuse a request
- * that already waited (the key, peeked first, is charged after it and refunds its slot if it
- * refuses then).
+ * The route's pipeline: its parts in the one order `admissionPipeline` gives (see there). A route
+ * that inherits the guard's concurrency limiter shares it: one limit for all of them.
  */
-export function routePipeline(route: Route, turn: Stage<AdmissionRequest> | undefined): Pipeline {
-  const stages: Stage[] = [];
-  if (route.limiter !== undefined) stages.push(keyStage(route.limiter, route.maxWaitMs));
-  if (turn !== undefined) stages.push(turn);
-  if (route.shedder !== undefined) stages.push(shedderStage(route.shedder));
-  if (route.concurrency !== undefined) stages.push(concurrencyStage(route.concurrency));
-  return new Pipeline(stages);
-}
-
-/** One stage per limiter, shared by every route (and every rebuild) that uses it. */
-const stagesOf = new WeakMap<ConcurrencyLimiter, ConcurrencyStage>();
-
-function concurrencyStage(limiter: ConcurrencyLimiter): ConcurrencyStage {
-  let s = stagesOf.get(limiter);
-  if (s === undefined) {
-    s = new ConcurrencyStage(limiter);
-    stagesOf.set(limiter, s);
-  }
-  return s;
+export function routePipeline(route: Route, turn: TurnBudget | undefined): Pipeline {
+  return admissionPipeline({
+    limiter: route.limiter,
+    maxWaitMs: route.maxWaitMs,
+    turn,
+    shedder: route.shedder,
+    concurrency: route.concurrency,
+  });
 }
 
 /** Segment-boundary prefix match: `/api` matches `/api`, `/api/`, `/api/x`, not `/apix`. */

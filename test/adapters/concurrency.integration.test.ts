@@ -84,7 +84,13 @@ const startHttp: Start = async (options) => {
   const listener = protect((req, res) => app.handle(req, res), options);
   const server = createServer(listener);
   const port = await listen(server);
-  return { url: `http://127.0.0.1:${port}`, port, guard: listener.guard, app, close: () => closeServer(server) };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    guard: listener.guard,
+    app,
+    close: () => closeServer(server),
+  };
 };
 
 const startExpress: Start = async (options) => {
@@ -239,6 +245,33 @@ describe.each(frameworks)('concurrency at the front door: %s', (_name, start) =>
     await until(() => guard.concurrency!.inFlight === 0);
   });
 
+  it('a request admitted before `attach` rebuilds the pipelines still frees its slot', async () => {
+    const { url, guard, app } = await run({ concurrency: { limit: 1, maxWaitMs: 10_000, codel: false } });
+    const first = get(`${url}/gate`);
+    await until(() => app.active === 1);
+    const queued = get(`${url}/slow`);
+    await until(() => guard.concurrency!.waiting === 1);
+    guard.attach({
+      shedder: {
+        admit: () => ({
+          allowed: true,
+          reason: 'ok',
+          remaining: 1,
+          limit: 1,
+          retryAfterMs: 0,
+          resetMs: 0,
+          factor: 1,
+        }),
+      },
+    });
+    app.open();
+    expect((await first.done).status).toBe(200);
+    expect((await queued.done).status).toBe(200);
+    await until(() => guard.concurrency!.inFlight === 0 && guard.inFlight === 0);
+    expect((await get(`${url}/slow`).done).status).toBe(200);
+    await until(() => guard.concurrency!.inFlight === 0);
+  });
+
   it('a client that leaves while queued leaves the queue and takes no slot', async () => {
     const { url, guard, app } = await run({ concurrency: { limit: 1, maxWaitMs: 10_000, codel: false } });
     const first = get(`${url}/gate`);
@@ -263,9 +296,9 @@ describe.each(frameworks)('concurrency at the front door: %s', (_name, start) =>
     const refused = answers.filter((a) => a.status === 503);
     expect(ok + refused.length).toBe(40);
     expect(refused.length).toBeGreaterThan(0);
-    expect(refused.every((a) => ['codel', 'queue-full', 'deadline'].includes(JSON.parse(a.body).reason))).toBe(
-      true,
-    );
+    expect(
+      refused.every((a) => ['codel', 'queue-full', 'deadline'].includes(JSON.parse(a.body).reason)),
+    ).toBe(true);
     expect(refused.some((a) => JSON.parse(a.body).reason === 'codel')).toBe(true);
     expect(app.max).toBeLessThanOrEqual(2);
     await until(() => guard.concurrency!.inFlight === 0 && guard.concurrency!.waiting === 0);
@@ -322,7 +355,10 @@ describe('the concurrency option', () => {
     const shared = new ConcurrencyLimiter({ limit: 4 });
     const guard = createHttpGuard({
       concurrency: shared,
-      routes: [{ path: '/own', concurrency: { limit: 1 } }, { path: '/free', concurrency: null }],
+      routes: [
+        { path: '/own', concurrency: { limit: 1 } },
+        { path: '/free', concurrency: null },
+      ],
     });
     expect(guard.concurrency).toBe(shared);
     expect(guard.status()).toMatchObject({ concurrency: { limit: 4, inFlight: 0, waiting: 0 } });
