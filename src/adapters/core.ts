@@ -23,9 +23,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventEmitter } from 'eventemitter3';
-import type { Verdict } from '../admission/pipeline.js';
+import type { Pipeline, Verdict } from '../admission/pipeline.js';
 import type { AdmissionRequest } from '../admission/stage.js';
-import { TurnBudget } from '../admission/turn-budget.js';
+import { type TurnBudget, turnBudgetFor } from '../admission/turn-budget.js';
 import { ConfigError } from '../errors.js';
 import type { Decision } from '../limiters/types.js';
 import type { Signal } from '../signals/types.js';
@@ -136,8 +136,8 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       table.fallback.shedder = shedder;
       for (const r of table.routes) if (!r.ownShedder) r.shedder = shedder;
       // The default turn budget comes with a shedder, however it arrives.
-      if (shedder !== undefined && this.#turn === undefined && this.#config.turnBudgetMs === undefined) {
-        this.#turn = new TurnBudget();
+      if (shedder !== undefined && this.#turn === undefined) {
+        this.#turn = turnBudgetFor(this.#config.turnBudgetMs, true);
       }
       buildPipelines(table, this.#turn);
     }
@@ -175,6 +175,15 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
    */
   signals(options: GuardSignalsOptions): Signal[] {
     return this.#counts.signals(options);
+  }
+
+  /**
+   * The default route's admission pipeline (each route with its own policy has its own), as
+   * `admissionPipeline` built it from the options: for inspection and for checking that another
+   * front door (spillway-sim) runs the same stages.
+   */
+  get pipeline(): Pipeline {
+    return this.#config.table.fallback.pipeline;
   }
 
   /** The loop-turn budget, when on. */
