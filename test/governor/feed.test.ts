@@ -219,6 +219,16 @@ describe('HttpGuard and its governor', () => {
       /`feedGovernor`.*true or false/,
     );
 
+    // A concurrency stage adds its queue time.
+    const pooled = createGuard({ governor, concurrency: { limit: 2 } });
+    expect(Object.keys(governor.snapshot().signals)).toEqual([
+      'idle',
+      'http-refusal-share',
+      'http-queue-time',
+    ]);
+    pooled.close();
+    expect(Object.keys(governor.snapshot().signals)).toEqual(['idle']);
+
     // attach() connects a governor given after construction (the usual wiring).
     const late = createGuard({});
     late.attach({ governor });
