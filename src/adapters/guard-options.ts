@@ -8,7 +8,7 @@ import { TurnBudget } from '../admission/turn-budget.js';
 import { ConfigError } from '../errors.js';
 import { priorityLevel } from '../limiters/priority.js';
 import type { Priority } from '../limiters/types.js';
-import { boolean, finiteNumber, fn, integer, knownKeys, oneOf, ratio } from '../validate.js';
+import { boolean, finiteNumber, fn, integer, knownKeys, oneOf, positiveNumber, ratio } from '../validate.js';
 import {
   addressKey,
   clientAddress,
@@ -178,6 +178,9 @@ const ROUTE_OPTIONS = [
   'windowSec',
 ] as const;
 
+/** `limiter: null` and `shedder: null` turn that stage off; `null` is refused for every other option. */
+const NULLABLE = ['limiter', 'shedder'] as const;
+
 /** How refusals are answered. */
 export interface ResponseSettings {
   readonly headersMode: 'all' | 'refused' | 'none';
@@ -320,7 +323,7 @@ function routePolicies(
   return routes.map((r: RoutePolicy, i) => {
     const at = `routes[${i}]`;
     if (typeof r !== 'object' || r === null) throw new ConfigError(at, r, 'a route policy object');
-    knownKeys(at, r, ROUTE_OPTIONS);
+    knownKeys(at, r, ROUTE_OPTIONS, NULLABLE);
     const methods =
       r.method === undefined
         ? undefined
@@ -380,7 +383,7 @@ function bypassOption(
 function turnBudget(options: HttpGuardOptions): TurnBudget | undefined {
   const ms = options.turnBudgetMs;
   if (ms === false) return undefined;
-  if (ms !== undefined) return new TurnBudget({ budgetMs: ms });
+  if (ms !== undefined) return new TurnBudget({ budgetMs: positiveNumber('turnBudgetMs', ms) });
   const anyShedder =
     (options.shedder !== undefined && options.shedder !== null) ||
     (options.routes ?? []).some((r) => r.shedder !== undefined && r.shedder !== null);
@@ -393,7 +396,7 @@ function turnBudget(options: HttpGuardOptions): TurnBudget | undefined {
  */
 export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks): GuardConfig {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', options, 'an object');
-  knownKeys('HttpGuard', options, OPTIONS);
+  knownKeys('HttpGuard', options, OPTIONS, NULLABLE);
   const d = HTTP_GUARD_DEFAULTS;
   const { addressOf, keyFn } = keyFunctions(options, hooks);
   const response = responseSettings(options);
