@@ -19,7 +19,9 @@
  *
  * With `maxWaitMs > 0` the key limiter's `acquire` waits its turn instead of refusing at once; the
  * wait is aborted when the client disconnects (or the guard closes), and the request is counted as
- * queued meanwhile.
+ * queued meanwhile. A key limiter over a shared store (Redis) decides with a promise: the request
+ * waits for that answer (the store bounds it by its timeout and failure policy), is refunded if
+ * its client leaves meanwhile, and is not counted as queued.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventEmitter } from 'eventemitter3';
@@ -182,7 +184,8 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   /**
-   * Decides for one request. Synchronous unless the request has to wait (queueing mode). On
+   * Decides for one request. Synchronous unless the request has to wait (queueing mode) or its key
+   * limiter decides remotely (a StoreLimiter over Redis: a promise, bounded by the store's timeout). On
    * `pass` after admission, the request is counted in flight and released exactly once, when the
    * response finishes or its connection closes, whatever the handler does.
    */
@@ -196,8 +199,11 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     const route = table.match(req, path, folded);
     if (route.bypass) return PASS;
     const ar: GuardRequest = { key: route.key(req), priority: route.priority(req), cost: route.cost(req) };
-    if (route.pipeline.waits) return this.#wait(res, route, ar);
-    return this.#outcome(res, route, ar, route.pipeline.run(ar) as Verdict);
+    if (route.pipeline.waits) return this.#later(res, route, ar, undefined);
+    const v = route.pipeline.run(ar);
+    // A key limiter over a shared store (Redis) answers with a promise; the memory path does not.
+    if (v instanceof Promise) return this.#later(res, route, ar, v);
+    return this.#outcome(res, route, ar, v);
   }
 
   #outcome(res: ServerResponse, route: Route, ar: GuardRequest, v: Verdict, waitedMs?: number): Outcome {
@@ -215,12 +221,26 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     return o;
   }
 
-  async #wait(res: ServerResponse, route: Route, ar: GuardRequest): Promise<Outcome> {
-    if (this.#closed) return this.#closing(route, ar, undefined);
+  /**
+   * The answer comes later: the request waits in a queue (queueing mode, `pending` undefined: the
+   * pipeline runs here, with a signal), or for a stage that decides remotely (`pending`: the run
+   * already started; a key limiter over Redis, bounded by the store's timeout, not counted as
+   * queued). A client that leaves meanwhile, or the guard closing, aborts the signal: the pipeline
+   * gives back what it charged and charges nothing more (it reads the signal after each await).
+   */
+  async #later(
+    res: ServerResponse,
+    route: Route,
+    ar: GuardRequest,
+    pending: Promise<Verdict> | undefined,
+  ): Promise<Outcome> {
+    const queued = pending === undefined;
+    if (queued && this.#closed) return this.#closing(route, ar, undefined);
     const ac = new AbortController();
+    ar.signal = ac.signal;
     const publishing = publishingDecisions();
-    const start = publishing ? systemClock.now() : 0;
-    if (publishing) publishWait(this.#config.name, route, ar, 'queued');
+    const start = publishing && queued ? systemClock.now() : 0;
+    if (publishing && queued) publishWait(this.#config.name, route, ar, 'queued');
     let gone = res.destroyed;
     const onClose = (): void => {
       gone = true;
@@ -228,24 +248,23 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     };
     res.once('close', onClose);
     this.#waits.add(ac);
-    this.#counts.queued++;
-    ar.signal = ac.signal;
+    if (queued) this.#counts.queued++;
     let v: Verdict;
     try {
       if (gone) ac.abort();
-      v = await route.pipeline.run(ar);
+      v = await (pending ?? route.pipeline.run(ar));
     } catch (err) {
       if (!ac.signal.aborted) throw err;
-      const waited = publishing ? systemClock.now() - start : undefined;
+      const waited = publishing && queued ? systemClock.now() - start : undefined;
       if (!gone) return this.#closing(route, ar, waited);
       if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waited);
       return GONE;
     } finally {
-      this.#counts.queued--;
+      if (queued) this.#counts.queued--;
       this.#waits.delete(ac);
       res.off('close', onClose);
     }
-    const waitedMs = publishing ? systemClock.now() - start : undefined;
+    const waitedMs = publishing && queued ? systemClock.now() - start : undefined;
     if (gone || res.destroyed) {
       if (v.allowed) route.pipeline.refund(ar);
       if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waitedMs);
@@ -400,8 +419,8 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   /**
-   * Stops the guard: every request still waiting for its key limiter is refused with 503 at once,
-   * and later waits are refused. Admitted requests are unaffected and still release when done.
+   * Stops the guard: every request still waiting for its key limiter (queued, or for a remote
+   * decision, whose charge is given back) is refused with 503 at once, and later waits are refused. Admitted requests are unaffected and still release when done.
    */
   close(): void {
     this.#closed = true;
