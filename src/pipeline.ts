@@ -5,7 +5,14 @@
  */
 export { type RetryAfterOptions, retryAfterSeconds } from './adapters/headers.js';
 export { ADMITTED_UNLIMITED } from './limiters/decisions.js';
-export { type Admitted, Pipeline, type Refused, type Verdict } from './admission/pipeline.js';
+export {
+  type Admitted,
+  admissionPipeline,
+  Pipeline,
+  type PipelineParts,
+  type Refused,
+  type Verdict,
+} from './admission/pipeline.js';
 export type { AdmissionRequest, Stage } from './admission/stage.js';
 export {
   type KeyAdmission,
@@ -15,4 +22,9 @@ export {
   turnBudgetStage,
 } from './admission/stages.js';
 export { ConcurrencyStage } from './admission/concurrency-stage.js';
-export { TURN_BUDGET_DEFAULTS, TurnBudget, type TurnBudgetOptions } from './admission/turn-budget.js';
+export {
+  TURN_BUDGET_DEFAULTS,
+  TurnBudget,
+  type TurnBudgetOptions,
+  turnBudgetFor,
+} from './admission/turn-budget.js';

@@ -25,9 +25,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventEmitter } from 'eventemitter3';
-import type { Verdict } from '../admission/pipeline.js';
+import type { Pipeline, Verdict } from '../admission/pipeline.js';
 import type { AdmissionRequest } from '../admission/stage.js';
-import { TurnBudget } from '../admission/turn-budget.js';
+import { type TurnBudget, turnBudgetFor } from '../admission/turn-budget.js';
 import { ConfigError } from '../errors.js';
 import type { Decision } from '../limiters/types.js';
 import type { Signal } from '../signals/types.js';
@@ -54,6 +54,7 @@ import {
 import { type InvalidValue, InvalidValues } from './request-values.js';
 import { foldsCase, requestPath, type Route } from './routes.js';
 import { publishingDecisions, publishVerdict, publishWait } from './decisions.js';
+import { publishingResponses, watchResponse } from './responses.js';
 import { systemClock } from '../clock.js';
 
 export type { GuardSignalsOptions } from './counts.js';
@@ -137,8 +138,8 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       table.fallback.shedder = shedder;
       for (const r of table.routes) if (!r.ownShedder) r.shedder = shedder;
       // The default turn budget comes with a shedder, however it arrives.
-      if (shedder !== undefined && this.#turn === undefined && this.#config.turnBudgetMs === undefined) {
-        this.#turn = new TurnBudget();
+      if (shedder !== undefined && this.#turn === undefined) {
+        this.#turn = turnBudgetFor(this.#config.turnBudgetMs, true);
       }
       buildPipelines(table, this.#turn);
     }
@@ -178,6 +179,15 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     return this.#counts.signals(options);
   }
 
+  /**
+   * The default route's admission pipeline (each route with its own policy has its own), as
+   * `admissionPipeline` built it from the options: for inspection and for checking that another
+   * front door (spillway-sim) runs the same stages.
+   */
+  get pipeline(): Pipeline {
+    return this.#config.table.fallback.pipeline;
+  }
+
   /** The loop-turn budget, when on. */
   get turnBudget(): TurnBudget | undefined {
     return this.#turn;
@@ -211,12 +221,15 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       this.#admit(res, route, ar);
       setQuotaHeaders(this.#config.response, res, route, v.quota);
       if (publishingDecisions()) publishVerdict(this.#config.name, route, ar, v, undefined, waitedMs);
+      if (publishingResponses()) watchResponse(res, this.#config.name, route, ar, 'admitted');
       return PASS;
     }
     const stage = v.stage.name === 'key' ? 'key' : 'process';
     const o = this.#refuse(route, v.decision, stage, ar, v.quota);
-    if (publishingDecisions()) {
-      publishVerdict(this.#config.name, route, ar, v, (o as Refused).refusal.status, waitedMs);
+    const status = (o as Refused).refusal.status;
+    if (publishingDecisions()) publishVerdict(this.#config.name, route, ar, v, status, waitedMs);
+    if (publishingResponses()) {
+      watchResponse(res, this.#config.name, route, ar, status === 429 ? 'limited' : 'shed');
     }
     return o;
   }
@@ -235,7 +248,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     pending: Promise<Verdict> | undefined,
   ): Promise<Outcome> {
     const queued = pending === undefined;
-    if (queued && this.#closed) return this.#closing(route, ar, undefined);
+    if (queued && this.#closed) return this.#closing(res, route, ar, undefined);
     const ac = new AbortController();
     ar.signal = ac.signal;
     const publishing = publishingDecisions();
@@ -256,7 +269,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     } catch (err) {
       if (!ac.signal.aborted) throw err;
       const waited = publishing && queued ? systemClock.now() - start : undefined;
-      if (!gone) return this.#closing(route, ar, waited);
+      if (!gone) return this.#closing(res, route, ar, waited);
       if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waited);
       return GONE;
     } finally {
@@ -274,8 +287,9 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   /** Refused because the guard closed while (or before) the request waited. */
-  #closing(route: Route, ar: GuardRequest, waitedMs: number | undefined): Outcome {
+  #closing(res: ServerResponse, route: Route, ar: GuardRequest, waitedMs: number | undefined): Outcome {
     if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'shed', CLOSING, waitedMs);
+    if (publishingResponses()) watchResponse(res, this.#config.name, route, ar, 'shed');
     return this.#refuse(route, CLOSING, 'process', ar, undefined);
   }
 

@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KeyAdmission, ProcessAdmission } from '../admission/stages.js';
-import { TurnBudget } from '../admission/turn-budget.js';
+import { type TurnBudget, turnBudgetFor } from '../admission/turn-budget.js';
 import { ConfigError } from '../errors.js';
 import { priorityLevel } from '../limiters/priority.js';
 import type { Priority } from '../limiters/types.js';
@@ -22,7 +22,6 @@ import { type ProblemDetails, sfString } from './headers.js';
 import type { Refusal } from './refusal.js';
 import { checkedCost, checkedKey, checkedPriority, type InvalidValueListener } from './request-values.js';
 import { type Route, RouteTable, routePipeline } from './routes.js';
-import { turnBudgetStage } from '../admission/stages.js';
 
 export type { KeyAdmission, ProcessAdmission } from '../admission/stages.js';
 
@@ -378,13 +377,10 @@ function bypassOption(
 }
 
 function turnBudget(options: HttpGuardOptions): TurnBudget | undefined {
-  const ms = options.turnBudgetMs;
-  if (ms === false) return undefined;
-  if (ms !== undefined) return new TurnBudget({ budgetMs: ms });
   const anyShedder =
     (options.shedder !== undefined && options.shedder !== null) ||
     (options.routes ?? []).some((r) => r.shedder !== undefined && r.shedder !== null);
-  return anyShedder ? new TurnBudget() : undefined;
+  return turnBudgetFor(options.turnBudgetMs, anyShedder);
 }
 
 /**
@@ -435,6 +431,5 @@ export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks):
 
 /** (Re)builds every route's pipeline, after construction or when `attach` brings a shedder. */
 export function buildPipelines(table: RouteTable, turn: TurnBudget | undefined): void {
-  const turnStage = turn === undefined ? undefined : turnBudgetStage(turn);
-  for (const r of table.all()) r.pipeline = routePipeline(r, turnStage);
+  for (const r of table.all()) r.pipeline = routePipeline(r, turn);
 }

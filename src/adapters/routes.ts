@@ -3,9 +3,9 @@
  * the request's path as the guard matches it.
  */
 import type { IncomingMessage } from 'node:http';
-import { Pipeline } from '../admission/pipeline.js';
-import type { AdmissionRequest, Stage } from '../admission/stage.js';
-import { type KeyAdmission, keyStage, type ProcessAdmission, shedderStage } from '../admission/stages.js';
+import { admissionPipeline, type Pipeline } from '../admission/pipeline.js';
+import type { KeyAdmission, ProcessAdmission } from '../admission/stages.js';
+import type { TurnBudget } from '../admission/turn-budget.js';
 import type { Priority } from '../limiters/types.js';
 
 /** A compiled route policy (or the guard's default). */
@@ -32,17 +32,9 @@ export interface Route {
   pipeline: Pipeline;
 }
 
-/**
- * The stages of a route, in order. The key limiter comes first so that a client over its own
- * quota hears 429 (its own doing) rather than 503, and so that the turn budget and the shedder
- * only count requests the client was entitled to.
- */
-export function routePipeline(route: Route, turn: Stage<AdmissionRequest> | undefined): Pipeline {
-  const stages: Stage[] = [];
-  if (route.limiter !== undefined) stages.push(keyStage(route.limiter, route.maxWaitMs));
-  if (turn !== undefined) stages.push(turn);
-  if (route.shedder !== undefined) stages.push(shedderStage(route.shedder));
-  return new Pipeline(stages);
+/** The route's pipeline: its parts in the one order `admissionPipeline` gives (see there). */
+export function routePipeline(route: Route, turn: TurnBudget | undefined): Pipeline {
+  return admissionPipeline({ limiter: route.limiter, maxWaitMs: route.maxWaitMs, turn, shedder: route.shedder });
 }
 
 /** Segment-boundary prefix match: `/api` matches `/api`, `/api/`, `/api/x`, not `/apix`. */

@@ -23,8 +23,12 @@
  * The synchronous path allocates nothing but the verdict: a promise exists only once a stage
  * answered with one. A peekable stage (rule 2) must answer `peek` and `admit` synchronously.
  */
+import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
 import type { Decision } from '../limiters/types.js';
+import { ConcurrencyStage } from './concurrency-stage.js';
 import type { AdmissionRequest, Stage } from './stage.js';
+import { type KeyAdmission, keyStage, type ProcessAdmission, shedderStage, turnBudgetStage } from './stages.js';
+import type { TurnBudget } from './turn-budget.js';
 
 export interface Admitted {
   readonly allowed: true;
@@ -194,4 +198,41 @@ export class Pipeline<R extends AdmissionRequest = AdmissionRequest> {
       if ((charged & (1 << j)) !== 0) stages[j]!.refund?.(req);
     }
   }
+}
+
+/**
+ * The parts of one admission pipeline, as the HTTP guard compiles them from its options (per
+ * route) and as spillway-sim builds them from a scenario: both call `admissionPipeline` with these,
+ * so the stages, their order and their rules are the same in the simulator and in production.
+ */
+export interface PipelineParts {
+  /** The per-key limiter (429 over a client's quota). @default none */
+  readonly limiter?: KeyAdmission | undefined;
+  /** Queueing wait for the key limiter, in ms; 0 refuses at once. @default 0 */
+  readonly maxWaitMs?: number | undefined;
+  /** The loop-turn budget (see `turnBudgetFor` for the guard's default). @default none */
+  readonly turn?: TurnBudget | undefined;
+  /** The process shedder (503 when overloaded). @default none */
+  readonly shedder?: ProcessAdmission | undefined;
+  /** The concurrency limiter (bounded in-flight work and queue time). @default none */
+  readonly concurrency?: ConcurrencyLimiter | undefined;
+}
+
+/**
+ * The one place that orders the stages: key limiter, loop-turn budget, shedder, concurrency.
+ *
+ * - The key limiter comes first so that a client over its own quota hears 429 (its own doing)
+ *   rather than 503, and so that the later stages only count requests the client was entitled to.
+ *   It offers `peek` (a KeyedLimiter does), so it is charged last: all-or-nothing.
+ * - The turn budget and the shedder decide on the process's state, cheaply and synchronously.
+ * - The concurrency stage comes last because it may make the request wait and it holds a slot:
+ *   a request refused by an earlier stage never queues, and one that queues has passed them all.
+ */
+export function admissionPipeline(parts: PipelineParts): Pipeline {
+  const stages: Stage[] = [];
+  if (parts.limiter !== undefined) stages.push(keyStage(parts.limiter, parts.maxWaitMs ?? 0));
+  if (parts.turn !== undefined) stages.push(turnBudgetStage(parts.turn));
+  if (parts.shedder !== undefined) stages.push(shedderStage(parts.shedder));
+  if (parts.concurrency !== undefined) stages.push(new ConcurrencyStage(parts.concurrency));
+  return new Pipeline(stages);
 }

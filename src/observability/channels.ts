@@ -68,8 +68,9 @@ export interface StoreMessage {
 }
 
 /**
- * The end of admitted (or refused) work: the response was finished, or the pooled work settled.
- * `durationMs` runs from the admission decision to that moment. Adapters publish `ResponseMessage`.
+ * The end of admitted (or refused) work: the response was finished (or its connection closed).
+ * `durationMs` runs from the admission decision to that moment. The HTTP guards (node:http,
+ * Express, Fastify) publish `ResponseMessage` for every request they admit or refuse.
  */
 export const RESPONSE_CHANNEL = 'spillway:response';
 
@@ -79,8 +80,10 @@ export interface ResponseMessage {
   readonly outcome: DecisionOutcome;
   readonly route: string;
   readonly priority: Priority;
-  /** The HTTP status sent, when there is one. */
+  /** The HTTP status sent; absent when the connection closed before the response ended. */
   readonly status?: number;
+  /** True when the response ended normally; false when its connection closed first (client abort). */
+  readonly finished: boolean;
   /** From the admission decision to the end of the response, in ms. */
   readonly durationMs: number;
 }

@@ -202,6 +202,8 @@ describe('stages over the real parts', () => {
     const turn = new TurnBudget({
       budgetMs: 10,
       clock,
+      // The tail rule alone: with refuseEarly the next turn's first request would be refused too.
+      refuseEarly: false,
       defer: (f) => {
         endTurn = f;
       },

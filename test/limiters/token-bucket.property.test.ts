@@ -108,7 +108,8 @@ describe('TokenBucket properties', () => {
           const cost = probeShare * cfg.burst;
           const d = b.peek(cost);
           if (d.allowed) return;
-          if (cost > cfg.burst * b.factor) {
+          // A cost within the admission tolerance (burst·1e-9) of the capacity can still be served.
+          if (cost > cfg.burst * b.factor + cfg.burst * 1e-9) {
             expect(d.retryAfterMs).toBe(Infinity);
             expect(d.reason).toBe(b.factor < 1 ? 'shed' : 'limited');
             return;

@@ -237,6 +237,7 @@ describe('createMetrics: decisions from DECISION_CHANNEL', () => {
       route: '/users',
       priority: 'normal',
       status: 200,
+      finished: true,
       durationMs,
     });
     responses.publish(r(4));
