@@ -20,7 +20,9 @@ import { type RedisServer, redisMissing, startRedisServer, waitFor } from './ser
 const missing = await redisMissing({ server: true });
 const run = missing === undefined ? describe : describe.skip;
 
-const TIMEOUT_MS = 100;
+// Generous for a loaded 2-core machine (a decision that Redis answers late is decided by the policy,
+// and the shared-quota checks below would see it), still far below what a dead Redis costs without it.
+const TIMEOUT_MS = 500;
 // What a loaded 2-core machine may add to one HTTP request beyond the store's timeout. A dead Redis
 // without the timeout and the breaker would hold requests for seconds (reconnects, offline queue).
 const HTTP_SLACK_MS = 400;
@@ -47,7 +49,12 @@ interface Answer {
   instance: number;
 }
 
-async function fleet(start: (typeof ADAPTERS)[number][1], server: RedisServer, policy: RedisFailurePolicy) {
+async function fleet(
+  start: (typeof ADAPTERS)[number][1],
+  server: RedisServer,
+  policy: RedisFailurePolicy,
+  openMs = 200,
+) {
   const instances: Instance[] = [];
   for (const kind of ['ioredis', 'node-redis'] as ClientKind[]) {
     const client = await standalone(kind, server.port);
@@ -59,9 +66,14 @@ async function fleet(start: (typeof ADAPTERS)[number][1], server: RedisServer, p
       expectedInstances: 2,
       timeoutMs: TIMEOUT_MS,
       failureThreshold: 2,
-      openMs: 200,
+      openMs,
     });
     store.on('error', () => {});
+    // The first call sends the script (NOSCRIPT, then EVAL): done here, before anything is timed.
+    await waitFor('the store deciding on Redis', async () => {
+      await store.take({ key: 'warm-up', cost: 1, limits: { ratePerSec: 1, burst: 1 }, factor: 1 });
+      return store.stats().redisDecisions > 0;
+    });
     const limiter = createLimiter({ store, ratePerSec: RATE, burst: BURST });
     const app = await start({ limiter, key: (req) => req.headers['x-user'] as string });
     cleanup.push(() => app.close());
@@ -118,15 +130,16 @@ run('the HTTP guard over Redis, default mode (own redis-server)', () => {
         const instances = await fleet(start, server, policy);
 
         // 1. One bucket for both instances.
+        const base = fallbacks(instances);
         expectShared(await send(instances, 'u1', BURST + 4));
-        expect(fallbacks(instances)).toEqual([0, 0]);
+        expect(fallbacks(instances)).toEqual(base); // none of it decided by the policy
         expect(redisDecisions(instances).every((n) => n >= (BURST + 4) / 2)).toBe(true);
 
         // 2. Redis is gone: every answer comes from the policy, none waits on Redis.
         await server.kill();
         const during = await send(instances, 'u2', 12);
         expect(Math.max(...during.map((a) => a.ms))).toBeLessThan(TIMEOUT_MS + HTTP_SLACK_MS);
-        expect(fallbacks(instances).every((n) => n === 6)).toBe(true);
+        expect(fallbacks(instances).map((n, i) => n - base[i]!)).toEqual([6, 6]);
         if (policy === 'open') {
           expect(statuses(during)).toEqual(Array(12).fill(200));
         } else if (policy === 'closed') {
@@ -167,7 +180,9 @@ run('the HTTP guard over Redis, default mode (own redis-server)', () => {
   it("node:http, a hung Redis (SIGSTOP), onError 'open': no request waits past the timeout; SIGCONT -> shared again", async () => {
     const server = await startRedisServer();
     cleanup.push(() => server.stop());
-    const instances = await fleet(ADAPTERS[0][1], server, 'open');
+    // The circuit stays open longer than the requests take, so only the first two of each
+    // instance wait for the timeout.
+    const instances = await fleet(ADAPTERS[0][1], server, 'open', 5000);
     expectShared(await send(instances, 'u1', BURST + 1));
     server.signal('SIGSTOP');
     let during: Answer[];
@@ -179,7 +194,7 @@ run('the HTTP guard over Redis, default mode (own redis-server)', () => {
     expect(statuses(during)).toEqual(Array(10).fill(200));
     expect(Math.max(...during.map((a) => a.ms))).toBeLessThan(TIMEOUT_MS + HTTP_SLACK_MS);
     // The breaker opened after two timeouts on each instance: the rest did not wait at all.
-    for (const i of instances) expect(i.store.stats().timeouts).toBeLessThanOrEqual(3);
+    for (const i of instances) expect(i.store.stats().timeouts).toBe(2);
     const before = redisDecisions(instances);
     await waitFor('both instances deciding on Redis again', async () => {
       await send(instances, 'probe', 2);
