@@ -165,6 +165,8 @@ export class Shedder {
 
   #bucket: TokenBucket | undefined;
   #base = 0;
+  /** The base last learned (at a cut after learning or after a rise): the probe's fall stops under it. */
+  #anchor = 0;
   #lastRefusal = -Infinity;
   #lastProbe = 0;
   /** Whether the factor has risen since the last cut (or since limiting began at factor 1). */
@@ -308,7 +310,10 @@ export class Shedder {
     const now = this.#clock.now();
     const bucket = this.#bucket;
     if (bucket === undefined) {
-      if (f < 1) this.#limit(this.#rebase(now, Infinity, 1), f);
+      if (f < 1) {
+        this.#anchor = this.#rebase(now, Infinity, 1);
+        this.#limit(this.#anchor, f);
+      }
       return;
     }
     if (f >= 1 && this.#fixedRate === undefined && now - this.#lastRefusal >= this.#releaseAfterMs) {
@@ -318,7 +323,8 @@ export class Shedder {
     const previous = bucket.factor;
     if (f < previous && this.#rose && this.#fixedRate === undefined) {
       this.#rose = false;
-      this.#limit(this.#rebase(now, this.#base, previous), f);
+      this.#anchor = this.#rebase(now, this.#base, previous);
+      this.#limit(this.#anchor, f);
       return;
     }
     if (f > previous) this.#rose = true;
@@ -376,8 +382,13 @@ export class Shedder {
     // base walks up 0.1%/s until it passes the throughput and a queue forms under a factor of 1.
     const pressure = sourcePressure(this.#source);
     const perSec = pressure === undefined || pressure <= 0 ? this.#probePerSec : -PROBE_BACKOFF_PER_SEC;
-    const moved = Math.max(this.#minRate, this.#base * (1 + perSec) ** (elapsed / 1000));
-    this.#limit(moved, 1);
+    // Falling undoes the probe's climb (and a little more); it never goes below the headroom under
+    // the base last learned: pressure from elsewhere (CPU stolen by a neighbour) must not walk the
+    // limit down to nothing while the factor says 1.
+    const moved = this.#base * (1 + perSec) ** (elapsed / 1000);
+    const lowest = Math.max(this.#minRate, this.#anchor * (1 - this.#headroom));
+    const next = perSec < 0 ? Math.max(Math.min(this.#base, lowest), moved) : moved;
+    this.#limit(next, 1);
   }
 
   /** Closes the open slot at `now`, forgets slots older than the window, and updates the depth. */
