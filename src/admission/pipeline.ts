@@ -80,10 +80,13 @@ export class Pipeline<R extends AdmissionRequest = AdmissionRequest> {
     for (let i = this.stages.length - 1; i >= 0; i--) this.stages[i]!.refund?.(req);
   }
 
-  /** The admitted request's work is done: stages holding a slot for it free it. */
-  release(req: R): void {
+  /**
+   * The admitted request's work is done: stages holding a slot for it free it. `completed` false:
+   * it was cut short (see Stage.release).
+   */
+  release(req: R, completed = true): void {
     if (!this.releases) return;
-    for (const s of this.stages) s.release?.(req);
+    for (const s of this.stages) s.release?.(req, completed);
   }
 
   /**

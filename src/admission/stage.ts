@@ -14,7 +14,8 @@
  *   peek(req)  ─▶ Decision            optional: what admit would answer, without charging
  *   refund(req)                       optional: undo admit's charge (the request was refused later,
  *                                     or its client left)
- *   release(req)                      optional: the admitted work completed (a slot is free again)
+ *   release(req, completed?)          optional: the admitted work ended (a slot is free again);
+ *                                     `completed` false when it was cut short (the client left)
  * ```
  */
 import type { DecisionStage } from '../observability/channels.js';
@@ -61,6 +62,10 @@ export interface Stage<R extends AdmissionRequest = AdmissionRequest> {
   peek?(req: R): Decision;
   /** Gives back what `admit` charged for `req` (the same cost, the same slot). */
   refund?(req: R): void;
-  /** The admitted work is done (the response finished, or its connection closed). */
-  release?(req: R): void;
+  /**
+   * The admitted work is done (the response finished, or its connection closed). `completed` is
+   * false when it was cut short (the connection closed before the response finished): a stage that
+   * learns from how long work takes leaves it out. @default true
+   */
+  release?(req: R, completed?: boolean): void;
 }
