@@ -153,7 +153,7 @@ export interface DecisionRecord {
   readonly dominant: DominantSignal | undefined;
   /** Each signal's pressure this tick; a failed signal in `ignore` mode is absent. */
   readonly pressures: Readonly<Record<string, number>>;
-  /** For humans and logs, such as "engaged: event-loop-delay 184 ms > target 50 ms (pressure 0.67)". */
+  /** For humans and logs, such as "engaged: event-loop-delay 184 ms > target 20 ms (pressure 0.91); smoothed …". */
   readonly reason: string;
 }
 
