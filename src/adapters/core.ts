@@ -20,7 +20,10 @@
  *
  * With `maxWaitMs > 0` the key limiter's `acquire` waits its turn instead of refusing at once, and
  * with `concurrency` a request waits for a free slot; a wait is aborted when the client disconnects
- * (or the guard closes), and the request is counted as queued meanwhile.
+ * (or the guard closes), and the request is counted as queued meanwhile. A key limiter over a
+ * shared store (Redis) decides with a promise: the request waits for that answer (the store bounds
+ * it by its timeout and failure policy), is refunded if its client leaves or the guard closes
+ * meanwhile, and is not counted as queued.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventEmitter } from 'eventemitter3';
@@ -132,7 +135,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
    */
   attach(parts: { governor?: SnapshotSource; shedder?: ProcessAdmission | null }): this {
     if (typeof parts !== 'object' || parts === null) throw new ConfigError('attach', parts, 'an object');
-    knownKeys('attach', parts, ['governor', 'shedder']);
+    knownKeys('attach', parts, ['governor', 'shedder'], ['shedder']);
     if (parts.governor !== undefined) {
       fn('governor.snapshot', parts.governor?.snapshot);
       this.#governor = parts.governor;
@@ -207,7 +210,9 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   /**
-   * Decides for one request. Synchronous unless the request has to wait (queueing mode). On
+   * Decides for one request. Synchronous unless the request has to wait (queueing mode, a
+   * concurrency slot) or its key limiter decides remotely (a limiter over Redis: a promise, bounded
+   * by the store's timeout). On
    * `pass` after admission, the request is counted in flight and released exactly once, when the
    * response finishes or its connection closes, whatever the handler does.
    */
@@ -228,7 +233,10 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       pipeline,
     };
     if (pipeline.waits) return this.#wait(res, route, ar);
-    return this.#outcome(res, route, ar, pipeline.run(ar) as Verdict);
+    const v = pipeline.run(ar);
+    // A key limiter over a shared store (Redis) answers with a promise; the memory path does not.
+    if (v instanceof Promise) return this.#remote(res, route, ar, v);
+    return this.#outcome(res, route, ar, v);
   }
 
   #outcome(res: ServerResponse, route: Route, ar: GuardRequest, v: Verdict, waitedMs?: number): Outcome {
@@ -268,14 +276,29 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     return this.#outcome(res, route, ar, r);
   }
 
+  /**
+   * A stage decided remotely (a key limiter over Redis) and the run is pending. The signal is set
+   * now, before the pipeline resumes (it reads it after each await): a client that leaves, or the
+   * guard closing, before the answer gets the charge given back and nothing more charged. The
+   * store bounds the wait by its timeout; the request is not counted as queued.
+   */
+  #remote(res: ServerResponse, route: Route, ar: GuardRequest, pending: Promise<Verdict>): Promise<Outcome> {
+    const ac = new AbortController();
+    ar.signal = ac.signal;
+    if (res.destroyed || this.#closed) ac.abort();
+    return this.#waiting(res, route, ar, ac, pending, false);
+  }
+
+  /** Waits for a pending run: in a queue (`queued`: counted and published as such) or for a remote stage. */
   async #waiting(
     res: ServerResponse,
     route: Route,
     ar: GuardRequest,
     ac: AbortController,
     pending: Promise<Verdict>,
+    queued = true,
   ): Promise<Outcome> {
-    const publishing = publishingDecisions();
+    const publishing = publishingDecisions() && queued;
     const start = publishing ? systemClock.now() : 0;
     if (publishing) publishWait(this.#config.name, route, ar, 'queued');
     let gone = res.destroyed;
@@ -285,7 +308,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     };
     res.once('close', onClose);
     this.#waits.add(ac);
-    this.#counts.queued++;
+    if (queued) this.#counts.queued++;
     let v: Verdict;
     try {
       if (gone) ac.abort();
@@ -297,7 +320,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waited);
       return GONE;
     } finally {
-      this.#counts.queued--;
+      if (queued) this.#counts.queued--;
       this.#waits.delete(ac);
       res.off('close', onClose);
     }
@@ -461,8 +484,9 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   /**
-   * Stops the guard: every request still waiting (for its key limiter or a concurrency slot) is
-   * refused with 503 at once, and later waits are refused. Admitted requests are unaffected and
+   * Stops the guard: every request still waiting (for its key limiter, a concurrency slot, or a
+   * remote decision, whose charge is given back) is refused with 503 at once, and later waits are
+   * refused. Admitted requests are unaffected and
    * still release when done.
    */
   close(): void {

@@ -12,7 +12,7 @@ import { effectiveFactor } from '../limiters/priority.js';
 import type { FactorSource, Priority } from '../limiters/types.js';
 import { FACTOR_CHANNEL, type FactorMessage } from '../observability/channels.js';
 import type { Signal, SignalFailureMode } from '../signals/types.js';
-import { finiteNumber, knownKeys, oneOf, positiveNumber } from '../validate.js';
+import { clockOption, finiteNumber, knownKeys, oneOf, positiveNumber } from '../validate.js';
 import {
   type ControllerAction,
   type ControllerConfig,
@@ -153,7 +153,7 @@ export interface DecisionRecord {
   readonly dominant: DominantSignal | undefined;
   /** Each signal's pressure this tick; a failed signal in `ignore` mode is absent. */
   readonly pressures: Readonly<Record<string, number>>;
-  /** For humans and logs, such as "engaged: event-loop-delay 184 ms > target 50 ms (pressure 0.67)". */
+  /** For humans and logs, such as "engaged: event-loop-delay 184 ms > target 20 ms (pressure 0.91); smoothed …". */
   readonly reason: string;
 }
 
@@ -765,15 +765,7 @@ export function resolveGovernorOptions(options: GovernorOptions): Readonly<Resol
     3_600_000,
   );
   const mode = oneOf('mode', options.mode ?? d.mode, ['enforce', 'shadow'] as const);
-  const clock = options.clock ?? d.clock;
-  if (
-    typeof clock !== 'object' ||
-    clock === null ||
-    typeof clock.now !== 'function' ||
-    typeof clock.setTimeout !== 'function'
-  ) {
-    throw new ConfigError('clock', clock, 'a Clock (an object with now() and setTimeout())');
-  }
+  const clock = clockOption('clock', options.clock, d.clock);
   const signals = validateSignals(options.signals);
   return Object.freeze({
     signals,

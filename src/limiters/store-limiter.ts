@@ -12,7 +12,7 @@
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import { AbortError, ConfigError } from '../errors.js';
 import type { Store, StoreDecision, StoreTakeRequest } from '../stores/types.js';
-import { fn, knownKeys, positiveNumber } from '../validate.js';
+import { abortSignalOption, clockOption, fn, knownKeys, positiveNumber, waitOption } from '../validate.js';
 import { waitMs } from './bucket-math.js';
 import { clampFactor, type FactorOption, resolveFactor } from './factor-option.js';
 import type { KeyedDecision } from './keyed/engine.js';
@@ -79,11 +79,7 @@ export class StoreLimiter {
     this.burst = positiveNumber('burst', options.burst);
     this.#limits = { ratePerSec: this.ratePerSec, burst: this.burst };
     this.#tiers = options.tiers === undefined ? undefined : fn<TierLookup>('tiers', options.tiers);
-    const clock = options.clock ?? systemClock;
-    if (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function') {
-      throw new ConfigError('clock', clock, 'a Clock { now(), setTimeout() }');
-    }
-    this.#clock = clock;
+    this.#clock = clockOption('clock', options.clock, systemClock);
     const factor = resolveFactor(options.factor);
     this.#f = factor.initial;
     if (options.global !== undefined) {
@@ -95,7 +91,7 @@ export class StoreLimiter {
         ratePerSec: positiveNumber('global.ratePerSec', g.ratePerSec),
         burst: positiveNumber('global.burst', g.burst),
       };
-      this.#global = new GlobalBucket(limits, this.#f, clock.now());
+      this.#global = new GlobalBucket(limits, this.#f, this.#clock.now());
     }
     if (factor.source !== undefined) this.#unsubscribe = factor.source.subscribe((f) => this.#onFactor(f));
   }
@@ -124,6 +120,19 @@ export class StoreLimiter {
   }
 
   /**
+   * Gives back what `take(key, options)` charged, when the request will not run after all (a
+   * later admission stage refused it, or its client left): `cost` tokens to the key's bucket in
+   * the store (never above its burst) and its share to the global bucket. Pass the options the
+   * take had. The HTTP guard calls it; it charges nothing.
+   */
+  async refund(key: string, options?: TakeOptions): Promise<void> {
+    const asked = this.#ask(key, options);
+    const g = this.#global;
+    if (g !== undefined && this.#f > 0) g.refund(Math.max(this.#clock.now(), g.last), this.#f, asked.charge);
+    await this.store.refund(asked.request);
+  }
+
+  /**
    * Admits now, or waits: when the store says the tokens will be there within `maxWaitMs`, waits
    * that long and asks again, until admitted or past the deadline (then it resolves with the
    * refusal). Unlike the in-memory limiter it reserves nothing, so waits are not FIFO. A factor
@@ -131,11 +140,8 @@ export class StoreLimiter {
    */
   async acquire(key: string, options: KeyedAcquireOptions = {}): Promise<KeyedDecision> {
     if (typeof options !== 'object' || options === null) throw badOptions(options);
-    const maxWaitMs = options.maxWaitMs ?? Infinity;
-    if (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0)) {
-      throw new ConfigError('maxWaitMs', maxWaitMs, 'a number >= 0 (or Infinity)');
-    }
-    const { signal } = options;
+    const maxWaitMs = waitOption('maxWaitMs', options.maxWaitMs, Infinity);
+    const signal = abortSignalOption('signal', options.signal);
     const deadline = this.#clock.now() + maxWaitMs;
     for (;;) {
       if (signal?.aborted) throw new AbortError(signal.reason);
@@ -169,7 +175,7 @@ export class StoreLimiter {
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw badOptions(options);
     const bounded = boundKey(key);
     const limits = this.#tiers === undefined ? this.#limits : this.#tierOf(bounded, key);
-    const cost = options?.cost ?? 1;
+    const cost = options?.cost === undefined ? 1 : options.cost;
     if (typeof cost !== 'number' || !(cost > 0) || cost > limits.burst) {
       throw new ConfigError('cost', cost, `a finite number > 0 and <= the key's burst (${limits.burst})`);
     }
@@ -246,10 +252,14 @@ export class StoreLimiter {
     let reason: KeyedDecision['reason'] = 'ok';
     if (!allowed) {
       // 'limited' when the key is over its own quota even unthrottled (its fill level scaled to
-      // factor 1 could not pay the cost either); otherwise the factor's cut ('shed').
+      // factor 1 could not pay the cost either); otherwise the factor's cut ('shed'). A store that
+      // refused because it could not decide (Redis down, `onError: 'closed'`) is no quota either.
       const eps = limits.burst * TOKEN_EPSILON;
       const keyOver =
-        !sd.allowed && sd.retryAfterMs !== Infinity && (e >= 1 || sd.remaining + eps < cost * e);
+        !sd.allowed &&
+        sd.unavailable !== true &&
+        sd.retryAfterMs !== Infinity &&
+        (e >= 1 || sd.remaining + eps < cost * e);
       reason = scope === 'key' && keyOver ? 'limited' : 'shed';
     }
     return {

@@ -66,7 +66,9 @@ function queueScenario(service: object, ratePerSec: number, durationSec: number)
   );
 }
 
-describe('the model server is a correct queue', () => {
+// Each case simulates 30 minutes of traffic (about 600,000 requests) to pin the mean within a few
+// percent: seconds of CPU, more on a busy machine.
+describe('the model server is a correct queue', { timeout: 90_000 }, () => {
   it('M/D/1: at ρ = 0.8 the mean wait is ρ·S / (2(1 − ρ)) = 4 ms within 3%', () => {
     // S = 2 ms constant, λ = 400/s: ρ = 0.8, Wq = 0.8 · 2 / (2 · 0.2) = 4 ms. Latency = Wq + S.
     const r = simulate(queueScenario({ kind: 'constant', ms: 2 }, 400, 1800), { mode: 'none' });
