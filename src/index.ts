@@ -45,7 +45,6 @@ export {
   type QueueDepthOptions,
   type RefusalShareOptions,
   type RefusalShareSignal,
-  refusalShare,
   QUEUE_TIME_DEFAULTS,
   type QueueTimeOptions,
   type QueueTimeSource,

@@ -99,7 +99,7 @@ beforeAll(() => {
   npm(['install', ...tarballs, ...extra], app);
 }, 300_000);
 
-describe('the packed packages, installed in an empty app', { timeout: 150_000 }, () => {
+describe('the packed packages, installed in an empty app', { timeout: 300_000 }, () => {
   it('ship what they declare: LICENSE, README, no source maps pointing at files left out', () => {
     for (const dir of ['spillway', 'spillway-sim']) {
       const pkg = join(app, 'node_modules', dir);
@@ -157,7 +157,7 @@ describe('the packed packages, installed in an empty app', { timeout: 150_000 },
       const r = spawnSync(process.execPath, [tsc, '-p', dir], {
         cwd: app,
         encoding: 'utf8',
-        timeout: 120_000,
+        timeout: 280_000,
       });
       expect(r.stdout + r.stderr).toBe('');
       expect(r.status).toBe(0);

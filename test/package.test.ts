@@ -29,6 +29,35 @@ describe('the built package', () => {
     expect(esm.allowed).toBe(true);
     expect(cjs.exports).toEqual(esm.exports);
     expect(esm.exports).toContain('TokenBucket');
+    // One spelling per concept: signal factories live under `signals.*` only, and the removals
+    // listed in CHANGELOG.md stay removed.
+    for (const removed of [
+      'refusalShare',
+      'cpu',
+      'custom',
+      'eventLoopDelay',
+      'eventLoopUtilization',
+      'heapMemory',
+      'memory',
+      'queueDepth',
+      'queueTime',
+      'rssMemory',
+      'Governor',
+      'KeyedLimiter',
+      'StoreLimiter',
+      'MinFactor',
+      'FleetFactor',
+      'sampleTreeCpu',
+      'memoryLimitBytes',
+      'FLEET_FACTOR_MESSAGE',
+      'isFleetFactorMessage',
+      'WindowAlgorithm',
+      'RejectedError',
+      'isRejectedError',
+    ]) {
+      expect(esm.exports, removed).not.toContain(removed);
+    }
+    expect(esm.exports).toContain('signals');
     expect(pkg.engines.node).toBe('>=20.19');
   });
 

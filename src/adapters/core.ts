@@ -12,14 +12,18 @@
  * Admission order for one request:
  *
  *   status path? ─▶ JSON snapshot        bypass? ─▶ pass, not counted
- *   pipeline: key limiter ─▶ loop-turn budget ─▶ shedder, charged all-or-nothing (see Pipeline)
+ *   pipeline: key limiter ─▶ loop-turn budget ─▶ shedder ─▶ concurrency, charged all-or-nothing
+ *     (see Pipeline)
  *     refused by the key limiter: 429 (limited/blocked) or 503 (its factor shed it)
- *     refused by the turn budget or the shedder: 503
+ *     refused by the turn budget, the shedder or the concurrency limit: 503
  *   admitted     ─▶ counted in flight until the response finishes or the connection closes
  *
- * With `maxWaitMs > 0` the key limiter's `acquire` waits its turn instead of refusing at once; the
- * wait is aborted when the client disconnects (or the guard closes), and the request is counted as
- * queued meanwhile.
+ * With `maxWaitMs > 0` the key limiter's `acquire` waits its turn instead of refusing at once, and
+ * with `concurrency` a request waits for a free slot; a wait is aborted when the client disconnects
+ * (or the guard closes), and the request is counted as queued meanwhile. A key limiter over a
+ * shared store (Redis) decides with a promise: the request waits for that answer (the store bounds
+ * it by its timeout and failure policy), is refunded if its client leaves or the guard closes
+ * meanwhile, and is not counted as queued.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventEmitter } from 'eventemitter3';
@@ -27,6 +31,7 @@ import type { Pipeline, Verdict } from '../admission/pipeline.js';
 import type { AdmissionRequest } from '../admission/stage.js';
 import { type TurnBudget, turnBudgetFor } from '../admission/turn-budget.js';
 import { ConfigError } from '../errors.js';
+import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
 import type { Decision } from '../limiters/types.js';
 import type { Signal } from '../signals/types.js';
 import { fn, knownKeys } from '../validate.js';
@@ -85,6 +90,11 @@ const GONE: Outcome = Object.freeze({ kind: 'gone' });
 /** One request as the pipeline sees it. */
 interface GuardRequest extends AdmissionRequest {
   signal?: AbortSignal;
+  /**
+   * The pipeline that decides it, and so releases or refunds it: `attach` may rebuild the route's
+   * pipeline while the request waits or runs.
+   */
+  readonly pipeline: Pipeline;
 }
 
 /** The guard's events. */
@@ -192,7 +202,17 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   /**
-   * Decides for one request. Synchronous unless the request has to wait (queueing mode). On
+   * The guard's concurrency limiter (the `concurrency` option), when set: its `inFlight`,
+   * `waiting`, `snapshot()`, events, and the source of `signals.queueTime`.
+   */
+  get concurrency(): ConcurrencyLimiter | undefined {
+    return this.#config.table.fallback.concurrency;
+  }
+
+  /**
+   * Decides for one request. Synchronous unless the request has to wait (queueing mode, a
+   * concurrency slot) or its key limiter decides remotely (a limiter over Redis: a promise, bounded
+   * by the store's timeout). On
    * `pass` after admission, the request is counted in flight and released exactly once, when the
    * response finishes or its connection closes, whatever the handler does.
    */
@@ -205,14 +225,23 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     if (table.bypassed(req, path, folded)) return PASS;
     const route = table.match(req, path, folded);
     if (route.bypass) return PASS;
-    const ar: GuardRequest = { key: route.key(req), priority: route.priority(req), cost: route.cost(req) };
-    if (route.pipeline.waits) return this.#wait(res, route, ar);
-    return this.#outcome(res, route, ar, route.pipeline.run(ar) as Verdict);
+    const pipeline = route.pipeline;
+    const ar: GuardRequest = {
+      key: route.key(req),
+      priority: route.priority(req),
+      cost: route.cost(req),
+      pipeline,
+    };
+    if (pipeline.waits) return this.#wait(res, route, ar);
+    const v = pipeline.run(ar);
+    // A key limiter over a shared store (Redis) answers with a promise; the memory path does not.
+    if (v instanceof Promise) return this.#remote(res, route, ar, v);
+    return this.#outcome(res, route, ar, v);
   }
 
   #outcome(res: ServerResponse, route: Route, ar: GuardRequest, v: Verdict, waitedMs?: number): Outcome {
     if (v.allowed) {
-      this.#admit(res, route, ar);
+      this.#admit(res, ar);
       setQuotaHeaders(this.#config.response, res, route, v.quota);
       if (publishingDecisions()) publishVerdict(this.#config.name, route, ar, v, undefined, waitedMs);
       if (publishingResponses()) watchResponse(res, this.#config.name, route, ar, 'admitted');
@@ -228,10 +257,48 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     return o;
   }
 
-  async #wait(res: ServerResponse, route: Route, ar: GuardRequest): Promise<Outcome> {
+  /**
+   * A pipeline that may wait (queueing mode, a concurrency limit): it is given an abort signal, and
+   * answers synchronously when no stage had to wait (a free slot), with no promise and no listener.
+   */
+  #wait(res: ServerResponse, route: Route, ar: GuardRequest): Outcome | Promise<Outcome> {
     if (this.#closed) return this.#closing(res, route, ar, undefined);
     const ac = new AbortController();
-    const publishing = publishingDecisions();
+    ar.signal = ac.signal;
+    if (res.destroyed) ac.abort();
+    const r = ar.pipeline.run(ar);
+    if (r instanceof Promise) return this.#waiting(res, route, ar, ac, r);
+    if (r.allowed && res.destroyed) {
+      // Its connection is gone already: 'close' will not come to release the slot.
+      ar.pipeline.refund(ar);
+      return GONE;
+    }
+    return this.#outcome(res, route, ar, r);
+  }
+
+  /**
+   * A stage decided remotely (a key limiter over Redis) and the run is pending. The signal is set
+   * now, before the pipeline resumes (it reads it after each await): a client that leaves, or the
+   * guard closing, before the answer gets the charge given back and nothing more charged. The
+   * store bounds the wait by its timeout; the request is not counted as queued.
+   */
+  #remote(res: ServerResponse, route: Route, ar: GuardRequest, pending: Promise<Verdict>): Promise<Outcome> {
+    const ac = new AbortController();
+    ar.signal = ac.signal;
+    if (res.destroyed || this.#closed) ac.abort();
+    return this.#waiting(res, route, ar, ac, pending, false);
+  }
+
+  /** Waits for a pending run: in a queue (`queued`: counted and published as such) or for a remote stage. */
+  async #waiting(
+    res: ServerResponse,
+    route: Route,
+    ar: GuardRequest,
+    ac: AbortController,
+    pending: Promise<Verdict>,
+    queued = true,
+  ): Promise<Outcome> {
+    const publishing = publishingDecisions() && queued;
     const start = publishing ? systemClock.now() : 0;
     if (publishing) publishWait(this.#config.name, route, ar, 'queued');
     let gone = res.destroyed;
@@ -241,12 +308,11 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     };
     res.once('close', onClose);
     this.#waits.add(ac);
-    this.#counts.queued++;
-    ar.signal = ac.signal;
+    if (queued) this.#counts.queued++;
     let v: Verdict;
     try {
       if (gone) ac.abort();
-      v = await route.pipeline.run(ar);
+      v = await pending;
     } catch (err) {
       if (!ac.signal.aborted) throw err;
       const waited = publishing ? systemClock.now() - start : undefined;
@@ -254,13 +320,13 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waited);
       return GONE;
     } finally {
-      this.#counts.queued--;
+      if (queued) this.#counts.queued--;
       this.#waits.delete(ac);
       res.off('close', onClose);
     }
     const waitedMs = publishing ? systemClock.now() - start : undefined;
     if (gone || res.destroyed) {
-      if (v.allowed) route.pipeline.refund(ar);
+      if (v.allowed) ar.pipeline.refund(ar);
       if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waitedMs);
       return GONE;
     }
@@ -274,15 +340,17 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     return this.#refuse(route, CLOSING, 'process', ar, undefined);
   }
 
-  #admit(res: ServerResponse, route: Route, ar: GuardRequest): void {
+  #admit(res: ServerResponse, ar: GuardRequest): void {
     this.#counts.inFlight++;
+    const pipeline = ar.pipeline;
     // A ServerResponse emits 'close' exactly once: after 'finish' when the response completed, or
     // when its connection ended first (an error, a client abort, a handler that never answered).
     // One listener is enough to release once, on the hot path.
-    if (route.pipeline.releases) {
+    if (pipeline.releases) {
       res.once('close', () => {
         this.#counts.inFlight--;
-        route.pipeline.release(ar);
+        // Not finished: the connection closed first (the client left, or the handler failed).
+        pipeline.release(ar, res.writableFinished);
       });
     } else {
       res.once('close', this.#release);
@@ -332,10 +400,12 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   /** The status endpoint's JSON: the governor's snapshot plus this guard's counts. */
   status(): Record<string, unknown> {
     const snap = this.#governor?.snapshot();
+    const c = this.concurrency;
     return {
       ...(typeof snap === 'object' && snap !== null ? snap : {}),
       inFlight: this.#counts.inFlight,
       queued: this.#counts.queued,
+      ...(c === undefined ? {} : { concurrency: c.snapshot() }),
     };
   }
 
@@ -414,13 +484,17 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   /**
-   * Stops the guard: every request still waiting for its key limiter is refused with 503 at once,
-   * and later waits are refused. Admitted requests are unaffected and still release when done.
+   * Stops the guard: every request still waiting (for its key limiter, a concurrency slot, or a
+   * remote decision, whose charge is given back) is refused with 503 at once, and later waits are
+   * refused. Admitted requests are unaffected and
+   * still release when done.
    */
   close(): void {
     this.#closed = true;
     for (const ac of this.#waits) ac.abort(new Error('spillway guard closed'));
     this.#waits.clear();
+    // Limiters the guard built from options are its own; a limiter passed in stays open.
+    for (const l of this.#config.ownedLimiters) l.close();
   }
 }
 

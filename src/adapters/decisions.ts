@@ -4,6 +4,7 @@
  * costs one property read.
  */
 import { channel } from 'node:diagnostics_channel';
+import { concurrencyCause } from '../admission/concurrency-stage.js';
 import type { Verdict } from '../admission/pipeline.js';
 import type { Decision, Priority } from '../limiters/types.js';
 import {
@@ -40,7 +41,7 @@ function message(
     name,
     outcome,
     stage,
-    reason: d?.reason ?? (outcome === 'canceled' ? 'canceled' : 'ok'),
+    reason: (d && concurrencyCause(d)) ?? d?.reason ?? (outcome === 'canceled' ? 'canceled' : 'ok'),
     priority: req.priority,
     route: route.label,
     factor: d?.factor ?? 1,
@@ -67,7 +68,11 @@ export function publishVerdict(
     decisions.publish(message(name, route, req, 'admitted', last, v.quota, queueWaitMs));
     return;
   }
-  const outcome: DecisionOutcome = status === 429 ? 'limited' : 'shed';
+  let outcome: DecisionOutcome = status === 429 ? 'limited' : 'shed';
+  // As the pool reports it: a request that waited for a slot until its deadline timed out.
+  if (concurrencyCause(v.decision) === 'deadline' && (v.decision as { waitedMs?: number }).waitedMs! > 0) {
+    outcome = 'timed_out';
+  }
   decisions.publish(message(name, route, req, outcome, v.stage.name, v.decision, queueWaitMs));
 }
 

@@ -5,7 +5,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KeyAdmission, ProcessAdmission } from '../admission/stages.js';
 import { type TurnBudget, turnBudgetFor } from '../admission/turn-budget.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, isConfigError } from '../errors.js';
+import { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
+import type { ConcurrencyLimiterOptions } from '../limiters/concurrency/options.js';
 import { priorityLevel } from '../limiters/priority.js';
 import type { Priority } from '../limiters/types.js';
 import { boolean, finiteNumber, fn, integer, knownKeys, oneOf, ratio } from '../validate.js';
@@ -51,6 +53,11 @@ export interface RoutePolicy {
   cost?: RequestValue<number>;
   /** Queueing wait for this route, in ms. @default the guard's `maxWaitMs` */
   maxWaitMs?: number;
+  /**
+   * This route's own concurrency limit (a ConcurrencyLimiter, or its options for a new one), or
+   * `null` for none. @default the guard's `concurrency` (the same limiter, shared)
+   */
+  concurrency?: ConcurrencyOption | null;
   /** @default the guard's `policyName` */
   policyName?: string;
   /** @default the guard's `windowSec` */
@@ -121,7 +128,20 @@ export interface HttpGuardOptions {
   turnBudgetMs?: number | false;
   /** The guard's name in decision messages (`spillway:decision`), to tell several guards apart. @default 'default' */
   name?: string;
+  /**
+   * Bounds the requests in flight and their queue time (for handlers that await a database or
+   * another service): at most `limit` requests run at once (fixed, or learned from latency when
+   * `limit` is omitted, up to `maxConcurrent`), the rest wait in a bounded priority queue with a
+   * deadline (`maxWaitMs`, default 1000 ms), CoDel and adaptive LIFO; a refusal is 503 with
+   * Retry-After and its reason (`codel`, `deadline`, `queue-full`, `shed`). The slot is freed when
+   * the response finishes or the connection closes. A ConcurrencyLimiter, or its options (see
+   * docs/pool.md for every option and default). @default none
+   */
+  concurrency?: ConcurrencyOption | null;
 }
+
+/** The `concurrency` option: a ConcurrencyLimiter, or the options of one the guard creates (and closes). */
+export type ConcurrencyOption = ConcurrencyLimiter | ConcurrencyLimiterOptions;
 
 export const HTTP_GUARD_DEFAULTS = Object.freeze({
   forwardedHeader: 'x-forwarded-for' as ForwardedHeader,
@@ -160,6 +180,7 @@ const OPTIONS = [
   'statusPath',
   'turnBudgetMs',
   'name',
+  'concurrency',
 ] as const;
 
 const ROUTE_OPTIONS = [
@@ -173,6 +194,7 @@ const ROUTE_OPTIONS = [
   'priority',
   'cost',
   'maxWaitMs',
+  'concurrency',
   'policyName',
   'windowSec',
 ] as const;
@@ -198,6 +220,8 @@ export interface GuardConfig {
   /** The option as given (undefined: on with a shedder, however it arrives). */
   readonly turnBudgetMs: number | false | undefined;
   readonly turn: TurnBudget | undefined;
+  /** The concurrency limiters the guard created from options (it closes them with itself). */
+  readonly ownedLimiters: readonly ConcurrencyLimiter[];
 }
 
 function pathOption(option: string, value: unknown): string {
@@ -249,6 +273,42 @@ export function checkShedder(option: string, value: unknown): ProcessAdmission |
     throw new ConfigError(option, value, 'a shedder with admit({ priority, cost })');
   }
   return value as ProcessAdmission;
+}
+
+/**
+ * The `concurrency` option: a limiter as given, or a new one from options (recorded in `owned`).
+ * A bad option inside throws a ConfigError naming it under `option` (`concurrency.maxWaitMs`).
+ */
+export function checkConcurrency(
+  option: string,
+  value: unknown,
+  owned: ConcurrencyLimiter[],
+): ConcurrencyLimiter | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (value instanceof ConcurrencyLimiter) return value;
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(
+      option,
+      value,
+      'a ConcurrencyLimiter, its options ({ limit, maxWaitMs, ... }) or null',
+    );
+  }
+  const v = value as Record<string, unknown>;
+  if (typeof v.acquire === 'function' || typeof v.tryAcquire === 'function') {
+    // A limiter from another copy of the package: its permits would not be ours to count.
+    throw new ConfigError(option, value, 'a ConcurrencyLimiter of this package, or its options');
+  }
+  try {
+    const limiter = new ConcurrencyLimiter(value as ConcurrencyLimiterOptions);
+    owned.push(limiter);
+    return limiter;
+  } catch (err) {
+    if (!isConfigError(err)) throw err;
+    const inner = err.option === 'options' ? '' : `.${err.option.replace(/^ConcurrencyLimiter\./, '')}`;
+    const e = new ConfigError(`${option}${inner}`, err.value, 'x');
+    e.message = err.message.replace(`\`${err.option}\``, `\`${option}${inner}\``);
+    throw e;
+  }
 }
 
 type KeyFn = (req: IncomingMessage) => string;
@@ -313,6 +373,7 @@ function routePolicies(
   base: Route,
   addressOf: KeyFn,
   report: InvalidValueListener,
+  owned: ConcurrencyLimiter[],
 ): Route[] {
   const routes = options.routes ?? [];
   if (!Array.isArray(routes)) throw new ConfigError('routes', routes, 'an array of route policies');
@@ -339,6 +400,10 @@ function routePolicies(
       priority: r.priority === undefined ? base.priority : priorityFn(`${at}.priority`, r.priority, report),
       cost: r.cost === undefined ? base.cost : costFn(`${at}.cost`, r.cost, report),
       maxWaitMs: r.maxWaitMs === undefined ? base.maxWaitMs : finiteNumber(`${at}.maxWaitMs`, r.maxWaitMs, 0),
+      concurrency:
+        r.concurrency === undefined
+          ? base.concurrency
+          : checkConcurrency(`${at}.concurrency`, r.concurrency, owned),
       policyName: r.policyName ?? base.policyName,
       label: r.policyName ?? r.path ?? base.policyName,
       windowSec: r.windowSec ?? (r.limiter === undefined ? options.windowSec : undefined),
@@ -398,6 +463,7 @@ export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks):
     options.statusPath === undefined ? undefined : pathOption('statusPath', options.statusPath);
   if (options.governor !== undefined) fn('governor.snapshot', options.governor?.snapshot);
   const bypass = bypassOption(options.bypass);
+  const ownedLimiters: ConcurrencyLimiter[] = [];
   const base = compileRoute('', {
     methods: undefined,
     prefix: undefined,
@@ -410,10 +476,12 @@ export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks):
     priority: priorityFn('priority', options.priority, hooks.onInvalid),
     cost: costFn('cost', options.cost, hooks.onInvalid),
     maxWaitMs: finiteNumber('maxWaitMs', options.maxWaitMs ?? d.maxWaitMs, 0),
+    concurrency: checkConcurrency('concurrency', options.concurrency, ownedLimiters),
     policyName: options.policyName ?? d.policyName,
     windowSec: options.windowSec,
   });
-  const table = new RouteTable(routePolicies(options, base, addressOf, hooks.onInvalid), base, bypass);
+  const routes = routePolicies(options, base, addressOf, hooks.onInvalid, ownedLimiters);
+  const table = new RouteTable(routes, base, bypass);
   buildPipelines(table, turn);
   const name = options.name ?? 'default';
   if (typeof name !== 'string' || name.length === 0 || name.length > 100)
@@ -426,6 +494,7 @@ export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks):
     response,
     turnBudgetMs: options.turnBudgetMs,
     turn,
+    ownedLimiters,
   };
 }
 

@@ -3,6 +3,7 @@
  * the RateLimit fields of an admitted response, the status endpoint's JSON, and the default 500.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { concurrencyCause } from '../admission/concurrency-stage.js';
 import type { Decision, Priority } from '../limiters/types.js';
 import type { ResponseSettings } from './guard-options.js';
 import { defaultProblemBody, formatPolicy, formatRateLimit, retryAfterSeconds } from './headers.js';
@@ -16,6 +17,12 @@ export interface Refusal {
   readonly decision: Decision;
   /** Which stage refused. */
   readonly stage: 'key' | 'process';
+  /**
+   * Why: the decision's reason (`limited`, `blocked`, `shed`), or for the concurrency limit the
+   * limiter's own (`codel`, `deadline`, `queue-full`, `shed`, `closed`), also sent in the default
+   * body as `reason`.
+   */
+  readonly reason: string;
   readonly key: string;
   readonly priority: Priority;
   readonly cost: number;
@@ -55,7 +62,10 @@ export function buildRefusal(
     jitter: status === 503 ? settings.jitter : 0,
     random: settings.random,
   });
-  const body = defaultProblemBody(status, retryAfterSec, route.policyJson);
+  const cause = concurrencyCause(d);
+  let body = defaultProblemBody(status, retryAfterSec, route.policyJson);
+  // A problem extension member; the causes are fixed identifiers, safe to splice in.
+  if (cause !== undefined) body = `${body.slice(0, -1)},"reason":"${cause}"}`;
   const headers: Record<string, string> = {
     'content-type': 'application/problem+json',
     'content-length': String(Buffer.byteLength(body)),
@@ -72,6 +82,7 @@ export function buildRefusal(
     status,
     decision: d,
     stage,
+    reason: cause ?? d.reason,
     key: req.key,
     priority: req.priority,
     cost: req.cost,

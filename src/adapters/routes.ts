@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import { admissionPipeline, type Pipeline } from '../admission/pipeline.js';
 import type { KeyAdmission, ProcessAdmission } from '../admission/stages.js';
 import type { TurnBudget } from '../admission/turn-budget.js';
+import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
 import type { Priority } from '../limiters/types.js';
 
 /** A compiled route policy (or the guard's default). */
@@ -22,19 +23,30 @@ export interface Route {
   readonly priority: (req: IncomingMessage) => Priority;
   readonly cost: (req: IncomingMessage) => number;
   readonly maxWaitMs: number;
+  /** The route's concurrency limiter (bounded in-flight work and queue time), if any. */
+  readonly concurrency: ConcurrencyLimiter | undefined;
   readonly policyName: string;
   readonly policyQuoted: string;
   readonly policyJson: string;
   readonly windowSec: number | undefined;
   /** A bounded label for decision messages: the route's `policyName` when it set one, else its path, else 'default'. */
   readonly label: string;
-  /** The route's admission pipeline: key limiter, loop-turn budget, shedder (those it has). */
+  /** The route's admission pipeline: key limiter, loop-turn budget, shedder, concurrency (those it has). */
   pipeline: Pipeline;
 }
 
-/** The route's pipeline: its parts in the one order `admissionPipeline` gives (see there). */
+/**
+ * The route's pipeline: its parts in the one order `admissionPipeline` gives (see there). A route
+ * that inherits the guard's concurrency limiter shares it: one limit for all of them.
+ */
 export function routePipeline(route: Route, turn: TurnBudget | undefined): Pipeline {
-  return admissionPipeline({ limiter: route.limiter, maxWaitMs: route.maxWaitMs, turn, shedder: route.shedder });
+  return admissionPipeline({
+    limiter: route.limiter,
+    maxWaitMs: route.maxWaitMs,
+    turn,
+    shedder: route.shedder,
+    concurrency: route.concurrency,
+  });
 }
 
 /** Segment-boundary prefix match: `/api` matches `/api`, `/api/`, `/api/x`, not `/apix`. */

@@ -2,13 +2,32 @@
  * The concurrency stage: a ConcurrencyLimiter as a pipeline stage. It admits while a slot is free
  * for the request's priority and otherwise makes the request wait in the limiter's bounded queue
  * (deadline, CoDel, adaptive LIFO); every refusal is `shed` (503), with the limiter's
- * `retryAfterMs`. `refund` and `release` give the request's slot back exactly once.
+ * `retryAfterMs`, and says why in `cause` (`codel`, `deadline`, `queue-full`, `shed`, `closed`).
+ * `refund` and `release` give the request's slot back exactly once; a release after work that did
+ * not complete (the client left) gives no latency sample to the adaptive limit.
  */
 import { AbortError } from '../errors.js';
 import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
-import type { ConcurrencyDecision, ConcurrencyPermit } from '../limiters/concurrency/types.js';
+import type {
+  ConcurrencyDecision,
+  ConcurrencyPermit,
+  ConcurrencyRefusalReason,
+} from '../limiters/concurrency/types.js';
 import type { Decision } from '../limiters/types.js';
 import type { AdmissionRequest, Stage } from './stage.js';
+
+/** The concurrency stage's decision: a Decision, with the limiter's own reason and wait. */
+export interface ConcurrencyStageDecision extends Decision {
+  /** `ok` when admitted, else why the limiter refused. */
+  readonly cause: 'ok' | ConcurrencyRefusalReason;
+  /** Time spent in the wait queue, in ms. */
+  readonly waitedMs: number;
+}
+
+/** The concurrency limiter's reason for a decision, when it came from a concurrency stage. */
+export function concurrencyCause(d: Decision): ConcurrencyStageDecision['cause'] | undefined {
+  return (d as Partial<ConcurrencyStageDecision>).cause;
+}
 
 export class ConcurrencyStage implements Stage {
   readonly name = 'concurrency' as const;
@@ -39,8 +58,9 @@ export class ConcurrencyStage implements Stage {
     this.#release(req, false);
   }
 
-  release(req: AdmissionRequest): void {
-    this.#release(req, true);
+  /** Frees the slot; `completed: false` (the client left mid-work) keeps the hold time out of the estimate. */
+  release(req: AdmissionRequest, completed = true): void {
+    this.#release(req, completed);
   }
 
   #release(req: AdmissionRequest, sample: boolean): void {
@@ -55,11 +75,13 @@ export class ConcurrencyStage implements Stage {
     return this.#decision(p);
   }
 
-  #decision(d: ConcurrencyDecision): Decision {
+  #decision(d: ConcurrencyDecision): ConcurrencyStageDecision {
     const inFlight = this.limiter.inFlight;
     return {
       allowed: d.allowed,
       reason: d.allowed ? 'ok' : 'shed',
+      cause: d.reason,
+      waitedMs: d.waitedMs,
       remaining: Math.max(0, d.limit - inFlight),
       limit: d.limit,
       retryAfterMs: d.retryAfterMs,

@@ -10,13 +10,18 @@
  * 3. Every other stage is charged (`admit`) in its place.
  * 4. When a stage refuses, every stage already charged is refunded, last charged first (a stage
  *    without `refund` has nothing to give back, as the Shedder's learning counts what it admitted).
- * 5. A stage may answer with a promise (it queues the request): the pipeline continues with the
- *    next stage once it settles. If it rejects (an abort), the stages charged before it are
- *    refunded and the rejection goes to the caller.
+ * 5. A stage may answer with a promise (it queues the request, or decides remotely, as a key
+ *    limiter over Redis does): the pipeline continues with the next stage once it settles, and
+ *    rules 1-4 hold across the await (a later refusal refunds it too). If it rejects (an abort),
+ *    the stages charged before it are refunded and the rejection goes to the caller. If it admits
+ *    but `req.signal` aborted meanwhile (the client left while Redis answered), it and every
+ *    stage charged before it are refunded, no later stage is asked, and the run rejects with the
+ *    signal's reason: nothing stays charged, nothing is charged twice.
  * 6. When every stage admitted, the verdict is admitted; the caller calls `release` once the work
  *    completes (stages with a slot free it), or `refund` if the request is dropped before it runs.
  *
- * The synchronous path allocates nothing but the verdict.
+ * The synchronous path allocates nothing but the verdict: a promise exists only once a stage
+ * answered with one. A peekable stage (rule 2) must answer `peek` and `admit` synchronously.
  */
 import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
 import type { Decision } from '../limiters/types.js';
@@ -60,7 +65,10 @@ export class Pipeline<R extends AdmissionRequest = AdmissionRequest> {
     this.releases = stages.some((s) => s.release !== undefined);
   }
 
-  /** Decides for `req`, charging all-or-nothing. Synchronous unless a stage waits. */
+  /**
+   * Decides for `req`, charging all-or-nothing. Synchronous unless a stage answered with a
+   * promise (it waits, or decides remotely): check the result with `instanceof Promise`.
+   */
   run(req: R): Verdict<R> | Promise<Verdict<R>> {
     return this.#from(0, req, 0, 0, undefined);
   }
@@ -71,7 +79,16 @@ export class Pipeline<R extends AdmissionRequest = AdmissionRequest> {
    */
   runSync(req: R): Verdict<R> {
     const v = this.run(req);
-    if (v instanceof Promise) throw new TypeError('a pipeline stage waited; use run()');
+    if (v instanceof Promise) {
+      // The caller will not see this run: whatever it admits is given back, and nothing escapes.
+      v.then(
+        (late) => {
+          if (late.allowed) this.refund(req);
+        },
+        () => {},
+      );
+      throw new TypeError('a pipeline stage answered with a promise; use run()');
+    }
     return v;
   }
 
@@ -80,10 +97,13 @@ export class Pipeline<R extends AdmissionRequest = AdmissionRequest> {
     for (let i = this.stages.length - 1; i >= 0; i--) this.stages[i]!.refund?.(req);
   }
 
-  /** The admitted request's work is done: stages holding a slot for it free it. */
-  release(req: R): void {
+  /**
+   * The admitted request's work is done: stages holding a slot for it free it. `completed` false:
+   * it was cut short (see Stage.release).
+   */
+  release(req: R, completed = true): void {
     if (!this.releases) return;
-    for (const s of this.stages) s.release?.(req);
+    for (const s of this.stages) s.release?.(req, completed);
   }
 
   /**

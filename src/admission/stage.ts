@@ -9,13 +9,24 @@
  *
  * ```
  *   admit(req) ─▶ Decision            synchronous: the fast path, no promise, no allocation
- *              └▶ Promise<Decision>   the stage makes the request wait (a queue); rejects with an
- *                                     AbortError when `req.signal` aborts
+ *              └▶ Promise<Decision>   a waiting stage (`waits`) makes the request wait in a queue and
+ *                                     rejects with an AbortError when `req.signal` aborts; a remote
+ *                                     stage (a key limiter over a shared store such as Redis)
+ *                                     decides elsewhere and settles on its own, within a bound of
+ *                                     its own (the store's command timeout)
  *   peek(req)  ─▶ Decision            optional: what admit would answer, without charging
  *   refund(req)                       optional: undo admit's charge (the request was refused later,
  *                                     or its client left)
- *   release(req)                      optional: the admitted work completed (a slot is free again)
+ *   release(req, completed?)          optional: the admitted work ended (a slot is free again);
+ *                                     `completed` false when it was cut short (the client left)
  * ```
+ *
+ * Any stage may answer with a promise, whatever its `waits`: the pipeline then continues once it
+ * settles and keeps charging all-or-nothing across the await. `waits` only says that the stage
+ * queues, so the caller must pass a `signal` before running the pipeline (and counts the request
+ * as queued). For a remote stage the caller may set `signal` once `run` has answered with a
+ * promise: the pipeline reads it only after each await, and a request whose signal aborted by then
+ * is refunded everywhere it was charged and charged nowhere else.
  */
 import type { DecisionStage } from '../observability/channels.js';
 import type { Decision, Priority } from '../limiters/types.js';
@@ -28,9 +39,9 @@ export interface AdmissionRequest {
   /** The request's weight, > 0. */
   readonly cost: number;
   /**
-   * Aborts a wait: a stage that answers with a promise must reject it with an AbortError once
-   * this aborts (the client left, the guard closed), and hold no charge for it. Set by the caller
-   * whenever the pipeline `waits`.
+   * Aborts a wait: a waiting stage must reject its promise with an AbortError once this aborts
+   * (the client left, the guard closed), and hold no charge for it. Set by the caller whenever
+   * the pipeline `waits`; may be set after `run` answered with a promise (see above).
    */
   readonly signal?: AbortSignal;
 }
@@ -39,8 +50,9 @@ export interface Stage<R extends AdmissionRequest = AdmissionRequest> {
   /** Which stage this is, in decision messages and refusals. */
   readonly name: DecisionStage;
   /**
-   * True when `admit` may answer with a promise (the stage queues). The caller then passes a
-   * `signal`; a pipeline with no waiting stage never allocates one.
+   * True when `admit` may make the request wait in a queue. The caller then passes a `signal`; a
+   * pipeline with no waiting stage never allocates one. (A remote stage, whose promise settles on
+   * its own, has `waits: false`.)
    */
   readonly waits: boolean;
   /**
@@ -50,7 +62,9 @@ export interface Stage<R extends AdmissionRequest = AdmissionRequest> {
   readonly quota: boolean;
   /**
    * Decides and, when admitted, charges. Refusals are values (`allowed: false`), never
-   * exceptions. Answer synchronously whenever possible: a promise costs a microtask.
+   * exceptions. Answer synchronously whenever possible: a promise costs a microtask. A remote
+   * stage's promise should not reject (a store that cannot answer decides by its failure policy);
+   * if it does, the pipeline refunds the stages charged before it and rejects with that error.
    */
   admit(req: R): Decision | Promise<Decision>;
   /**
@@ -61,6 +75,10 @@ export interface Stage<R extends AdmissionRequest = AdmissionRequest> {
   peek?(req: R): Decision;
   /** Gives back what `admit` charged for `req` (the same cost, the same slot). */
   refund?(req: R): void;
-  /** The admitted work is done (the response finished, or its connection closed). */
-  release?(req: R): void;
+  /**
+   * The admitted work is done (the response finished, or its connection closed). `completed` is
+   * false when it was cut short (the connection closed before the response finished): a stage that
+   * learns from how long work takes leaves it out. @default true
+   */
+  release?(req: R, completed?: boolean): void;
 }

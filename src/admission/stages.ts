@@ -7,21 +7,36 @@ import type { Decision, Priority } from '../limiters/types.js';
 import type { AdmissionRequest, Stage } from './stage.js';
 import type { TurnBudget } from './turn-budget.js';
 
-/** Per-key admission: a KeyedLimiter (`createLimiter`) fits, or anything with the same `take`. */
+/**
+ * Per-key admission: a KeyedLimiter or a window limiter (`createLimiter`), a StoreLimiter
+ * (`createLimiter({ store })`, its buckets in Redis or another shared store), or anything with the
+ * same `take`.
+ */
 export interface KeyAdmission {
-  take(key: string, options: { cost: number; priority: Priority }): Decision;
+  /**
+   * Decides and charges. A limiter over a shared store answers with a promise (one round trip); the
+   * guard then answers the request once it settles. Such a promise should not reject: a store that
+   * cannot answer decides by its failure policy, within its own timeout.
+   */
+  take(key: string, options: { cost: number; priority: Priority }): Decision | Promise<Decision>;
   /** Used in queueing mode (`maxWaitMs > 0`); without it the guard refuses at once. */
   acquire?(
     key: string,
     options: { cost: number; priority: Priority; maxWaitMs: number; signal: AbortSignal },
   ): Promise<Decision>;
   /**
-   * What `take` would answer, without charging. With it (and a later stage), the pipeline asks
-   * the key first, then the later stages, and charges the key only when all admit: all-or-nothing.
+   * Gives back what `take` charged for `key` (a later stage refused the request, or its client
+   * left before it ran). With it, the key is charged first and refunded when needed: the way for
+   * a limiter that decides remotely, where a `peek` would cost a second round trip. May answer
+   * with a promise (it is not awaited; a rejection is ignored, the store reports its own failures).
    */
-  peek?(key: string, options: { cost: number; priority: Priority }): Decision;
-  /** Without `peek`: called to give back a key's charge when a later stage refuses. */
-  refund?(key: string, cost: number): void;
+  refund?(key: string, options: { cost: number; priority: Priority }): void | Promise<void>;
+  /**
+   * What `take` would answer, without charging. Used only by a limiter without `refund`, and then
+   * it must answer synchronously: with it (and a later stage), the pipeline asks the key first,
+   * then the later stages, and charges the key only when all admit: all-or-nothing.
+   */
+  peek?(key: string, options: { cost: number; priority: Priority }): Decision | Promise<Decision>;
   /** When both are numbers, `RateLimit-Policy` advertises `w = burst / ratePerSec` seconds. */
   readonly ratePerSec?: number;
   readonly burst?: number;
@@ -54,14 +69,19 @@ export function shedderStage(shedder: ProcessAdmission): Stage {
 
 /**
  * A key limiter as a stage. With `maxWaitMs > 0` and an `acquire`, it queues the request (up to
- * `maxWaitMs`) instead of refusing at once; otherwise it decides at once, and offers `peek` when
- * the limiter does, so the pipeline charges the key last.
+ * `maxWaitMs`) instead of refusing at once. Otherwise it decides at once: charged in its place and
+ * refunded on a later refusal when the limiter has `refund` (a StoreLimiter: its promise is awaited
+ * by the pipeline), else peeked in its place and charged last when it has a `peek` (the in-memory
+ * limiters), else charged in its place with nothing to give back.
  */
 export function keyStage(limiter: KeyAdmission, maxWaitMs = 0): Stage {
   const refund =
     limiter.refund === undefined
       ? undefined
-      : (req: AdmissionRequest): void => limiter.refund!(req.key, req.cost);
+      : (req: AdmissionRequest): void => {
+          const r = limiter.refund!(req.key, { cost: req.cost, priority: req.priority });
+          if (r !== undefined && typeof (r as Promise<void>).then === 'function') r.then(undefined, ignore);
+        };
   if (maxWaitMs > 0 && limiter.acquire !== undefined) {
     const stage: Stage = {
       name: 'key',
@@ -84,8 +104,12 @@ export function keyStage(limiter: KeyAdmission, maxWaitMs = 0): Stage {
     quota: true,
     admit: (req) => limiter.take(req.key, { cost: req.cost, priority: req.priority }),
   };
-  if (limiter.peek !== undefined)
-    stage.peek = (req) => limiter.peek!(req.key, { cost: req.cost, priority: req.priority });
   if (refund !== undefined) stage.refund = refund;
+  else if (limiter.peek !== undefined) {
+    stage.peek = (req) => limiter.peek!(req.key, { cost: req.cost, priority: req.priority }) as Decision;
+  }
   return stage;
 }
+
+/** A refund that failed is the store's to report (RedisStore emits `error`), never an unhandled rejection. */
+const ignore = (): void => {};

@@ -1,29 +1,42 @@
 /**
- * The throttle controller: from raw and smoothed pressure to a factor, with hysteresis, bounded
- * slew, a cool-down and a warm-up. Pure: it is handed the time and returns its next state.
+ * The throttle controller: from raw and smoothed pressure to a factor, with hysteresis, cuts sized
+ * by the excess and paced by a measured dead time, a cool-down, fast recovery once pressure is
+ * clear, and a warm-up that strong evidence can end. Pure: it is handed the time and returns its
+ * next state.
  *
- *   smoothed > engageAt                     engaged: cut while the current reading agrees
+ *   smoothed > engageAt                     engaged: cut while the current reading agrees, paced
+ *                                           by the dead time (below)
  *   releaseAt ≤ smoothed ≤ engageAt         hold
- *   smoothed < releaseAt                    recover, once `cooldownMs` has passed since the last cut
+ *   smoothed < releaseAt                    recover (additive), once `cooldownMs` has passed since the last cut
+ *   current pressure 0 for `clearMs`        recover fast (multiplicative toward 1), whatever the smoothed value
  *
- * Cut (multiplicative decrease), on a tick where smoothed > engageAt AND raw > engageAt AND at least
- * `cutIntervalMs` have passed since the previous cut:
+ * Cut size (multiplicative decrease), on a tick where smoothed > engageAt AND raw > engageAt:
  *   sustained = the lowest raw reading within the last cutIntervalMs (0 without that much history)
  *   excess = (max(smoothed, sustained) − engageAt) / (1 − engageAt)   (0 at the threshold, 1 at 1)
  *   cut = min(maxCutPerTick, maxCutPerTick · excess · Δt / intervalMs)
  *   f ← max(floor, f · (1 − cut))
- * Recover (additive increase, per second, not per tick):
- *   f ← min(1, f + recoverPerSec · Δt / 1000)
  *
- * Why both readings gate a cut: the smoothed one says the overload is not a blip (a GC pause moves
- * it by at most α); the raw one says it is still there. When the cuts have worked, the raw reading
- * falls below engageAt at once while the smoothed one lags by about τ: cutting on the smoothed one
- * alone would keep cutting through that lag and overshoot far below the level the process can bear.
+ * When to cut again (dead time). A cut shows in the readings only once the work queued before it
+ * has drained: until then the reading still says "overloaded", and a controller that cuts on a
+ * fixed clock stacks cuts for an overload the first one dealt with, down to the floor. So after a
+ * cut the controller watches the *level*, the dominant reading's unclamped pressure `(value −
+ * target) / (limit − target)` (a queue 30 times its limit reads 30, not 1, so that its draining is
+ * visible), and cuts again only when, at least `cutIntervalMs` after the last cut:
+ *   - the level rose above its value at the last cut by RISE_MARGIN (the cut was not enough), or
+ *   - the level has made no progress (a new low, by PROGRESS_MARGIN) for the dead time D.
+ * D is measured: the time from a cut to the first progress, bounded to [cutIntervalMs,
+ * maxDeadTimeMs]; before any measurement it is cutIntervalMs. While the level keeps falling the
+ * cut is working and the controller holds, however high the level still is.
  *
- * Why a minimum interval between cuts (dead time): a cut shows in the readings only once the work
- * queued before it has drained. Until then the raw reading still says "overloaded", and cutting on
- * every tick would stack cuts for an overload the first cut has already dealt with. One cut per
- * `cutIntervalMs` waits for the effect of the last one before deciding that another is needed.
+ * Recovery. Additive (recoverPerSec) while the smoothed pressure is below releaseAt and the
+ * cool-down is over; fast once the current pressure has been 0 (every signal at or below its
+ * target) for `clearMs` and the cool-down is over: the gap to 1 halves every `recoverHalfLifeMs`,
+ * and closes when below 1%. A load that fell away is then served again within a second or two,
+ * where additive recovery from the floor took 19 s.
+ *
+ * Warm-up. For warmupMs the controller only observes, unless the level has stayed at or above
+ * WARMUP_EVIDENCE_LEVEL (2: twice as far past the target as the limit is) for `warmupEvidenceMs`:
+ * start-up noise is short, a process started into an overload is not.
  */
 
 /**
@@ -41,13 +54,16 @@ export type GovernorState = 'warming' | 'idle' | 'engaged' | 'holding' | 'recove
 /** What the controller did on one step, for the decision record's reason. */
 export type ControllerAction =
   | { readonly kind: 'warming'; readonly elapsedMs: number }
-  | { readonly kind: 'cut'; readonly cut: number }
-  | { readonly kind: 'dead-time'; readonly sinceCutMs: number }
+  | { readonly kind: 'warmup-ended'; readonly evidenceMs: number }
+  | { readonly kind: 'cut'; readonly cut: number; readonly why: 'first' | 'rising' | 'stalled' }
+  | { readonly kind: 'dead-time'; readonly sinceCutMs: number; readonly deadTimeMs: number }
+  | { readonly kind: 'draining'; readonly level: number }
   | { readonly kind: 'at-floor' }
   | { readonly kind: 'raw-below-engage' }
   | { readonly kind: 'band' }
   | { readonly kind: 'cooldown'; readonly sinceCutMs: number }
   | { readonly kind: 'recover'; readonly belowForMs: number }
+  | { readonly kind: 'recover-fast'; readonly clearForMs: number }
   | { readonly kind: 'idle' };
 
 export interface ControllerConfig {
@@ -57,20 +73,49 @@ export interface ControllerConfig {
   readonly floor: number;
   readonly maxCutPerTick: number;
   readonly cutIntervalMs: number;
+  readonly maxDeadTimeMs: number;
   readonly recoverPerSec: number;
+  readonly clearMs: number;
+  readonly recoverHalfLifeMs: number;
   readonly cooldownMs: number;
   readonly warmupMs: number;
+  readonly warmupEvidenceMs: number;
 }
+
+/** A level this far above its value at the last cut means the cut was not enough. In pressure units. */
+export const RISE_MARGIN = 0.1;
+/** Progress is a new low of the level by max(this, 5% of the level). In pressure units. */
+export const PROGRESS_MARGIN = 0.05;
+/** During warm-up, a level at or above this for `warmupEvidenceMs` ends the warm-up early. */
+export const WARMUP_EVIDENCE_LEVEL = 2;
+/** Fast recovery closes the gap to 1 once it is below this. */
+const RECOVERED_GAP = 0.01;
 
 export interface ControllerState {
   readonly factor: number;
   readonly state: GovernorState;
   /** When the warm-up started (the governor's start). */
   readonly startedAtMs: number;
+  /** Whether strong evidence ended the warm-up early. */
+  readonly warmupEnded: boolean;
+  /** Since when the level has stayed at or above WARMUP_EVIDENCE_LEVEL during warm-up, or undefined. */
+  readonly evidenceSinceMs: number | undefined;
   /** The time of the last cut, or undefined if none since the start. */
   readonly lastCutAtMs: number | undefined;
+  /** The level at the last cut. */
+  readonly cutLevel: number;
+  /** The lowest level since the last cut (the reference for progress). */
+  readonly lowLevel: number;
+  /** When the level last made progress (or the last cut, if it has not since). */
+  readonly progressAtMs: number;
+  /** Whether the level has made progress since the last cut (the dead time was measured). */
+  readonly responded: boolean;
+  /** The dead time estimate, in ms, within [cutIntervalMs, maxDeadTimeMs]. */
+  readonly deadTimeMs: number;
   /** Since when the smoothed pressure has been below `releaseAt`, or undefined if it is not. */
   readonly belowReleaseSinceMs: number | undefined;
+  /** Since when the current pressure has been 0, or undefined if it is not. */
+  readonly clearSinceMs: number | undefined;
   /** The raw readings of the last `cutIntervalMs` (and the one before), oldest first. */
   readonly recent: readonly { readonly atMs: number; readonly pressure: number }[];
 }
@@ -83,15 +128,28 @@ export interface ControllerInput {
   readonly pressure: number;
   /** The smoothed pressure after folding in this tick, from 0 to 1. */
   readonly smoothedPressure: number;
+  /**
+   * The highest unclamped pressure this tick, `(value − target) / (limit − target)`: above 1 when a
+   * reading is past its limit. @default pressure
+   */
+  readonly level?: number;
 }
 
-export function initialControllerState(startedAtMs: number): ControllerState {
+export function initialControllerState(startedAtMs: number, deadTimeMs = 1000): ControllerState {
   return {
     factor: 1,
     state: 'warming',
     startedAtMs,
+    warmupEnded: false,
+    evidenceSinceMs: undefined,
     lastCutAtMs: undefined,
+    cutLevel: 0,
+    lowLevel: 0,
+    progressAtMs: startedAtMs,
+    responded: true,
+    deadTimeMs,
     belowReleaseSinceMs: undefined,
+    clearSinceMs: undefined,
     recent: [],
   };
 }
@@ -108,28 +166,100 @@ export function controllerStep(
   input: ControllerInput,
 ): ControllerStep {
   const { nowMs, pressure, smoothedPressure: s } = input;
+  const level = Math.max(pressure, Number.isFinite(input.level) ? (input.level as number) : pressure);
   const dtMs = Math.max(input.dtMs, 0);
   // The readings of the last cutIntervalMs, after the newest one older than that (kept first, as
   // the proof that there is a whole interval of history).
   const kept = previous.recent.filter((r) => nowMs - r.atMs < c.cutIntervalMs);
   const older = previous.recent.filter((r) => nowMs - r.atMs >= c.cutIntervalMs).at(-1);
   const recent = [...(older === undefined ? [] : [older]), ...kept, { atMs: nowMs, pressure }];
-  const prev: ControllerState = { ...previous, recent };
+  let prev: ControllerState = {
+    ...previous,
+    recent,
+    clearSinceMs: pressure > 0 ? undefined : (previous.clearSinceMs ?? nowMs),
+  };
+  prev = trackLevel(c, prev, nowMs, level);
+
   const elapsedMs = nowMs - prev.startedAtMs;
-  if (elapsedMs < c.warmupMs) {
+  let warmupEnded: ControllerAction | undefined;
+  if (elapsedMs < c.warmupMs && !prev.warmupEnded) {
+    const evidenceSinceMs = level >= WARMUP_EVIDENCE_LEVEL ? (prev.evidenceSinceMs ?? nowMs) : undefined;
+    if (evidenceSinceMs === undefined || nowMs - evidenceSinceMs < c.warmupEvidenceMs) {
+      return {
+        next: { ...prev, factor: 1, state: 'warming', belowReleaseSinceMs: undefined, evidenceSinceMs },
+        action: { kind: 'warming', elapsedMs },
+      };
+    }
+    prev = { ...prev, warmupEnded: true, evidenceSinceMs };
+    warmupEnded = { kind: 'warmup-ended', evidenceMs: nowMs - evidenceSinceMs };
+  }
+  const step = settledStep(c, prev, nowMs, dtMs, pressure, s, level);
+  // The record of the tick that ended the warm-up says so, unless that tick also cut.
+  return warmupEnded !== undefined && step.action.kind !== 'cut' ? { ...step, action: warmupEnded } : step;
+}
+
+/** Progress of the level since the last cut, and the dead time it measures. */
+function trackLevel(c: ControllerConfig, st: ControllerState, nowMs: number, level: number): ControllerState {
+  if (st.lastCutAtMs === undefined) return st;
+  if (level >= st.lowLevel - Math.max(PROGRESS_MARGIN, Math.abs(st.lowLevel) * 0.05)) return st;
+  const measured = nowMs - st.lastCutAtMs;
+  return {
+    ...st,
+    lowLevel: level,
+    progressAtMs: nowMs,
+    responded: true,
+    deadTimeMs: st.responded ? st.deadTimeMs : bound(c, measured),
+  };
+}
+
+function bound(c: ControllerConfig, deadTimeMs: number): number {
+  return Math.min(c.maxDeadTimeMs, Math.max(c.cutIntervalMs, deadTimeMs));
+}
+
+/** The step once warm-up is over. */
+function settledStep(
+  c: ControllerConfig,
+  prev: ControllerState,
+  nowMs: number,
+  dtMs: number,
+  pressure: number,
+  s: number,
+  level: number,
+): ControllerStep {
+  const f = prev.factor;
+  const sinceCut = prev.lastCutAtMs === undefined ? Infinity : nowMs - prev.lastCutAtMs;
+  const cooled = sinceCut >= c.cooldownMs;
+
+  // Fast recovery: the current pressure has been 0 for clearMs. Checked first: the smoothed value
+  // lags the load's fall by seconds, and a load the process can serve must not wait for it.
+  if (f < 1 && cooled && prev.clearSinceMs !== undefined && nowMs - prev.clearSinceMs >= c.clearMs) {
+    const gap = (1 - f) * 2 ** (-dtMs / c.recoverHalfLifeMs);
+    const raised = Math.min(1, Math.max(1 - gap, f + (c.recoverPerSec * dtMs) / 1000));
+    const factor = 1 - raised < RECOVERED_GAP ? 1 : Math.max(c.floor, raised);
     return {
-      next: { ...prev, factor: 1, state: 'warming', belowReleaseSinceMs: undefined },
-      action: { kind: 'warming', elapsedMs },
+      next: {
+        ...prev,
+        factor,
+        state: factor >= 1 ? 'idle' : 'recovering',
+        belowReleaseSinceMs: s < c.releaseAt ? (prev.belowReleaseSinceMs ?? nowMs) : undefined,
+      },
+      action: { kind: 'recover-fast', clearForMs: nowMs - prev.clearSinceMs },
     };
   }
-  const f = prev.factor;
 
   if (s > c.engageAt) {
     const base = { ...prev, state: 'engaged' as const, belowReleaseSinceMs: undefined };
     if (!(pressure > c.engageAt)) return { next: base, action: { kind: 'raw-below-engage' } };
     if (f <= c.floor) return { next: { ...base, factor: c.floor }, action: { kind: 'at-floor' } };
-    if (prev.lastCutAtMs !== undefined && nowMs - prev.lastCutAtMs < c.cutIntervalMs) {
-      return { next: base, action: { kind: 'dead-time', sinceCutMs: nowMs - prev.lastCutAtMs } };
+    const why = cutReason(c, prev, nowMs, level);
+    if (why === undefined) {
+      if (sinceCut < prev.deadTimeMs && !prev.responded) {
+        return {
+          next: base,
+          action: { kind: 'dead-time', sinceCutMs: sinceCut, deadTimeMs: prev.deadTimeMs },
+        };
+      }
+      return { next: base, action: { kind: 'draining', level } };
     }
     const excess = Math.min(
       1,
@@ -137,7 +267,18 @@ export function controllerStep(
     );
     const cut = Math.min(c.maxCutPerTick, (c.maxCutPerTick * excess * dtMs) / c.intervalMs);
     const factor = Math.max(c.floor, Math.min(1, f * (1 - cut)));
-    return { next: { ...base, factor, lastCutAtMs: nowMs }, action: { kind: 'cut', cut } };
+    return {
+      next: {
+        ...base,
+        factor,
+        lastCutAtMs: nowMs,
+        cutLevel: level,
+        lowLevel: level,
+        progressAtMs: nowMs,
+        responded: false,
+      },
+      action: { kind: 'cut', cut, why },
+    };
   }
 
   if (s >= c.releaseAt) {
@@ -151,10 +292,10 @@ export function controllerStep(
   if (f >= 1) {
     return { next: { ...prev, factor: 1, state: 'idle', belowReleaseSinceMs }, action: { kind: 'idle' } };
   }
-  if (prev.lastCutAtMs !== undefined && nowMs - prev.lastCutAtMs < c.cooldownMs) {
+  if (!cooled) {
     return {
       next: { ...prev, state: 'holding', belowReleaseSinceMs },
-      action: { kind: 'cooldown', sinceCutMs: nowMs - prev.lastCutAtMs },
+      action: { kind: 'cooldown', sinceCutMs: sinceCut },
     };
   }
   const factor = Math.max(c.floor, Math.min(1, f + (c.recoverPerSec * dtMs) / 1000));
@@ -162,6 +303,27 @@ export function controllerStep(
     next: { ...prev, factor, state: factor >= 1 ? 'idle' : 'recovering', belowReleaseSinceMs },
     action: { kind: 'recover', belowForMs: nowMs - belowReleaseSinceMs },
   };
+}
+
+/**
+ * Why a cut is due now, or undefined to wait. Never within cutIntervalMs of the last cut. The first
+ * cut of an episode (no cut yet, or the last one's effect long settled) is due at once; later ones
+ * when the level rose past its value at the last cut, or made no progress for the dead time.
+ */
+function cutReason(
+  c: ControllerConfig,
+  st: ControllerState,
+  nowMs: number,
+  level: number,
+): 'first' | 'rising' | 'stalled' | undefined {
+  if (st.lastCutAtMs === undefined) return 'first';
+  const sinceCut = nowMs - st.lastCutAtMs;
+  if (sinceCut < c.cutIntervalMs) return undefined;
+  // A new episode: the controller had left the engaged state since its last cut.
+  if (st.state !== 'engaged') return 'first';
+  if (level > st.cutLevel + RISE_MARGIN) return 'rising';
+  if (nowMs - st.progressAtMs >= st.deadTimeMs) return 'stalled';
+  return undefined;
 }
 
 /**

@@ -49,12 +49,32 @@ export interface GovernorOptions {
    * show before the next one. 0 allows a cut on every tick. @default 1000
    */
   cutIntervalMs?: number;
+  /**
+   * The longest the governor waits for a cut to show before cutting again, in ms: the bound of the
+   * measured dead time (from a cut to the first fall of the pressure). At least `cutIntervalMs`.
+   * @default 5000
+   */
+  maxDeadTimeMs?: number;
   /** How fast the factor recovers, in factor units per second (additive). @default 0.05 */
   recoverPerSec?: number;
+  /**
+   * Once the current pressure has been 0 (every signal at or below its target) this long, in ms,
+   * the factor recovers fast (see `recoverHalfLifeMs`), without waiting for the smoothed pressure.
+   * @default 1000
+   */
+  clearMs?: number;
+  /** Fast recovery halves the gap between the factor and 1 every this many ms. @default 500 */
+  recoverHalfLifeMs?: number;
   /** Time after the last cut before recovery may start, in ms. @default 2000 */
   cooldownMs?: number;
   /** Time after start during which the governor observes but does not throttle, in ms. @default 10000 */
   warmupMs?: number;
+  /**
+   * Strong evidence ends the warm-up early: a reading at least twice as far past its target as its
+   * limit is (unclamped pressure >= 2) for this long, in ms. A process started into an overload
+   * sheds after this, not after `warmupMs`. @default 2000
+   */
+  warmupEvidenceMs?: number;
   /** `shadow` computes and reports the factor but applies 1. @default 'enforce' */
   mode?: GovernorMode;
   /** @default systemClock */
@@ -73,9 +93,13 @@ export const GOVERNOR_DEFAULTS = Object.freeze({
   floor: 0.05,
   maxCutPerTick: 0.2,
   cutIntervalMs: 1000,
+  maxDeadTimeMs: 5000,
   recoverPerSec: 0.05,
+  clearMs: 1000,
+  recoverHalfLifeMs: 500,
   cooldownMs: 2000,
   warmupMs: 10_000,
+  warmupEvidenceMs: 2000,
   mode: 'enforce' as GovernorMode,
   clock: systemClock as Clock,
 });
@@ -89,9 +113,13 @@ const OPTION_KEYS = [
   'floor',
   'maxCutPerTick',
   'cutIntervalMs',
+  'maxDeadTimeMs',
   'recoverPerSec',
+  'clearMs',
+  'recoverHalfLifeMs',
   'cooldownMs',
   'warmupMs',
+  'warmupEvidenceMs',
   'mode',
   'clock',
 ] as const;
@@ -125,7 +153,7 @@ export interface DecisionRecord {
   readonly dominant: DominantSignal | undefined;
   /** Each signal's pressure this tick; a failed signal in `ignore` mode is absent. */
   readonly pressures: Readonly<Record<string, number>>;
-  /** For humans and logs, such as "engaged: event-loop-delay 184 ms > target 50 ms (pressure 0.67)". */
+  /** For humans and logs, such as "engaged: event-loop-delay 184 ms > target 20 ms (pressure 0.91); smoothed …". */
   readonly reason: string;
 }
 
@@ -231,9 +259,13 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
       floor: o.floor,
       maxCutPerTick: o.maxCutPerTick,
       cutIntervalMs: o.cutIntervalMs,
+      maxDeadTimeMs: o.maxDeadTimeMs,
       recoverPerSec: o.recoverPerSec,
+      clearMs: o.clearMs,
+      recoverHalfLifeMs: o.recoverHalfLifeMs,
       cooldownMs: o.cooldownMs,
       warmupMs: o.warmupMs,
+      warmupEvidenceMs: o.warmupEvidenceMs,
     };
     this.#slots = o.signals.map((signal) => ({
       signal,
@@ -245,12 +277,20 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
     }));
     this.#ewma = new TimeEwma(o.smoothingMs);
     this.#lastAtMs = this.#clock.now();
-    this.#ctl = { ...initialControllerState(this.#lastAtMs), state: 'stopped' };
+    this.#ctl = { ...initialControllerState(this.#lastAtMs, o.cutIntervalMs), state: 'stopped' };
   }
 
   /** The factor limiters apply, from floor to 1 (always 1 in shadow mode, while warming or stopped). */
   get factor(): number {
     return this.#applied;
+  }
+
+  /**
+   * The pressure of the last tick, from 0 to 1 (0: every signal at or below its target). Cheap to
+   * read: the Shedder reads it on refusals at factor 1 to decide whether to probe (see shedder.ts).
+   */
+  get pressure(): number {
+    return this.#pressure;
   }
 
   /** The factor the controller computed, applied or not. */
@@ -396,7 +436,7 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
   /** A fresh epoch: factor 1, smoothed pressure 0, the warm-up from `now`. */
   #reset(now: number, lastTickAtMs: number | undefined): void {
     this.#epochSet = true;
-    const initial = initialControllerState(now);
+    const initial = initialControllerState(now, this.options.cutIntervalMs);
     this.#ctl = this.options.warmupMs > 0 ? initial : { ...initial, state: 'idle' };
     this.#ewma.reset(0);
     this.#lastTickAtMs = lastTickAtMs;
@@ -471,6 +511,14 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
 
     const top = dominantReading(readings);
     this.#pressure = top?.pressure ?? 0;
+    // The level: the highest unclamped pressure, so that a queue draining from 30 times its limit
+    // shows progress to the controller while its pressure still reads 1. A failed signal counts 1.
+    let level = this.#pressure;
+    for (const r of readings) {
+      if (Number.isNaN(r.value)) continue;
+      const l = (r.value - r.target) / (r.limit - r.target);
+      if (l > level) level = l;
+    }
     this.#dominant =
       top === undefined
         ? undefined
@@ -491,6 +539,7 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
       dtMs: dt,
       pressure: this.#pressure,
       smoothedPressure: smoothed,
+      level,
     });
     this.#ctl = step.next;
     if (this.#ctl.factor !== previous || this.#ctl.state !== previousState) {
@@ -560,10 +609,14 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
     switch (action.kind) {
       case 'warming':
         return `warming: ${secs(action.elapsedMs)} of ${secs(c.warmupMs)} warm-up, observing only; ${who}`;
+      case 'warmup-ended':
+        return `engaged early: ${who}; past twice its limit for ${secs(action.evidenceMs)} during the warm-up`;
       case 'cut':
-        return `engaged: ${who}; smoothed ${fmt(s)} > engage ${fmt(c.engageAt)}, cut ${fmt(action.cut * 100)}% to ${factorText(this.#ctl.factor)}`;
+        return `engaged: ${who}; smoothed ${fmt(s)} > engage ${fmt(c.engageAt)}, cut ${fmt(action.cut * 100)}% to ${factorText(this.#ctl.factor)}${CUT_WHY[action.why]}`;
       case 'dead-time':
-        return `engaged: ${who}; smoothed ${fmt(s)} > engage ${fmt(c.engageAt)}, waiting for the last cut to show (${secs(action.sinceCutMs)} of ${secs(c.cutIntervalMs)})`;
+        return `engaged: ${who}; smoothed ${fmt(s)} > engage ${fmt(c.engageAt)}, waiting for the last cut to show (${secs(action.sinceCutMs)} of a ${secs(action.deadTimeMs)} dead time)`;
+      case 'draining':
+        return `engaged: ${who}; smoothed ${fmt(s)} > engage ${fmt(c.engageAt)}, the last cut is working (level ${fmt(action.level)} falling); not cutting`;
       case 'at-floor':
         return `engaged: ${who}; smoothed ${fmt(s)} > engage ${fmt(c.engageAt)}, holding at the floor ${fmt(c.floor)}`;
       case 'raw-below-engage':
@@ -572,6 +625,8 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
         return `holding: smoothed pressure ${fmt(s)} between release ${fmt(c.releaseAt)} and engage ${fmt(c.engageAt)}`;
       case 'cooldown':
         return `holding: pressure ${fmt(s)} below release ${fmt(c.releaseAt)}, cool-down ${secs(action.sinceCutMs)} of ${secs(c.cooldownMs)} since the last cut`;
+      case 'recover-fast':
+        return `${this.#ctl.factor >= 1 ? 'recovered' : 'recovering'}: no pressure for ${secs(action.clearForMs)}; factor ${factorText(this.#ctl.factor)}`;
       case 'recover':
         return `${this.#ctl.factor >= 1 ? 'recovered' : 'recovering'}: pressure ${fmt(s)} below release ${fmt(c.releaseAt)} for ${secs(action.belowForMs)}; factor ${factorText(this.#ctl.factor)}`;
       case 'idle':
@@ -634,6 +689,12 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
   }
 }
 
+const CUT_WHY = {
+  first: '',
+  rising: ' (still rising after the last cut)',
+  stalled: ' (no progress within the dead time)',
+} as const;
+
 function fmt(n: number): string {
   if (!Number.isFinite(n)) return String(n);
   const a = Math.abs(n);
@@ -681,9 +742,28 @@ export function resolveGovernorOptions(options: GovernorOptions): Readonly<Resol
     throw new ConfigError('maxCutPerTick', maxCutPerTick, 'a number > 0 and < 1');
   }
   const cutIntervalMs = finiteNumber('cutIntervalMs', options.cutIntervalMs ?? d.cutIntervalMs, 0);
+  const maxDeadTimeMs = finiteNumber(
+    'maxDeadTimeMs',
+    options.maxDeadTimeMs ?? Math.max(d.maxDeadTimeMs, cutIntervalMs),
+    cutIntervalMs,
+    3_600_000,
+  );
   const recoverPerSec = positiveNumber('recoverPerSec', options.recoverPerSec ?? d.recoverPerSec, 0, 1000);
+  const clearMs = finiteNumber('clearMs', options.clearMs ?? d.clearMs, 0, 3_600_000);
+  const recoverHalfLifeMs = positiveNumber(
+    'recoverHalfLifeMs',
+    options.recoverHalfLifeMs ?? d.recoverHalfLifeMs,
+    0,
+    3_600_000,
+  );
   const cooldownMs = finiteNumber('cooldownMs', options.cooldownMs ?? d.cooldownMs, 0);
   const warmupMs = finiteNumber('warmupMs', options.warmupMs ?? d.warmupMs, 0);
+  const warmupEvidenceMs = finiteNumber(
+    'warmupEvidenceMs',
+    options.warmupEvidenceMs ?? d.warmupEvidenceMs,
+    0,
+    3_600_000,
+  );
   const mode = oneOf('mode', options.mode ?? d.mode, ['enforce', 'shadow'] as const);
   const clock = options.clock ?? d.clock;
   if (
@@ -704,9 +784,13 @@ export function resolveGovernorOptions(options: GovernorOptions): Readonly<Resol
     floor,
     maxCutPerTick,
     cutIntervalMs,
+    maxDeadTimeMs,
     recoverPerSec,
+    clearMs,
+    recoverHalfLifeMs,
     cooldownMs,
     warmupMs,
+    warmupEvidenceMs,
     mode,
     clock,
   });

@@ -104,6 +104,15 @@ export const MAX_BURST_MS = 60_000;
 /** The learned rate is the highest rate of slots this long (or `learnWindowMs`, if shorter), in ms. */
 const LEARN_SLOT_MS = 250;
 
+/** While refusing at factor 1 with the source's pressure above 0, the base falls this share per second (3%/s). */
+export const PROBE_BACKOFF_PER_SEC = 0.03;
+
+/** The pressure a factor source reports (a Governor's `pressure`), or undefined if it reports none. */
+function sourcePressure(source: FactorSource): number | undefined {
+  const p = (source as { readonly pressure?: unknown }).pressure;
+  return typeof p === 'number' && Number.isFinite(p) ? p : undefined;
+}
+
 export const SHEDDER_DEFAULTS = Object.freeze({
   burstMs: 50,
   learnWindowMs: 2000,
@@ -362,8 +371,13 @@ export class Shedder {
       this.#release();
       return;
     }
-    const grown = this.#base * (1 + this.#probePerSec) ** (elapsed / 1000);
-    this.#limit(grown, 1);
+    // A source that reports pressure (a Governor) steers the probe: grow while every signal is at
+    // or below its target, fall PROBE_BACKOFF_PER_SEC while one is past it. Without this the
+    // base walks up 0.1%/s until it passes the throughput and a queue forms under a factor of 1.
+    const pressure = sourcePressure(this.#source);
+    const perSec = pressure === undefined || pressure <= 0 ? this.#probePerSec : -PROBE_BACKOFF_PER_SEC;
+    const moved = Math.max(this.#minRate, this.#base * (1 + perSec) ** (elapsed / 1000));
+    this.#limit(moved, 1);
   }
 
   /** Closes the open slot at `now`, forgets slots older than the window, and updates the depth. */

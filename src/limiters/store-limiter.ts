@@ -124,6 +124,19 @@ export class StoreLimiter {
   }
 
   /**
+   * Gives back what `take(key, options)` charged, when the request will not run after all (a
+   * later admission stage refused it, or its client left): `cost` tokens to the key's bucket in
+   * the store (never above its burst) and its share to the global bucket. Pass the options the
+   * take had. The HTTP guard calls it; it charges nothing.
+   */
+  async refund(key: string, options?: TakeOptions): Promise<void> {
+    const asked = this.#ask(key, options);
+    const g = this.#global;
+    if (g !== undefined && this.#f > 0) g.refund(Math.max(this.#clock.now(), g.last), this.#f, asked.charge);
+    await this.store.refund(asked.request);
+  }
+
+  /**
    * Admits now, or waits: when the store says the tokens will be there within `maxWaitMs`, waits
    * that long and asks again, until admitted or past the deadline (then it resolves with the
    * refusal). Unlike the in-memory limiter it reserves nothing, so waits are not FIFO. A factor
@@ -246,10 +259,14 @@ export class StoreLimiter {
     let reason: KeyedDecision['reason'] = 'ok';
     if (!allowed) {
       // 'limited' when the key is over its own quota even unthrottled (its fill level scaled to
-      // factor 1 could not pay the cost either); otherwise the factor's cut ('shed').
+      // factor 1 could not pay the cost either); otherwise the factor's cut ('shed'). A store that
+      // refused because it could not decide (Redis down, `onError: 'closed'`) is no quota either.
       const eps = limits.burst * TOKEN_EPSILON;
       const keyOver =
-        !sd.allowed && sd.retryAfterMs !== Infinity && (e >= 1 || sd.remaining + eps < cost * e);
+        !sd.allowed &&
+        sd.unavailable !== true &&
+        sd.retryAfterMs !== Infinity &&
+        (e >= 1 || sd.remaining + eps < cost * e);
       reason = scope === 'key' && keyOver ? 'limited' : 'shed';
     }
     return {

@@ -34,6 +34,12 @@ export interface StoreDecision {
   readonly retryAfterMs: number;
   /** Ms until the bucket is full again at this factor. */
   readonly resetMs: number;
+  /**
+   * True on a refusal that the store made because it could not decide (Redis down under
+   * `onError: 'closed'`): an outage, not the key's quota. A limiter reports it as `shed` (the
+   * HTTP guard answers 503, not 429). Absent otherwise.
+   */
+  readonly unavailable?: boolean;
 }
 
 export interface Store {

@@ -30,13 +30,31 @@ describe('ConcurrencyStage', () => {
     const c = stage.admit(req());
     clock.advance(50);
     const refused = await c;
-    expect(refused).toMatchObject({ allowed: false, reason: 'shed' });
+    expect(refused).toMatchObject({ allowed: false, reason: 'shed', cause: 'deadline', waitedMs: 50 });
     expect(refused.retryAfterMs).toBeGreaterThanOrEqual(1);
     const ac = new AbortController();
     const aborted = Promise.resolve(stage.admit(req(ac.signal))).catch((e) => e);
     ac.abort();
     expect(isAbortError(await aborted)).toBe(true);
     stage.refund(b);
+    expect(stage.limiter.inFlight).toBe(0);
+  });
+
+  it('a release of work cut short (completed: false) frees the slot but teaches the hold time nothing', () => {
+    const clock = new ManualClock();
+    const stage = new ConcurrencyStage(new ConcurrencyLimiter({ limit: 2, clock }));
+    const a = req();
+    stage.admit(a);
+    clock.advance(20);
+    stage.release(a);
+    expect(stage.limiter.snapshot().holdMs).toBe(20);
+    const b = req();
+    stage.admit(b);
+    clock.advance(1);
+    stage.release(b, false); // the client left after 1 ms
+    expect(stage.limiter.inFlight).toBe(0);
+    expect(stage.limiter.snapshot().holdMs).toBe(20);
+    stage.release(b); // once only
     expect(stage.limiter.inFlight).toBe(0);
   });
 });

@@ -5,6 +5,7 @@ import { controllerStep, initialControllerState } from '../../src/governor/contr
 import { Governor } from '../../src/governor/governor.js';
 import { signalPressure } from '../../src/governor/pressure.js';
 import { ewmaAlpha, TimeEwma } from '../../src/governor/smoothing.js';
+import { directionChanges } from './helpers.js';
 
 const config = fc
   .record({
@@ -17,8 +18,16 @@ const config = fc
     recoverPerSec: fc.double({ min: 0.001, max: 10, noNaN: true }),
     cooldownMs: fc.integer({ min: 0, max: 20_000 }),
     warmupMs: fc.integer({ min: 0, max: 5000 }),
+    extraDeadTimeMs: fc.integer({ min: 0, max: 10_000 }),
+    clearMs: fc.integer({ min: 0, max: 5000 }),
+    recoverHalfLifeMs: fc.integer({ min: 1, max: 5000 }),
+    warmupEvidenceMs: fc.integer({ min: 0, max: 5000 }),
   })
-  .map(({ releaseFrac, ...c }) => ({ ...c, releaseAt: c.engageAt * releaseFrac }));
+  .map(({ releaseFrac, extraDeadTimeMs, ...c }) => ({
+    ...c,
+    releaseAt: c.engageAt * releaseFrac,
+    maxDeadTimeMs: c.cutIntervalMs + extraDeadTimeMs,
+  }));
 
 describe('invariants', () => {
   it('controllerStep: the factor never leaves [floor, 1], whatever the pressures and the tick gaps', () => {
@@ -30,17 +39,27 @@ describe('invariants', () => {
             dt: fc.integer({ min: 0, max: 5000 }),
             p: fc.double({ min: 0, max: 1, noNaN: true }),
             s: fc.double({ min: 0, max: 1, noNaN: true }),
+            over: fc.double({ min: 0, max: 50, noNaN: true }),
           }),
           { maxLength: 300 },
         ),
         (c, steps) => {
-          let st = initialControllerState(0);
+          let st = initialControllerState(0, c.cutIntervalMs);
           let now = 0;
           let lastCut = -Infinity;
-          for (const { dt, p, s } of steps) {
+          for (const { dt, p, s, over } of steps) {
             now += dt;
             const before = st.factor;
-            st = controllerStep(c, st, { nowMs: now, dtMs: dt, pressure: p, smoothedPressure: s }).next;
+            // The level is the unclamped pressure: beyond 1 only when the pressure is at 1.
+            const level = p >= 1 ? 1 + over : p;
+            const step = controllerStep(c, st, {
+              nowMs: now,
+              dtMs: dt,
+              pressure: p,
+              smoothedPressure: s,
+              level,
+            });
+            st = step.next;
             // Dead time: two cuts are never closer than cutIntervalMs.
             if (st.factor < before) {
               expect(now - lastCut).toBeGreaterThanOrEqual(c.cutIntervalMs);
@@ -48,13 +67,87 @@ describe('invariants', () => {
             }
             expect(st.factor).toBeGreaterThanOrEqual(Math.min(c.floor, 1));
             expect(st.factor).toBeLessThanOrEqual(1);
-            // Direction follows the band: down only above engageAt, up only below releaseAt.
-            if (st.factor < before) expect(s).toBeGreaterThan(c.engageAt);
-            if (st.factor > before) expect(s).toBeLessThan(c.releaseAt);
+            // Direction follows the band: down only above engageAt (and the current reading too);
+            // up only below releaseAt, or fast once the current pressure has been 0 for clearMs.
+            if (st.factor < before) {
+              expect(s).toBeGreaterThan(c.engageAt);
+              expect(p).toBeGreaterThan(c.engageAt);
+            }
+            if (st.factor > before) {
+              if (step.action.kind === 'recover-fast') expect(p).toBe(0);
+              else expect(s).toBeLessThan(c.releaseAt);
+            }
           }
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  it('controllerStep: under a constant input the factor moves one way only (no oscillation)', () => {
+    fc.assert(
+      fc.property(
+        config,
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.double({ min: 0, max: 20, noNaN: true }),
+        fc.integer({ min: 1, max: 2000 }),
+        (c, p, s, over, dt) => {
+          let st = initialControllerState(0, c.cutIntervalMs);
+          const level = p >= 1 ? 1 + over : p;
+          let now = 0;
+          const series = [st.factor];
+          for (let i = 0; i < 400; i++) {
+            now += dt;
+            st = controllerStep(c, st, {
+              nowMs: now,
+              dtMs: dt,
+              pressure: p,
+              smoothedPressure: s,
+              level,
+            }).next;
+            series.push(st.factor);
+          }
+          expect(directionChanges(series)).toBe(0);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('Governor in a closed loop: under any constant overload the factor settles without oscillating or reaching the floor', () => {
+    // Utilisation = load · factor against target 0.7 and limit 0.95 (the scenario tests' model),
+    // for any constant load from 1.1 to 3 times what brings the pressure to the band.
+    fc.assert(
+      fc.property(fc.double({ min: 1.1, max: 3, noNaN: true }), (load) => {
+        const clock = new ManualClock();
+        const box: { g?: Governor } = {};
+        const g = new Governor({
+          signals: [
+            {
+              name: 'utilisation',
+              unit: 'ratio',
+              target: 0.7,
+              limit: 0.95,
+              sample: () => load * 0.8 * box.g!.factor,
+            },
+          ],
+          clock,
+          warmupMs: 0,
+        });
+        box.g = g;
+        const series: number[] = [1];
+        g.subscribe((f) => series.push(f));
+        g.start();
+        clock.advance(120_000);
+        g.stop();
+        const settled = series.slice(0, -1); // the last one is stop()'s return to 1
+        expect(directionChanges(settled)).toBeLessThanOrEqual(1);
+        expect(Math.min(...settled)).toBeGreaterThan(g.options.floor);
+        // Settled where utilisation is busy, not overloaded: at or under the engage level.
+        expect(load * 0.8 * settled.at(-1)!).toBeLessThanOrEqual(0.825 + 1e-9);
+      }),
+      { numRuns: 60 },
     );
   });
 

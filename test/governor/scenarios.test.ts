@@ -107,7 +107,7 @@ describe('a step overload and its removal (closed loop)', () => {
     });
   }
 
-  it('open loop, pressure held at 1: no cut for the first 1.25 s, then down to the floor within 15 s', () => {
+  it('open loop, pressure held at 1: no cut for the first 1.25 s, down to the floor within 15 s, back to 1 within 4.5 s of the pressure going', () => {
     const clock = new ManualClock();
     let p = 0;
     const g = new Governor({ signals: [scripted('s', () => p)], clock, warmupMs: 0 });
@@ -122,13 +122,16 @@ describe('a step overload and its removal (closed loop)', () => {
     clock.advance(15_000 - 1250);
     expect(g.factor).toBe(0.05);
     expect(g.state).toBe('engaged');
-    // Recovery from the floor: the smoothed pressure needs τ·ln 5 ≈ 3.2 s to fall below 0.2 (longer
-    // than the 2 s cool-down), then 0.95 / (0.05 per s) = 19 s. Measured: at the floor until 3 s,
-    // 1 at 22.25 s. Bound: still at the floor after 3 s, 1 within 22.5 s.
+    // Recovery from the floor: the current pressure is 0, so after clearMs (1 s) the gap to 1
+    // halves every recoverHalfLifeMs (500 ms) and closes below 1%: 0.95 → 0.01 in log2(95) ≈ 6.6
+    // half-lives, 3.3 s. (Additive recovery after the smoothed pressure fell below releaseAt took
+    // 22.25 s.) Bound: at the floor for the first 750 ms, above 0.9 at 3 s, 1 within 4.5 s.
     p = 0;
-    clock.advance(3000);
+    clock.advance(750);
     expect(g.factor).toBe(0.05);
-    clock.advance(19_500);
+    clock.advance(2250);
+    expect(g.factor).toBeGreaterThan(0.9);
+    clock.advance(1500);
     expect(g.factor).toBe(1);
     g.stop();
   });
@@ -166,9 +169,13 @@ describe('a step overload and its removal (closed loop)', () => {
       floor: 0.05,
       maxCutPerTick: 0.2,
       cutIntervalMs: 1000,
+      maxDeadTimeMs: 5000,
       recoverPerSec: 0.05,
+      clearMs: 1000,
+      recoverHalfLifeMs: 500,
       cooldownMs: 2000,
       warmupMs: 0,
+      warmupEvidenceMs: 2000,
     };
     // Smoothed 0.55 (excess 0.1) at the fifth tick, after four raw readings in the last second.
     const run = (raw: readonly number[]) => {
@@ -190,7 +197,7 @@ describe('a step overload and its removal (closed loop)', () => {
     };
     // A queue: the last second read 1 throughout; the cut is the full 20%, not 2%.
     const queue = run([1, 1, 1, 1, 1]);
-    expect(queue.action).toEqual({ kind: 'cut', cut: 0.2 });
+    expect(queue.action).toEqual({ kind: 'cut', cut: 0.2, why: 'first' });
     // Noise: one reading of 0.3 within the last second; the cut follows the smoothed excess.
     const noise = run([1, 1, 0.3, 1, 1]);
     expect(noise.action.kind).toBe('cut');

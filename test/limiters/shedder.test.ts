@@ -208,6 +208,39 @@ describe('Shedder', () => {
     }
   });
 
+  it('steers the probe by the source pressure: grows while it is 0, falls 3%/s while it is above 0', () => {
+    const clock = new ManualClock();
+    // A Governor reports `pressure`; a ManualFactor with one stands in for it.
+    const factor = Object.assign(new ManualFactor(1), { pressure: 0 });
+    const shedder = new Shedder({ factor, clock, probePerSec: 0.01 });
+    offer(clock, shedder, 100, 5000);
+    factor.set(0.9);
+    offer(clock, shedder, 400, 1000);
+    factor.set(1);
+    const base = () => {
+      const st = shedder.state;
+      if (st.mode !== 'limiting') throw new Error(`expected limiting, got ${st.mode}`);
+      return st.baseRatePerSec;
+    };
+    offer(clock, shedder, 400, 100);
+    const start = base();
+    offer(clock, shedder, 400, 5000);
+    const grown = base();
+    // 1% a second for 5 s: x1.051.
+    expect(grown / start).toBeGreaterThan(1.04);
+    expect(grown / start).toBeLessThan(1.06);
+    // A signal past its target: the base falls 3% a second, compounding (0.97^5 ≈ 0.859).
+    factor.pressure = 0.3;
+    offer(clock, shedder, 400, 5000);
+    const fallen = base();
+    expect(fallen / grown).toBeGreaterThan(0.84);
+    expect(fallen / grown).toBeLessThan(0.88);
+    // Pressure clear again: it grows again.
+    factor.pressure = 0;
+    offer(clock, shedder, 400, 2000);
+    expect(base()).toBeGreaterThan(fallen);
+  });
+
   it('validates its options and stops following the factor on close', () => {
     const factor = new ManualFactor(1);
     expect(() => new Shedder({ factor, burstMs: -1 })).toThrow(/`burstMs`.*got `-1`/);

@@ -52,13 +52,6 @@ describe('EventLoop', () => {
   });
 });
 
-/**
- * Half an hour of simulated traffic (~600,000 requests) per queue test: a few seconds of CPU on a
- * quiet machine, several times that on a loaded one. The result is deterministic; only the wall time
- * varies, so the timeout is generous rather than a bound on speed.
- */
-const QUEUE_TIMEOUT_MS = 120_000;
-
 /** A single open-loop Poisson source on an unprotected server: an M/G/1 queue. */
 function queueScenario(service: object, ratePerSec: number, durationSec: number) {
   return parseScenario(
@@ -73,41 +66,29 @@ function queueScenario(service: object, ratePerSec: number, durationSec: number)
   );
 }
 
-describe('the model server is a correct queue', () => {
-  it(
-    'M/D/1: at ρ = 0.8 the mean wait is ρ·S / (2(1 − ρ)) = 4 ms within 3%',
-    () => {
-      // S = 2 ms constant, λ = 400/s: ρ = 0.8, Wq = 0.8 · 2 / (2 · 0.2) = 4 ms. Latency = Wq + S.
-      const r = simulate(queueScenario({ kind: 'constant', ms: 2 }, 400, 1800), { mode: 'none' });
-      const wait = r.summary.latencyMs.mean! - 2;
-      expect(Math.abs(wait - 4) / 4).toBeLessThan(0.03);
-    },
-    QUEUE_TIMEOUT_MS,
-  );
+// Each case simulates 30 minutes of traffic (about 600,000 requests) to pin the mean within a few
+// percent: seconds of CPU, more on a busy machine.
+describe('the model server is a correct queue', { timeout: 90_000 }, () => {
+  it('M/D/1: at ρ = 0.8 the mean wait is ρ·S / (2(1 − ρ)) = 4 ms within 3%', () => {
+    // S = 2 ms constant, λ = 400/s: ρ = 0.8, Wq = 0.8 · 2 / (2 · 0.2) = 4 ms. Latency = Wq + S.
+    const r = simulate(queueScenario({ kind: 'constant', ms: 2 }, 400, 1800), { mode: 'none' });
+    const wait = r.summary.latencyMs.mean! - 2;
+    expect(Math.abs(wait - 4) / 4).toBeLessThan(0.03);
+  });
 
-  it(
-    'M/M/1: at ρ = 0.7 the mean wait is ρ·S / (1 − ρ) ≈ 4.67 ms within 4%',
-    () => {
-      // S = 2 ms exponential, λ = 350/s: ρ = 0.7, Wq = 0.7 · 2 / 0.3 = 4.667 ms; mean service 2 ms.
-      const r = simulate(queueScenario({ kind: 'exponential', meanMs: 2 }, 350, 1800), { mode: 'none' });
-      const wait = r.summary.latencyMs.mean! - 2;
-      expect(Math.abs(wait - 14 / 3) / (14 / 3)).toBeLessThan(0.04);
-    },
-    QUEUE_TIMEOUT_MS,
-  );
+  it('M/M/1: at ρ = 0.7 the mean wait is ρ·S / (1 − ρ) ≈ 4.67 ms within 4%', () => {
+    // S = 2 ms exponential, λ = 350/s: ρ = 0.7, Wq = 0.7 · 2 / 0.3 = 4.667 ms; mean service 2 ms.
+    const r = simulate(queueScenario({ kind: 'exponential', meanMs: 2 }, 350, 1800), { mode: 'none' });
+    const wait = r.summary.latencyMs.mean! - 2;
+    expect(Math.abs(wait - 14 / 3) / (14 / 3)).toBeLessThan(0.04);
+  });
 
-  it(
-    'M/G/1 (lognormal, cv 1.5): Pollaczek–Khinchine λ·E[S²] / (2(1 − ρ)) within 10%',
-    () => {
-      // E[S²] = mean² (1 + cv²) = 4 · 3.25 = 13 ms²; λ = 0.3/ms: Wq = 0.3 · 13 / (2 · 0.4) = 4.875 ms.
-      const r = simulate(queueScenario({ kind: 'lognormal', meanMs: 2, cv: 1.5 }, 300, 1800), {
-        mode: 'none',
-      });
-      const wait = r.summary.latencyMs.mean! - 2;
-      expect(Math.abs(wait - 4.875) / 4.875).toBeLessThan(0.1);
-    },
-    QUEUE_TIMEOUT_MS,
-  );
+  it('M/G/1 (lognormal, cv 1.5): Pollaczek–Khinchine λ·E[S²] / (2(1 − ρ)) within 10%', () => {
+    // E[S²] = mean² (1 + cv²) = 4 · 3.25 = 13 ms²; λ = 0.3/ms: Wq = 0.3 · 13 / (2 · 0.4) = 4.875 ms.
+    const r = simulate(queueScenario({ kind: 'lognormal', meanMs: 2, cv: 1.5 }, 300, 1800), { mode: 'none' });
+    const wait = r.summary.latencyMs.mean! - 2;
+    expect(Math.abs(wait - 4.875) / 4.875).toBeLessThan(0.1);
+  });
 });
 
 describe('simulate', () => {
@@ -149,10 +130,7 @@ describe('simulate', () => {
     expect(s.shed).toBeGreaterThan(0);
     expect(s.shed / s.offered).toBeLessThan(0.001);
     expect(s.minFactor).toBe(1);
-    const constant = {
-      ...steady,
-      server: { ...steady.server, service: { kind: 'constant' as const, ms: 2 } },
-    };
+    const constant = { ...steady, server: { ...steady.server, service: { kind: 'constant' as const, ms: 2 } } };
     expect(simulate(constant, { mode: 'spillway' }).summary.shed).toBe(0);
   });
 

@@ -71,8 +71,17 @@ describe('the simulator and the HTTP guard build the same pipeline for the same 
     limiter?.close();
   });
 
-  it('with a concurrency stage: the same function puts it last, and it waits and releases', () => {
+  it('with a concurrency stage: the same stages as the guard with `concurrency`, last, waiting and releasing', () => {
     const sim = simProtection({ perTenant: quota, concurrency: { limit: 8 } });
+    const shedder = new Shedder({ factor: new ManualFactor(1) });
+    const limiter = createLimiter(quota);
+    const guard = createGuard({ shedder, limiter, concurrency: { limit: 8 } });
+    expect(shape(sim.pipeline)).toEqual(shape(guard.pipeline));
+    expect(shape(sim.pipeline).map((s) => s.name)).toEqual(['key', 'turn-budget', 'shedder', 'concurrency']);
+    expect(sim.pipeline.waits).toBe(true);
+    expect(sim.pipeline.releases).toBe(true);
+    expect(sim.concurrency?.limit).toBe(guard.concurrency?.limit);
+    // And what admissionPipeline builds from the same parts is the same again.
     const clock = new ManualClock(0);
     const same = admissionPipeline({
       limiter: createLimiter({ ...quota, clock }),
@@ -80,12 +89,11 @@ describe('the simulator and the HTTP guard build the same pipeline for the same 
       shedder: new Shedder({ factor: new ManualFactor(1), clock }),
       concurrency: new ConcurrencyLimiter({ limit: 8, clock }),
     });
-    expect(shape(sim.pipeline)).toEqual(shape(same));
-    expect(shape(sim.pipeline).map((s) => s.name)).toEqual(['key', 'turn-budget', 'shedder', 'concurrency']);
-    expect(sim.pipeline.waits).toBe(true);
-    expect(sim.pipeline.releases).toBe(true);
-    expect(sim.concurrency?.limit).toBe(8);
+    expect(shape(same)).toEqual(shape(sim.pipeline));
     sim.stop();
+    guard.close();
+    shedder.close();
+    limiter.close();
   });
 });
 

@@ -359,7 +359,8 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
         return { allowed: true, remaining: burst * factor, retryAfterMs: 0, resetMs: 0 };
       case 'closed': {
         const wait = Math.max(1, this.#breaker.msUntilProbe());
-        return { allowed: op === 'r', remaining: 0, retryAfterMs: op === 'r' ? 0 : wait, resetMs: wait };
+        if (op === 'r') return { allowed: true, remaining: 0, retryAfterMs: 0, resetMs: wait };
+        return { allowed: false, remaining: 0, retryAfterMs: wait, resetMs: wait, unavailable: true };
       }
     }
   }

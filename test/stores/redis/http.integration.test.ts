@@ -1,16 +1,13 @@
 // Two HTTP servers (two app instances, each with its own Redis connection) guarded by a key limiter
-// whose buckets live in Redis: one client's quota holds across both, over real HTTP on 127.0.0.1.
-//
-// The guard's key stage takes a synchronous `take`; a store-backed limiter decides with a promise,
-// so it enters through queueing mode (`maxWaitMs > 0`), where the stage awaits `acquire`. The cast
-// below is that gap in the types, not in behaviour: every decision here goes through Redis.
+// whose buckets live in Redis, in queueing mode (`maxWaitMs > 0`: the key stage awaits `acquire`):
+// one client's quota holds across both, over real HTTP on 127.0.0.1. The default mode, failures and
+// restarts: guard.integration.test.ts.
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { protect } from '../../../src/adapters/http.js';
-import type { KeyAdmission } from '../../../src/admission/stages.js';
 import { createLimiter } from '../../../src/index.js';
 import { createRedisStore, type RedisStore } from '../../../src/stores/redis/index.js';
 import { type ClientKind, standalone, type TestClient } from './clients.js';
@@ -34,7 +31,7 @@ run('the HTTP guard over the Redis store', () => {
       const limiter = createLimiter({ store, ratePerSec: 0.01, burst: 4 });
       const server = createServer(
         protect((_req, res) => res.end('ok'), {
-          limiter: limiter as unknown as KeyAdmission,
+          limiter,
           maxWaitMs: 50,
           key: (req) => req.headers['x-user'] as string | undefined,
         }),
