@@ -95,16 +95,85 @@ export const isPoolOverloadedError = (err: unknown): err is PoolOverloadedError 
   hasCode(err, 'ERR_SPILLWAY_POOL_OVERLOADED');
 export const isAbortError = (err: unknown): err is AbortError => hasCode(err, 'ERR_SPILLWAY_ABORTED');
 
+/** The longest a value is printed in an error message, in characters (then it is cut with `…`). */
+export const MAX_VALUE_CHARS = 80;
+
+/**
+ * A value as an error message prints it: briefly. Strings and plain objects or arrays are shown as
+ * JSON cut at MAX_VALUE_CHARS; an instance of a class is named, not dumped (`[object Governor]`),
+ * so that passing a governor where a number belongs does not print its internals. Never throws,
+ * and reads only as much of a large or deeply nested value as it prints.
+ */
 export function describe(value: unknown): string {
-  if (typeof value === 'string') return `\`${JSON.stringify(value)}\` (string)`;
-  if (typeof value === 'function') return '(function)';
+  if (typeof value === 'string') return `\`${cut(JSON.stringify(value))}\` (string)`;
+  if (typeof value === 'function') return value.name ? `(function ${cut(value.name)})` : '(function)';
   if (value === null) return '`null`';
   if (typeof value === 'object') {
+    const kind = Array.isArray(value) ? 'array' : 'object';
     try {
-      return `\`${JSON.stringify(value)}\` (object)`;
+      const name = className(value);
+      if (name !== undefined) return `\`[object ${cut(name)}]\` (object)`;
+      const out: string[] = [];
+      brief(value, out, { left: MAX_VALUE_CHARS + 1 }, 0);
+      return `\`${cut(out.join(''))}\` (${kind})`;
     } catch {
-      return '(object)';
+      return `(${kind})`;
     }
   }
-  return `\`${String(value)}\` (${typeof value})`;
+  return `\`${cut(String(value))}\` (${typeof value})`;
+}
+
+function cut(text: string): string {
+  return text.length > MAX_VALUE_CHARS ? `${text.slice(0, MAX_VALUE_CHARS - 1)}…` : text;
+}
+
+/** The class of an object that is neither plain nor an array (undefined for those). */
+function className(value: object): string | undefined {
+  if (Array.isArray(value)) return undefined;
+  const proto = Object.getPrototypeOf(value) as object | null;
+  if (proto === null || proto === Object.prototype) return undefined;
+  const ctor = (proto as { constructor?: { name?: unknown } }).constructor;
+  return typeof ctor?.name === 'string' && ctor.name !== '' ? ctor.name : 'Object';
+}
+
+/** JSON-like text of `value` into `out`, stopping once `budget.left` characters are written. */
+function brief(value: unknown, out: string[], budget: { left: number }, depth: number): void {
+  if (budget.left <= 0) return;
+  const scalar = scalarText(value, depth);
+  if (scalar !== undefined) {
+    out.push(scalar);
+    budget.left -= scalar.length;
+    return;
+  }
+  const array = Array.isArray(value);
+  out.push(array ? '[' : '{');
+  budget.left -= 1;
+  let first = true;
+  for (const key of Object.keys(value as object)) {
+    if (budget.left <= 0) return;
+    const head = `${first ? '' : ','}${array ? '' : `${JSON.stringify(short(key))}:`}`;
+    first = false;
+    out.push(head);
+    budget.left -= head.length;
+    brief((value as Record<string, unknown>)[key], out, budget, depth + 1);
+  }
+  out.push(array ? ']' : '}');
+  budget.left -= 1;
+}
+
+/** The text of anything but a plain object or array within the depth limit (undefined for those). */
+function scalarText(value: unknown, depth: number): string | undefined {
+  if (typeof value === 'string') return JSON.stringify(short(value));
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value !== 'object') return `(${typeof value})`;
+  const name = className(value);
+  if (name !== undefined) return `[object ${name}]`;
+  if (depth >= 4) return Array.isArray(value) ? '[…]' : '{…}';
+  return undefined;
+}
+
+function short(text: string): string {
+  return text.length > MAX_VALUE_CHARS ? text.slice(0, MAX_VALUE_CHARS) : text;
 }

@@ -135,7 +135,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
    */
   attach(parts: { governor?: SnapshotSource; shedder?: ProcessAdmission | null }): this {
     if (typeof parts !== 'object' || parts === null) throw new ConfigError('attach', parts, 'an object');
-    knownKeys('attach', parts, ['governor', 'shedder']);
+    knownKeys('attach', parts, ['governor', 'shedder'], ['shedder']);
     if (parts.governor !== undefined) {
       fn('governor.snapshot', parts.governor?.snapshot);
       this.#governor = parts.governor;

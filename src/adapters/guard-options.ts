@@ -199,6 +199,9 @@ const ROUTE_OPTIONS = [
   'windowSec',
 ] as const;
 
+/** `limiter`, `shedder` and `concurrency` set to `null` turn that stage off; `null` is refused for every other option. */
+const NULLABLE = ['limiter', 'shedder', 'concurrency'] as const;
+
 /** How refusals are answered. */
 export interface ResponseSettings {
   readonly headersMode: 'all' | 'refused' | 'none';
@@ -380,7 +383,7 @@ function routePolicies(
   return routes.map((r: RoutePolicy, i) => {
     const at = `routes[${i}]`;
     if (typeof r !== 'object' || r === null) throw new ConfigError(at, r, 'a route policy object');
-    knownKeys(at, r, ROUTE_OPTIONS);
+    knownKeys(at, r, ROUTE_OPTIONS, NULLABLE);
     const methods =
       r.method === undefined
         ? undefined
@@ -454,7 +457,7 @@ function turnBudget(options: HttpGuardOptions): TurnBudget | undefined {
  */
 export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks): GuardConfig {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', options, 'an object');
-  knownKeys('HttpGuard', options, OPTIONS);
+  knownKeys('HttpGuard', options, OPTIONS, NULLABLE);
   const d = HTTP_GUARD_DEFAULTS;
   const { addressOf, keyFn } = keyFunctions(options, hooks);
   const response = responseSettings(options);

@@ -31,7 +31,7 @@ import { type Clock, systemClock } from '../clock.js';
 import { ConfigError } from '../errors.js';
 import { priorityLevel } from '../limiters/priority.js';
 import type { Decision, Priority } from '../limiters/types.js';
-import { boolean, knownKeys, positiveNumber } from '../validate.js';
+import { boolean, clockOption, knownKeys, positiveNumber } from '../validate.js';
 import { ADMITTED_UNLIMITED } from '../limiters/decisions.js';
 
 export interface TurnBudgetOptions {
@@ -89,7 +89,7 @@ export class TurnBudget {
       'retryAfterMs',
       options.retryAfterMs ?? TURN_BUDGET_DEFAULTS.retryAfterMs,
     );
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = clockOption('clock', options.clock, systemClock, false);
     if (options.defer !== undefined && typeof options.defer !== 'function') {
       throw new ConfigError('defer', options.defer, 'a function');
     }

@@ -17,11 +17,12 @@ import cluster from 'node:cluster';
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import { ConfigError } from '../errors.js';
 import { FactorBroadcast } from '../limiters/factor.js';
+import { clampFactor } from '../limiters/factor-option.js';
 import type { FactorSource } from '../limiters/types.js';
 import { cpu } from '../signals/cpu.js';
 import { sampleTreeCpu, type TreeCpuSample } from '../signals/cpu-tree.js';
 import type { Signal } from '../signals/types.js';
-import { finiteNumber, fn, knownKeys, positiveNumber } from '../validate.js';
+import { clockOption, finiteNumber, fn, knownKeys, positiveNumber } from '../validate.js';
 import { Governor, type GovernorOptions } from './governor.js';
 
 export const FLEET_FACTOR_MESSAGE = 'spillway:fleet-factor';
@@ -126,7 +127,7 @@ export function shareFleetFactor(options: ShareFleetFactorOptions = {}): FleetFa
     throw new ConfigError('options', options, 'an object');
   }
   knownKeys('shareFleetFactor', options, SHARE_KEYS);
-  const clock = options.clock ?? systemClock;
+  const clock = clockOption('clock', options.clock, systemClock);
   const target = cluster_(options.cluster);
   const heartbeatMs = finiteNumber('heartbeatMs', options.heartbeatMs ?? 5000, 10);
   const signals = options.signals ?? [
@@ -260,7 +261,7 @@ export class FleetFactor extends FactorBroadcast {
       throw new ConfigError('options', options, 'an object');
     knownKeys('fleetFactor', options, ['process', 'staleAfterMs', 'clock']);
     this.staleAfterMs = positiveNumber('staleAfterMs', options.staleAfterMs ?? 15_000);
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = clockOption('clock', options.clock, systemClock);
     const proc = options.process ?? process;
     if (typeof proc.on !== 'function' || typeof proc.off !== 'function') {
       throw new ConfigError('process', proc, "an object with on('message') and off('message')");
@@ -322,9 +323,17 @@ export class MinFactor extends FactorBroadcast {
   }
 }
 
+/**
+ * The lowest source factor, clamped into [0, 1]. A source reading NaN (or not a number) is skipped,
+ * as a limiter following one skips such a notification (see `clampFactor`): one broken source does
+ * not decide for the others, and the result is always a factor from 0 to 1.
+ */
 function lowest(sources: readonly FactorSource[]): number {
   let m = 1;
-  for (const s of sources) if (s.factor < m) m = s.factor;
+  for (const s of sources) {
+    const f = clampFactor(s.factor);
+    if (f !== undefined && f < m) m = f;
+  }
   return m;
 }
 

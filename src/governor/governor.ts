@@ -12,7 +12,7 @@ import { effectiveFactor } from '../limiters/priority.js';
 import type { FactorSource, Priority } from '../limiters/types.js';
 import { FACTOR_CHANNEL, type FactorMessage } from '../observability/channels.js';
 import type { Signal, SignalFailureMode } from '../signals/types.js';
-import { finiteNumber, knownKeys, oneOf, positiveNumber } from '../validate.js';
+import { clockOption, finiteNumber, knownKeys, oneOf, positiveNumber } from '../validate.js';
 import {
   type ControllerAction,
   type ControllerConfig,
@@ -765,15 +765,7 @@ export function resolveGovernorOptions(options: GovernorOptions): Readonly<Resol
     3_600_000,
   );
   const mode = oneOf('mode', options.mode ?? d.mode, ['enforce', 'shadow'] as const);
-  const clock = options.clock ?? d.clock;
-  if (
-    typeof clock !== 'object' ||
-    clock === null ||
-    typeof clock.now !== 'function' ||
-    typeof clock.setTimeout !== 'function'
-  ) {
-    throw new ConfigError('clock', clock, 'a Clock (an object with now() and setTimeout())');
-  }
+  const clock = clockOption('clock', options.clock, d.clock);
   const signals = validateSignals(options.signals);
   return Object.freeze({
     signals,

@@ -38,6 +38,7 @@ export {
   KeyedWindowLimiter,
   type KeyedWindowLimiterOptions,
 } from './keyed/window-limiter.js';
+import { abortSignalOption, waitOption } from '../validate.js';
 export { StoreLimiter, type StoreLimiterOptions } from './store-limiter.js';
 export { boundKey, MAX_KEY_BYTES } from './keyed/key-bound.js';
 
@@ -107,14 +108,14 @@ export class KeyedLimiter {
   take(key: string, options?: TakeOptions): KeyedDecision {
     if (options === undefined) return this.#engine.decide(key, 1, undefined, 'take', 0, undefined);
     if (typeof options !== 'object' || options === null) throw badOptions(options);
-    return this.#engine.decide(key, options.cost ?? 1, options.priority, 'take', 0, undefined);
+    return this.#engine.decide(key, costOf(options), options.priority, 'take', 0, undefined);
   }
 
   /** What `take` would answer now, without charging, counting a refusal or creating the key. */
   peek(key: string, options?: TakeOptions): KeyedDecision {
     if (options === undefined) return this.#engine.decide(key, 1, undefined, 'peek', 0, undefined);
     if (typeof options !== 'object' || options === null) throw badOptions(options);
-    return this.#engine.decide(key, options.cost ?? 1, options.priority, 'peek', 0, undefined);
+    return this.#engine.decide(key, costOf(options), options.priority, 'peek', 0, undefined);
   }
 
   /**
@@ -129,14 +130,11 @@ export class KeyedLimiter {
    */
   acquire(key: string, options: KeyedAcquireOptions = {}): Promise<KeyedDecision> {
     if (typeof options !== 'object' || options === null) throw badOptions(options);
-    const maxWaitMs = options.maxWaitMs ?? Infinity;
-    if (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0)) {
-      throw new ConfigError('maxWaitMs', maxWaitMs, 'a number >= 0 (or Infinity)');
-    }
-    const { signal } = options;
+    const maxWaitMs = waitOption('maxWaitMs', options.maxWaitMs, Infinity);
+    const signal = abortSignalOption('signal', options.signal);
     if (signal?.aborted) return Promise.reject(new AbortError(signal.reason));
     const r: Reservation = { key: '', slot: -1, charge: 0 };
-    const d = this.#engine.decide(key, options.cost ?? 1, options.priority, 'reserve', maxWaitMs, r);
+    const d = this.#engine.decide(key, costOf(options), options.priority, 'reserve', maxWaitMs, r);
     if (r.slot < 0) return Promise.resolve(d);
     return this.#waiters.add(r.key, r.slot, r.charge, maxWaitMs, d.retryAfterMs, signal);
   }
@@ -169,6 +167,11 @@ export class KeyedLimiter {
     this.#unsubscribe = undefined;
     this.#waiters.closeAll();
   }
+}
+
+/** `cost` left out means 1; `null` (like any non-number) is refused by the engine's cost check. */
+function costOf(options: TakeOptions): number {
+  return options.cost === undefined ? 1 : options.cost;
 }
 
 function badOptions(options: unknown): ConfigError {

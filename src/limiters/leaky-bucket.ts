@@ -14,7 +14,14 @@
  */
 import { type Clock, MAX_TIMER_MS, systemClock, type TimerHandle } from '../clock.js';
 import { AbortError, ConfigError } from '../errors.js';
-import { knownKeys, positiveNumber, ratio } from '../validate.js';
+import {
+  abortSignalOption,
+  callOptions,
+  clockOption,
+  knownKeys,
+  positiveNumber,
+  ratio,
+} from '../validate.js';
 import { checkCost, exactWait, refusalReason } from './window.js';
 import { type FactorOption, followFactor, resolveFactor } from './factor-option.js';
 import type { Decision, RateAlgorithm } from './types.js';
@@ -86,7 +93,7 @@ export class LeakyBucket implements RateAlgorithm {
     knownKeys('LeakyBucket', options, OPTIONS);
     this.ratePerSec = positiveNumber('ratePerSec', options.ratePerSec);
     this.capacity = positiveNumber('capacity', options.capacity);
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = clockOption('clock', options.clock, systemClock);
     const factor = resolveFactor(options.factor);
     this.#factor = factor.initial;
     this.#ratePerMs = this.ratePerSec / 1000;
@@ -145,9 +152,9 @@ export class LeakyBucket implements RateAlgorithm {
    * sooner. Rejects only with an AbortError when `signal` aborts; the place is given up, and the
    * cost behind it moves up.
    */
-  schedule(cost = 1, options: ScheduleOptions = {}): Promise<ShapedDecision> {
+  schedule(cost = 1, options?: ScheduleOptions): Promise<ShapedDecision> {
     checkCost(cost, this.capacity, 'capacity');
-    const { signal } = options;
+    const signal = abortSignalOption('signal', callOptions(options).signal);
     if (signal?.aborted) return Promise.reject(new AbortError(signal.reason));
     const position = this.#admitted;
     const d = this.#decide(cost, true);

@@ -25,11 +25,16 @@ export function priorityLevel(priority: Priority | undefined): number {
   throw new ConfigError('priority', priority, "'critical', 'normal', 'sheddable' or a number from 0 to 1");
 }
 
-/** The effective factor for a request of `priority` when the governor's factor is `factor` (both from 0 to 1). */
+/**
+ * The effective factor for a request of `priority` when the governor's factor is `factor` (both from
+ * 0 to 1). A factor outside [0, 1] is clamped into it, and NaN counts as 0 (admit nothing): a broken
+ * factor source must not turn into NaN limits, whose comparisons would admit without bound. Never
+ * throws on the factor (it is called on every decision); a bad priority is a ConfigError.
+ */
 export function effectiveFactor(factor: number, priority: Priority | undefined): number {
   const level = priorityLevel(priority);
   if (factor >= 1) return 1;
-  if (factor <= 0) return 0;
+  if (!(factor > 0)) return 0;
   if (level === 0.5) return factor;
   return factor ** (4 ** (0.5 - level));
 }

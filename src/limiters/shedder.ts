@@ -42,7 +42,7 @@
  */
 import { type Clock, systemClock } from '../clock.js';
 import { ConfigError } from '../errors.js';
-import { finiteNumber, fn, knownKeys, positiveNumber, ratio } from '../validate.js';
+import { clockOption, finiteNumber, fn, knownKeys, positiveNumber, ratio } from '../validate.js';
 import { ManualFactor } from './factor.js';
 import { effectiveFactor } from './priority.js';
 import { TOKEN_EPSILON, TokenBucket } from './token-bucket.js';
@@ -182,7 +182,7 @@ export class Shedder {
     }
     fn('factor.subscribe', source.subscribe);
     this.#source = source;
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = clockOption('clock', options.clock, systemClock, false);
     this.#fixedRate =
       options.ratePerSec === undefined
         ? undefined

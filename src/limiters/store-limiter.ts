@@ -12,7 +12,7 @@
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import { AbortError, ConfigError } from '../errors.js';
 import type { Store, StoreDecision, StoreTakeRequest } from '../stores/types.js';
-import { fn, knownKeys, positiveNumber } from '../validate.js';
+import { abortSignalOption, clockOption, fn, knownKeys, positiveNumber, waitOption } from '../validate.js';
 import { waitMs } from './bucket-math.js';
 import { clampFactor, type FactorOption, resolveFactor } from './factor-option.js';
 import type { KeyedDecision } from './keyed/engine.js';
@@ -79,11 +79,7 @@ export class StoreLimiter {
     this.burst = positiveNumber('burst', options.burst);
     this.#limits = { ratePerSec: this.ratePerSec, burst: this.burst };
     this.#tiers = options.tiers === undefined ? undefined : fn<TierLookup>('tiers', options.tiers);
-    const clock = options.clock ?? systemClock;
-    if (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function') {
-      throw new ConfigError('clock', clock, 'a Clock { now(), setTimeout() }');
-    }
-    this.#clock = clock;
+    this.#clock = clockOption('clock', options.clock, systemClock);
     const factor = resolveFactor(options.factor);
     this.#f = factor.initial;
     if (options.global !== undefined) {
@@ -95,7 +91,7 @@ export class StoreLimiter {
         ratePerSec: positiveNumber('global.ratePerSec', g.ratePerSec),
         burst: positiveNumber('global.burst', g.burst),
       };
-      this.#global = new GlobalBucket(limits, this.#f, clock.now());
+      this.#global = new GlobalBucket(limits, this.#f, this.#clock.now());
     }
     if (factor.source !== undefined) this.#unsubscribe = factor.source.subscribe((f) => this.#onFactor(f));
   }
@@ -144,11 +140,8 @@ export class StoreLimiter {
    */
   async acquire(key: string, options: KeyedAcquireOptions = {}): Promise<KeyedDecision> {
     if (typeof options !== 'object' || options === null) throw badOptions(options);
-    const maxWaitMs = options.maxWaitMs ?? Infinity;
-    if (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0)) {
-      throw new ConfigError('maxWaitMs', maxWaitMs, 'a number >= 0 (or Infinity)');
-    }
-    const { signal } = options;
+    const maxWaitMs = waitOption('maxWaitMs', options.maxWaitMs, Infinity);
+    const signal = abortSignalOption('signal', options.signal);
     const deadline = this.#clock.now() + maxWaitMs;
     for (;;) {
       if (signal?.aborted) throw new AbortError(signal.reason);
@@ -182,7 +175,7 @@ export class StoreLimiter {
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw badOptions(options);
     const bounded = boundKey(key);
     const limits = this.#tiers === undefined ? this.#limits : this.#tierOf(bounded, key);
-    const cost = options?.cost ?? 1;
+    const cost = options?.cost === undefined ? 1 : options.cost;
     if (typeof cost !== 'number' || !(cost > 0) || cost > limits.burst) {
       throw new ConfigError('cost', cost, `a finite number > 0 and <= the key's burst (${limits.burst})`);
     }

@@ -8,7 +8,16 @@
  */
 import { type Clock, MAX_TIMER_MS, systemClock, type TimerHandle } from '../clock.js';
 import { AbortError, ConfigError } from '../errors.js';
-import { finiteNumber, knownKeys, positiveNumber, ratio } from '../validate.js';
+import {
+  abortSignalOption,
+  callOptions,
+  clockOption,
+  finiteNumber,
+  knownKeys,
+  positiveNumber,
+  ratio,
+  waitOption,
+} from '../validate.js';
 import { refill } from './bucket-math.js';
 import { type FactorOption, followFactor, resolveFactor } from './factor-option.js';
 import type { Decision, RateAlgorithm } from './types.js';
@@ -75,7 +84,7 @@ export class TokenBucket implements RateAlgorithm {
     knownKeys('TokenBucket', options, OPTIONS);
     this.ratePerSec = positiveNumber('ratePerSec', options.ratePerSec);
     this.burst = positiveNumber('burst', options.burst);
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = clockOption('clock', options.clock, systemClock);
     const factor = resolveFactor(options.factor);
     this.#factor = factor.initial;
     this.#ratePerMs = this.ratePerSec / 1000;
@@ -141,11 +150,11 @@ export class TokenBucket implements RateAlgorithm {
    * factor cut, when the new wait would pass the caller's deadline). Rejects only with an
    * AbortError when `signal` aborts.
    */
-  acquire(cost = 1, options: AcquireOptions = {}): Promise<Decision> {
+  acquire(cost = 1, options?: AcquireOptions): Promise<Decision> {
     this.#checkCost(cost);
-    const maxWaitMs = options.maxWaitMs ?? Infinity;
-    if (!(maxWaitMs >= 0)) throw new ConfigError('maxWaitMs', maxWaitMs, 'a number >= 0 (or Infinity)');
-    const { signal } = options;
+    const o = callOptions(options);
+    const maxWaitMs = waitOption('maxWaitMs', o.maxWaitMs, Infinity);
+    const signal = abortSignalOption('signal', o.signal);
     if (signal?.aborted) return Promise.reject(new AbortError(signal.reason));
 
     const now = this.#clock.now();

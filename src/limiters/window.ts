@@ -4,7 +4,7 @@
  */
 import { type Clock, systemClock } from '../clock.js';
 import { ConfigError } from '../errors.js';
-import { knownKeys, positiveNumber, ratio } from '../validate.js';
+import { clockOption, knownKeys, positiveNumber, ratio } from '../validate.js';
 import { type FactorOption, followFactor, type ResolvedFactor, resolveFactor } from './factor-option.js';
 import type { Decision, DecisionReason, RateAlgorithm } from './types.js';
 
@@ -45,7 +45,7 @@ export function windowOptions(where: string, options: WindowOptions): ResolvedWi
   return {
     limit: positiveNumber('limit', options.limit),
     windowMs: positiveNumber('windowMs', options.windowMs),
-    clock: options.clock ?? systemClock,
+    clock: clockOption('clock', options.clock, systemClock, false),
     factor: resolveFactor(options.factor),
   };
 }

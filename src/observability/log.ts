@@ -8,7 +8,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type Clock, systemClock } from '../clock.js';
 import { ConfigError } from '../errors.js';
 import type { Governor } from '../governor/governor.js';
-import { knownKeys } from '../validate.js';
+import { clockOption, knownKeys } from '../validate.js';
 import {
   DECISION_CHANNEL,
   type DecisionMessage,
@@ -154,10 +154,7 @@ export function logDecisions(options: LogDecisionsOptions): DecisionLog {
     throw new ConfigError('factorChanges', factorChanges, 'true or false');
   const random = options.random ?? Math.random;
   if (typeof random !== 'function') throw new ConfigError('random', random, 'a function returning [0, 1)');
-  const clock = options.clock ?? systemClock;
-  if (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function') {
-    throw new ConfigError('clock', clock, 'a Clock');
-  }
+  const clock = clockOption('clock', options.clock, systemClock, false);
   const names = new Map<Governor, string>();
   if (options.governors !== undefined) {
     if (typeof options.governors !== 'object' || options.governors === null) {

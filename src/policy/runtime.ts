@@ -23,6 +23,7 @@ import { MemoryStore } from '../stores/memory.js';
 import type { Store } from '../stores/types.js';
 import { type ParsePolicyOptions, PolicyError, parsePolicy } from './load.js';
 import type { LimiterPolicy, Policy, RoutePolicySpec, StorePolicy } from './schema.js';
+import { clockOption } from '../validate.js';
 
 export interface PolicyRuntimeOptions {
   /** @default systemClock */
@@ -92,7 +93,7 @@ export class PolicyRuntime extends EventEmitter<PolicyRuntimeEvents> {
   constructor(policy: Policy, options: PolicyRuntimeOptions = {}) {
     super();
     this.#options = options;
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = clockOption('clock', options.clock, systemClock);
     this.#policy = policy;
     this.#governor = this.#createGovernor(policy);
     this.#follow(this.#governor);

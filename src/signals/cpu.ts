@@ -13,7 +13,7 @@
  */
 type CpuUsage = NodeJS.CpuUsage;
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
-import { boolean, finiteNumber, fn, integer, knownKeys, positiveNumber } from '../validate.js';
+import { boolean, clockOption, finiteNumber, fn, integer, knownKeys, positiveNumber } from '../validate.js';
 import { failureMode, optionsObject, targetAndLimit } from './common.js';
 import { cpuCapacity } from './cpu-capacity.js';
 import { createTreeCpuSampler, type TreeCpuSample } from './cpu-tree.js';
@@ -72,7 +72,7 @@ export function cpu(options?: CpuOptions): Signal {
   knownKeys('cpu', o, OPTIONS);
   const d = CPU_DEFAULTS;
   const { target, limit } = targetAndLimit('target', o.target ?? d.target, 'limit', o.limit ?? d.limit, 0);
-  const clock = o.clock ?? systemClock;
+  const clock = clockOption('clock', o.clock, systemClock);
   const tree = boolean('tree', o.tree ?? d.tree);
   const treeIntervalMs = finiteNumber('treeIntervalMs', o.treeIntervalMs ?? d.treeIntervalMs, 100);
   const treeMaxAgeMs =

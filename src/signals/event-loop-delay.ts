@@ -18,7 +18,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { type Clock, systemClock } from '../clock.js';
 import { ConfigError } from '../errors.js';
-import { integer, knownKeys, positiveNumber } from '../validate.js';
+import { clockOption, integer, knownKeys, positiveNumber } from '../validate.js';
 import { failureMode, optionsObject, targetAndLimit } from './common.js';
 import type { Signal, SignalFailureMode } from './types.js';
 
@@ -98,7 +98,7 @@ export function eventLoopDelay(options?: EventLoopDelayOptions): Signal {
   }
   const resolutionMs = integer('resolutionMs', o.resolutionMs ?? d.resolutionMs, 1, 60_000);
   const fixedInterval = o.intervalMs === undefined ? undefined : positiveNumber('intervalMs', o.intervalMs);
-  const clock = o.clock ?? systemClock;
+  const clock = clockOption('clock', o.clock, systemClock, false);
   const create = o.createHistogram ?? nodeHistogram;
   const onFailure = failureMode('onFailure', o.onFailure, 'ignore');
 

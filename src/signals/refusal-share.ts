@@ -17,7 +17,7 @@
  */
 import { type Clock, systemClock } from '../clock.js';
 import { ConfigError } from '../errors.js';
-import { finiteNumber, integer, knownKeys } from '../validate.js';
+import { clockOption, finiteNumber, integer, knownKeys } from '../validate.js';
 import { failureMode, optionsObject, targetAndLimit } from './common.js';
 import type { Signal, SignalFailureMode } from './types.js';
 
@@ -73,10 +73,7 @@ export function refusalShare(options?: RefusalShareOptions): RefusalShareSignal 
   const { target, limit } = targetAndLimit('target', o.target ?? d.target, 'limit', o.limit ?? d.limit, 0, 1);
   const windowMs = finiteNumber('windowMs', o.windowMs ?? d.windowMs, 100, 600_000);
   const minOffered = integer('minOffered', o.minOffered ?? d.minOffered, 1, 1_000_000_000);
-  const clock = o.clock ?? systemClock;
-  if (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function') {
-    throw new ConfigError('clock', clock, 'a Clock (an object with now())');
-  }
+  const clock = clockOption('clock', o.clock, systemClock, false);
   const onFailure = failureMode('onFailure', o.onFailure, 'ignore');
 
   const slotMs = windowMs / SLOTS;

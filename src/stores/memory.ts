@@ -15,7 +15,7 @@ import { ConfigError } from '../errors.js';
 import { refill } from '../limiters/bucket-math.js';
 import { SlotTable } from '../limiters/keyed/slot-table.js';
 import { TOKEN_EPSILON } from '../limiters/token-bucket.js';
-import { integer, knownKeys } from '../validate.js';
+import { clockOption, integer, knownKeys } from '../validate.js';
 import type { Store, StoreDecision, StoreTakeRequest } from './types.js';
 
 export interface MemoryStoreOptions {
@@ -47,11 +47,7 @@ export class MemoryStore implements Store {
     }
     knownKeys('MemoryStore', options, ['maxKeys', 'clock']);
     this.maxKeys = integer('maxKeys', options.maxKeys ?? MEMORY_STORE_DEFAULTS.maxKeys, 1, 2 ** 30);
-    const clock = options.clock ?? systemClock;
-    if (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function') {
-      throw new ConfigError('clock', clock, 'a Clock { now(), setTimeout() }');
-    }
-    this.#clock = clock;
+    this.#clock = clockOption('clock', options.clock, systemClock, false);
     this.#slots = new SlotTable({ maxKeys: this.maxKeys, block: false, tiers: false, stride: STRIDE });
     this.#canDrop = (slot, now) => this.#isFull(slot, now);
   }

@@ -13,7 +13,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, systemClock, type TimerHandle } from '../../clock.js';
 import { ConfigError } from '../../errors.js';
-import { integer } from '../../validate.js';
+import { abortSignalOption, clockOption, integer } from '../../validate.js';
 import { effectiveFactor, priorityLevel } from '../priority.js';
 import type { Priority } from '../types.js';
 import { StandingQueue } from './codel.js';
@@ -66,7 +66,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
   constructor(options: ConcurrencyLimiterOptions = {}) {
     super();
     this.options = resolveConcurrencyOptions(options);
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = clockOption('clock', options.clock, systemClock);
     const now = this.#clock.now();
     const c = this.options.codel;
     this.#codel = c === undefined ? undefined : new StandingQueue(c.targetMs, c.intervalMs, now);
@@ -145,7 +145,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     const { priority, level, cost } = this.#request(options);
     const maxWaitMs =
       options.maxWaitMs === undefined ? this.options.maxWaitMs : waitMs('maxWaitMs', options.maxWaitMs);
-    const { signal } = options;
+    const signal = abortSignalOption('signal', options.signal);
     if (this.#closed) return Promise.resolve(this.#refuse(priority, 'closed', 0));
     if (signal?.aborted) return Promise.resolve(this.#refuse(priority, 'aborted', 0));
     const now = this.#clock.now();
@@ -202,8 +202,10 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     if (typeof options !== 'object' || options === null) {
       throw new ConfigError('options', options, 'an object');
     }
-    const priority = options.priority ?? 'normal';
-    return { priority, level: priorityLevel(priority), cost: integer('cost', options.cost ?? 1, 1) };
+    // Left out means the default; `null`, like any other wrong value, is refused.
+    const priority = options.priority === undefined ? 'normal' : options.priority;
+    const cost = options.cost === undefined ? 1 : integer('cost', options.cost, 1);
+    return { priority, level: priorityLevel(priority), cost };
   }
 
   #limitAt(level: number): number {

@@ -1,7 +1,7 @@
 /** The keyed limiter's options: their types, defaults and validation, in one place. */
 import { type Clock, systemClock } from '../../clock.js';
 import { ConfigError } from '../../errors.js';
-import { fn, integer, knownKeys, oneOf, positiveNumber } from '../../validate.js';
+import { clockOption, fn, integer, knownKeys, oneOf, positiveNumber } from '../../validate.js';
 import { type FactorOption, resolveFactor } from '../factor-option.js';
 import type { FactorSource, Priority } from '../types.js';
 import type { BlockOptions } from './block.js';
@@ -100,7 +100,7 @@ export function resolveKeyedOptions(options: KeyedLimiterOptions): ResolvedKeyed
   const tiers = options.tiers === undefined ? undefined : fn<TierLookup>('tiers', options.tiers);
   const global = options.global === undefined ? undefined : globalLimits(options.global);
   const block = options.block === undefined ? undefined : blockOptions(options.block);
-  const clock = clockOption(options.clock ?? systemClock);
+  const clock = clockOption('clock', options.clock, systemClock);
   const factor = resolveFactor(options.factor);
   return {
     limits: { ratePerSec, burst },
@@ -134,16 +134,4 @@ function blockOptions(b: BlockOptions): BlockOptions {
     afterRefusals: integer('block.afterRefusals', b.afterRefusals, 1),
     durationMs: positiveNumber('block.durationMs', b.durationMs),
   };
-}
-
-function clockOption(clock: Clock): Clock {
-  if (
-    typeof clock !== 'object' ||
-    clock === null ||
-    typeof clock.now !== 'function' ||
-    typeof clock.setTimeout !== 'function'
-  ) {
-    throw new ConfigError('clock', clock, 'a Clock { now(), setTimeout() }');
-  }
-  return clock;
 }

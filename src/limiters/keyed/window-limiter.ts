@@ -10,7 +10,7 @@
  */
 import { type Clock, systemClock } from '../../clock.js';
 import { ConfigError } from '../../errors.js';
-import { integer, knownKeys, oneOf, positiveNumber } from '../../validate.js';
+import { clockOption, integer, knownKeys, oneOf, positiveNumber } from '../../validate.js';
 import { type FactorOption, followFactor, resolveFactor } from '../factor-option.js';
 import { decideFixedWindow, fixedWindowIdle, type WindowShape } from '../fixed-window.js';
 import { effectiveFactor, priorityLevel } from '../priority.js';
@@ -68,11 +68,7 @@ export class KeyedWindowLimiter {
     this.limit = positiveNumber('limit', options.limit);
     this.windowMs = positiveNumber('windowMs', options.windowMs);
     this.maxKeys = integer('maxKeys', options.maxKeys ?? KEYED_DEFAULTS.maxKeys, 1, 2 ** 30);
-    const clock = options.clock ?? systemClock;
-    if (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function') {
-      throw new ConfigError('clock', clock, 'a Clock { now(), setTimeout() }');
-    }
-    this.#clock = clock;
+    this.#clock = clockOption('clock', options.clock, systemClock);
     const fixed = this.algorithm === 'fixed-window';
     this.#decide = fixed ? decideFixedWindow : decideSlidingWindow;
     this.#idle = fixed ? fixedWindowIdle : slidingWindowIdle;
@@ -132,7 +128,7 @@ export class KeyedWindowLimiter {
       if (typeof options !== 'object' || options === null) {
         throw new ConfigError('options', options, 'an object { cost?, priority? } or undefined');
       }
-      cost = options.cost ?? 1;
+      if (options.cost !== undefined) cost = options.cost;
       if (options.priority !== undefined) e = effectiveFactor(e, priorityLevel(options.priority));
     }
     if (typeof cost !== 'number' || !Number.isFinite(cost) || !(cost > 0) || cost > this.limit) {

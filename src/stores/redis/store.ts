@@ -9,7 +9,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, systemClock } from '../../clock.js';
 import { ConfigError } from '../../errors.js';
-import { boolean, integer, knownKeys, oneOf, positiveNumber } from '../../validate.js';
+import { boolean, clockOption, integer, knownKeys, oneOf, positiveNumber } from '../../validate.js';
 import type { Store, StoreDecision, StoreTakeRequest } from '../types.js';
 import { type BreakerState, CircuitBreaker } from './breaker.js';
 import { adaptClient, type RedisClient, type RedisClientKind, type ScriptClient } from './client.js';
@@ -153,7 +153,7 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
     this.#instances = integer('expectedInstances', options.expectedInstances ?? 1, 1);
     this.#timeoutMs = positiveNumber('timeoutMs', options.timeoutMs ?? 100);
     this.#batch = boolean('batch', options.batch ?? true) && !this.#client.cluster;
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = clockOption('clock', options.clock, systemClock);
     this.#breaker = new CircuitBreaker(
       this.#clock,
       {
