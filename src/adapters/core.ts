@@ -59,6 +59,7 @@ import { foldsCase, requestPath, type Route } from './routes.js';
 import { publishingDecisions, publishVerdict, publishWait } from './decisions.js';
 import { publishingResponses, watchResponse } from './responses.js';
 import { systemClock } from '../clock.js';
+import { GovernorFeed } from './governor-feed.js';
 
 export type { GuardSignalsOptions } from './counts.js';
 export {
@@ -113,6 +114,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   readonly #counts = new GuardCounts();
   readonly #invalid = new InvalidValues();
   readonly #waits = new Set<AbortController>();
+  readonly #feed = new GovernorFeed();
   #closed = false;
 
   constructor(options: HttpGuardOptions = {}) {
@@ -126,6 +128,13 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     });
     this.#governor = this.#config.governor;
     this.#turn = this.#config.turn;
+    this.#connectFeed();
+  }
+
+  /** Feeds the governor (when it is a Governor and `feedGovernor` is on) from the current pipelines. */
+  #connectFeed(): void {
+    if (!this.#config.feedGovernor) return;
+    this.#feed.connect(this.#governor, this.#config.name, this.#config.table.all());
   }
 
   /**
@@ -151,6 +160,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       }
       buildPipelines(table, this.#turn);
     }
+    if (parts.governor !== undefined || parts.shedder !== undefined) this.#connectFeed();
     return this;
   }
 
@@ -240,6 +250,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   #outcome(res: ServerResponse, route: Route, ar: GuardRequest, v: Verdict, waitedMs?: number): Outcome {
+    this.#feed.record(v);
     if (v.allowed) {
       this.#admit(res, ar);
       setQuotaHeaders(this.#config.response, res, route, v.quota);
@@ -491,6 +502,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
    */
   close(): void {
     this.#closed = true;
+    this.#feed.close();
     for (const ac of this.#waits) ac.abort(new Error('spillway guard closed'));
     this.#waits.clear();
     // Limiters the guard built from options are its own; a limiter passed in stays open.

@@ -129,6 +129,12 @@ export interface HttpGuardOptions {
   /** The guard's name in decision messages (`spillway:decision`), to tell several guards apart. @default 'default' */
   name?: string;
   /**
+   * When `governor` (or `attach({ governor })`) is a Governor, add this guard's refusal share and
+   * queue time to its signals, so that the loop-turn budget's and the concurrency stage's refusals
+   * are pressure (see governor-feed.ts and docs/http.md). @default true
+   */
+  feedGovernor?: boolean;
+  /**
    * Bounds the requests in flight and their queue time (for handlers that await a database or
    * another service): at most `limit` requests run at once (fixed, or learned from latency when
    * `limit` is omitted, up to `maxConcurrent`), the rest wait in a bounded priority queue with a
@@ -180,6 +186,7 @@ const OPTIONS = [
   'statusPath',
   'turnBudgetMs',
   'name',
+  'feedGovernor',
   'concurrency',
 ] as const;
 
@@ -223,6 +230,8 @@ export interface GuardConfig {
   /** The option as given (undefined: on with a shedder, however it arrives). */
   readonly turnBudgetMs: number | false | undefined;
   readonly turn: TurnBudget | undefined;
+  /** Whether a Governor given to the guard is fed its refusal share and queue time. */
+  readonly feedGovernor: boolean;
   /** The concurrency limiters the guard created from options (it closes them with itself). */
   readonly ownedLimiters: readonly ConcurrencyLimiter[];
 }
@@ -497,8 +506,15 @@ export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks):
     response,
     turnBudgetMs: options.turnBudgetMs,
     turn,
+    feedGovernor: feedGovernorOption(options.feedGovernor),
     ownedLimiters,
   };
+}
+
+function feedGovernorOption(value: unknown): boolean {
+  if (value === undefined) return true;
+  if (typeof value !== 'boolean') throw new ConfigError('feedGovernor', value, 'true or false');
+  return value;
 }
 
 /** (Re)builds every route's pipeline, after construction or when `attach` brings a shedder. */

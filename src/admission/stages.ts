@@ -45,6 +45,8 @@ export interface KeyAdmission {
 /** Process-level admission: a Shedder fits. A refusal always means 503. */
 export interface ProcessAdmission {
   admit(options: { priority: Priority; cost: number }): Decision;
+  /** Told when admitted work completes (a Shedder learns the completion rate from it). */
+  complete?(cost: number): void;
 }
 
 /** The loop-turn budget as a stage: refuses the rest of an event-loop turn that ran too long. */
@@ -57,14 +59,20 @@ export function turnBudgetStage(budget: TurnBudget): Stage {
   };
 }
 
-/** A process shedder as a stage. It has no refund: what it admitted is what it learns from. */
+/**
+ * A process shedder as a stage. It has no refund: what it admitted is what it learns from. With a
+ * `complete` (a Shedder has one), `release` reports the completed cost, so the Shedder learns the
+ * rate the process completes rather than the rate it admits.
+ */
 export function shedderStage(shedder: ProcessAdmission): Stage {
-  return {
+  const stage: Stage = {
     name: 'shedder',
     waits: false,
     quota: false,
     admit: (req) => shedder.admit({ priority: req.priority, cost: req.cost }),
   };
+  if (typeof shedder.complete === 'function') stage.release = (req) => shedder.complete!(req.cost);
+  return stage;
 }
 
 /**

@@ -88,6 +88,13 @@ export const RISE_MARGIN = 0.1;
 export const PROGRESS_MARGIN = 0.05;
 /** During warm-up, a level at or above this for `warmupEvidenceMs` ends the warm-up early. */
 export const WARMUP_EVIDENCE_LEVEL = 2;
+/**
+ * Fast recovery stops this share under the factor that last overloaded (the ceiling): pressure
+ * clear because the factor holds the load off is not the load gone, and a jump back past the
+ * ceiling re-creates the overload (a cycle of cut, clear, jump). Above it the factor rises by
+ * `recoverPerSec`.
+ */
+export const CEILING_MARGIN = 0.05;
 /** Fast recovery closes the gap to 1 once it is below this. */
 const RECOVERED_GAP = 0.01;
 
@@ -118,6 +125,12 @@ export interface ControllerState {
   readonly clearSinceMs: number | undefined;
   /** The raw readings of the last `cutIntervalMs` (and the one before), oldest first. */
   readonly recent: readonly { readonly atMs: number; readonly pressure: number }[];
+  /**
+   * The factor in force when the last episode began (its first cut): the level that overloaded.
+   * Fast recovery stops CEILING_MARGIN under it; above that the factor rises additively. 1 when
+   * there is none (forgotten once the factor is back at 1).
+   */
+  readonly ceiling: number;
 }
 
 export interface ControllerInput {
@@ -151,6 +164,7 @@ export function initialControllerState(startedAtMs: number, deadTimeMs = 1000): 
     belowReleaseSinceMs: undefined,
     clearSinceMs: undefined,
     recent: [],
+    ceiling: 1,
   };
 }
 
@@ -233,12 +247,16 @@ function settledStep(
   // Fast recovery: the current pressure has been 0 for clearMs. Checked first: the smoothed value
   // lags the load's fall by seconds, and a load the process can serve must not wait for it.
   if (f < 1 && cooled && prev.clearSinceMs !== undefined && nowMs - prev.clearSinceMs >= c.clearMs) {
-    const gap = (1 - f) * 2 ** (-dtMs / c.recoverHalfLifeMs);
-    const raised = Math.min(1, Math.max(1 - gap, f + (c.recoverPerSec * dtMs) / 1000));
+    // Fast (halving the gap) up to CEILING_MARGIN under the ceiling, additive above it.
+    const top = prev.ceiling >= 1 ? 1 : prev.ceiling * (1 - CEILING_MARGIN);
+    const additive = f + (c.recoverPerSec * dtMs) / 1000;
+    const fast = f < top ? Math.min(top, 1 - (1 - f) * 2 ** (-dtMs / c.recoverHalfLifeMs)) : f;
+    const raised = Math.min(1, Math.max(fast, additive));
     const factor = 1 - raised < RECOVERED_GAP ? 1 : Math.max(c.floor, raised);
     return {
       next: {
         ...prev,
+        ceiling: factor >= 1 ? 1 : prev.ceiling,
         factor,
         state: factor >= 1 ? 'idle' : 'recovering',
         belowReleaseSinceMs: s < c.releaseAt ? (prev.belowReleaseSinceMs ?? nowMs) : undefined,
@@ -270,6 +288,7 @@ function settledStep(
     return {
       next: {
         ...base,
+        ceiling: why === 'first' ? f : prev.ceiling,
         factor,
         lastCutAtMs: nowMs,
         cutLevel: level,
@@ -300,7 +319,13 @@ function settledStep(
   }
   const factor = Math.max(c.floor, Math.min(1, f + (c.recoverPerSec * dtMs) / 1000));
   return {
-    next: { ...prev, factor, state: factor >= 1 ? 'idle' : 'recovering', belowReleaseSinceMs },
+    next: {
+      ...prev,
+      factor,
+      state: factor >= 1 ? 'idle' : 'recovering',
+      belowReleaseSinceMs,
+      ceiling: factor >= 1 ? 1 : prev.ceiling,
+    },
     action: { kind: 'recover', belowForMs: nowMs - belowReleaseSinceMs },
   };
 }

@@ -323,6 +323,56 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
   }
 
   /**
+   * Watches one more signal from the next tick on (started at once if the governor runs), for parts
+   * built after the governor: the HTTP guard adds its refusal share this way. The signal is
+   * validated like `signals`, and its name must be new. Returns a function that stops watching it
+   * (and stops it, if the governor started it); `options.signals` lists only the signals given at
+   * construction.
+   */
+  addSignal(signal: Signal): () => void {
+    const [checked] = validateSignals([signal], 'signal');
+    if (this.#slots.some((s) => s.signal.name === checked!.name)) {
+      throw new ConfigError('signal.name', checked!.name, 'a name no other signal of this governor has');
+    }
+    const slot: SignalSlot = {
+      signal: checked!,
+      onFailure: checked!.onFailure ?? 'ignore',
+      value: undefined,
+      pressure: 0,
+      failures: 0,
+      ok: true,
+    };
+    this.#slots.push(slot);
+    if (this.#running) this.#startSlot(slot, this.#clock.now());
+    return () => {
+      const i = this.#slots.indexOf(slot);
+      if (i < 0) return;
+      this.#slots.splice(i, 1);
+      if (this.#running) this.#stopSlot(slot, this.#clock.now());
+    };
+  }
+
+  #startSlot(slot: SignalSlot, now: number): void {
+    const start = slot.signal.start;
+    if (start === undefined) return;
+    try {
+      start.call(slot.signal);
+    } catch (error) {
+      this.#signalFailed(slot, error, now);
+    }
+  }
+
+  #stopSlot(slot: SignalSlot, now: number): void {
+    const stop = slot.signal.stop;
+    if (stop === undefined) return;
+    try {
+      stop.call(slot.signal);
+    } catch (error) {
+      this.#signalFailed(slot, error, now);
+    }
+  }
+
+  /**
    * Starts the signals and the sampling timer; the warm-up begins now. Idempotent. A restart after
    * `stop()` begins afresh: factor 1, smoothed pressure 0, a new warm-up.
    */
@@ -340,15 +390,7 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
       [],
       previousState,
     );
-    for (const slot of this.#slots) {
-      const start = slot.signal.start;
-      if (start === undefined) continue;
-      try {
-        start.call(slot.signal);
-      } catch (error) {
-        this.#signalFailed(slot, error, now);
-      }
-    }
+    for (const slot of this.#slots) this.#startSlot(slot, now);
     this.#schedule();
     return this;
   }
@@ -363,15 +405,7 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
     this.#timer?.cancel();
     this.#timer = undefined;
     const now = this.#clock.now();
-    for (const slot of this.#slots) {
-      const stop = slot.signal.stop;
-      if (stop === undefined) continue;
-      try {
-        stop.call(slot.signal);
-      } catch (error) {
-        this.#signalFailed(slot, error, now);
-      }
-    }
+    for (const slot of this.#slots) this.#stopSlot(slot, now);
     const previous = this.#ctl.factor;
     const previousState = this.#ctl.state;
     this.#epochSet = false;
@@ -788,13 +822,13 @@ export function resolveGovernorOptions(options: GovernorOptions): Readonly<Resol
   });
 }
 
-function validateSignals(signals: unknown): readonly Signal[] {
+function validateSignals(signals: unknown, option = 'signals'): readonly Signal[] {
   if (!Array.isArray(signals) || signals.length === 0) {
     throw new ConfigError('signals', signals, 'a non-empty array of Signal objects');
   }
   const names = new Set<string>();
   signals.forEach((s: unknown, i) => {
-    const at = `signals[${i}]`;
+    const at = option === 'signals' ? `signals[${i}]` : option;
     if (typeof s !== 'object' || s === null) throw new ConfigError(at, s, 'a Signal object');
     const sig = s as Partial<Signal>;
     if (typeof sig.name !== 'string' || sig.name === '') {

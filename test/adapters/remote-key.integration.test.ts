@@ -5,7 +5,11 @@
  * client leaves, the guard closes); a StoreLimiter over the MemoryStore shows the responses.
  * Real Redis: test/stores/redis/guard.integration.test.ts.
  */
+import { createHook } from 'node:async_hooks';
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createHttpGuard } from '../../src/adapters/http.js';
 import type { KeyAdmission } from '../../src/adapters/core.js';
 import { ADMITTED_UNLIMITED } from '../../src/limiters/decisions.js';
 import { ManualFactor } from '../../src/limiters/factor.js';
@@ -112,5 +116,48 @@ describe.each(ADAPTERS)('%s: a key limiter that decides with a promise, default 
       expect((await get(`${app.url}/`, { 'x-user': 'b' }).answered).status).toBe(503);
     expect((await limiter.peek('b')).remaining).toBeCloseTo(3, 3);
     expect(app.handled()).toBe(3);
+  });
+});
+
+describe('the synchronous path', () => {
+  it('an in-memory limiter and a shedder: guard.check answers without creating a single promise', () => {
+    const guard = createHttpGuard({
+      limiter: createLimiter({ ratePerSec: 1e9, burst: 1e9 }),
+      shedder: new Shedder({ factor: new ManualFactor(1) }),
+      key: () => 'k',
+    });
+    const req = { url: '/x', method: 'GET', headers: {}, socket: { remoteAddress: '127.0.0.1' } };
+    const res = () => Object.assign(new EventEmitter(), { destroyed: false, setHeader() {} });
+    guard.check(req as unknown as IncomingMessage, res() as unknown as ServerResponse); // warm
+    let promises = 0;
+    const hook = createHook({
+      init(_id, type) {
+        if (type === 'PROMISE') promises++;
+      },
+    }).enable();
+    const outcomes: unknown[] = [];
+    try {
+      for (let i = 0; i < 100; i++) {
+        outcomes.push(guard.check(req as unknown as IncomingMessage, res() as unknown as ServerResponse));
+      }
+    } finally {
+      hook.disable();
+    }
+    expect(promises).toBe(0);
+    // The hook does see promises: the same checks over a store-backed limiter create some.
+    const remote = createHttpGuard({
+      limiter: createLimiter({ store: new MemoryStore(), ratePerSec: 1e9, burst: 1e9 }),
+      key: () => 'k',
+    });
+    hook.enable();
+    try {
+      remote.check(req as unknown as IncomingMessage, res() as unknown as ServerResponse);
+    } finally {
+      hook.disable();
+    }
+    expect(promises).toBeGreaterThan(0);
+    // Admitted, or refused by the loop-turn budget when this loaded turn ran long: either at once.
+    expect(outcomes.every((o) => !(o instanceof Promise))).toBe(true);
+    expect((outcomes[0] as { kind: string }).kind).toBe('pass');
   });
 });

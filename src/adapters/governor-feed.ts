@@ -1,0 +1,93 @@
+/**
+ * The fast stages feed the slow loop. When the guard is given a governor that can watch more
+ * signals (a Governor: `addSignal`), the guard adds:
+ *
+ * - `<name>-refusal-share` (signals.refusalShare, target 5%, limit 30%, over 2 s): the share of the
+ *   requests that reached the loop-turn budget or a concurrency stage and were refused there. The
+ *   key limiter's 429s and the Shedder's 503s are left out: both are scaled by the governor's own
+ *   factor, so counting them would make every cut the cause of the next one (down to the floor).
+ *   A request the Shedder refused had passed the turn budget and counts as admitted by it.
+ * - `<name>-queue-time` (signals.queueTime, target 20 ms, limit 200 ms) for each concurrency
+ *   limiter in the guard's pipelines (`-2`, `-3`… after the first).
+ *
+ * So while the turn budget or the concurrency stage keeps refusing, the factor falls and the
+ * per-key quotas it scales shrink (the heavy keys are refused by their own quota first); when the
+ * refusals stop, the pressure goes and the factor returns. `feedGovernor: false` turns it off.
+ */
+import type { Verdict } from '../admission/pipeline.js';
+import type { Clock } from '../clock.js';
+import { type RefusalShareSignal, refusalShare } from '../signals/refusal-share.js';
+import { queueTime, type QueueTimeSource } from '../signals/queue-time.js';
+import type { Signal } from '../signals/types.js';
+import type { Route } from './routes.js';
+
+/** A governor the guard can feed: `addSignal` returns the function that removes the signal. */
+interface FeedableGovernor {
+  addSignal(signal: Signal): () => void;
+  readonly options?: { readonly clock?: Clock };
+}
+
+const SIGNAL_NAME = /^[a-z0-9][a-z0-9_.:-]*$/i;
+
+function feedable(governor: unknown): governor is FeedableGovernor {
+  return (
+    typeof governor === 'object' &&
+    governor !== null &&
+    typeof (governor as FeedableGovernor).addSignal === 'function'
+  );
+}
+
+export class GovernorFeed {
+  /** The refusal share being fed, while connected. */
+  share: RefusalShareSignal | undefined;
+  #removers: (() => void)[] = [];
+
+  /**
+   * Connects to `governor` (disconnecting from any earlier one): adds the refusal share and a
+   * queue time per concurrency limiter of `routes`. Does nothing for a governor without `addSignal`.
+   */
+  connect(governor: unknown, guardName: string, routes: readonly Route[]): void {
+    this.close();
+    if (!feedable(governor)) return;
+    const base = guardName === 'default' || !SIGNAL_NAME.test(guardName) ? 'http' : guardName.slice(0, 40);
+    const clock = governor.options?.clock;
+    const share = refusalShare({ name: `${base}-refusal-share`, ...(clock === undefined ? {} : { clock }) });
+    const signals: Signal[] = [share];
+    const limiters = new Set<QueueTimeSource>();
+    for (const r of routes) {
+      for (const s of r.pipeline.stages) {
+        const limiter = (s as { readonly limiter?: QueueTimeSource }).limiter;
+        if (s.name === 'concurrency' && limiter !== undefined) limiters.add(limiter);
+      }
+    }
+    let i = 0;
+    for (const l of limiters) {
+      i++;
+      signals.push(queueTime(`${base}-queue-time${i === 1 ? '' : `-${i}`}`, l));
+    }
+    try {
+      for (const s of signals) this.#removers.push(governor.addSignal(s));
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+    this.share = share;
+  }
+
+  /** Counts one verdict of the guard's pipeline (see the module comment for what counts). */
+  record(v: Verdict): void {
+    const share = this.share;
+    if (share === undefined) return;
+    if (v.allowed) share.record('admitted');
+    else if (v.stage.name === 'turn-budget' || v.stage.name === 'concurrency') share.record('refused');
+    else if (v.stage.name === 'shedder') share.record('admitted');
+  }
+
+  /** Removes the signals from the governor. */
+  close(): void {
+    const removers = this.#removers;
+    this.#removers = [];
+    this.share = undefined;
+    for (const remove of removers) remove();
+  }
+}
