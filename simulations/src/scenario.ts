@@ -286,6 +286,10 @@ export interface SpillwaySpec {
   readonly shedder: Readonly<Record<string, number>>;
   /** A keyed limiter per tenant (quota, not scaled by the factor); undefined for none. */
   readonly perTenant: { readonly ratePerSec: number; readonly burst: number } | undefined;
+  /** The guard's `turnBudgetMs`: a budget in ms, `false` for none; undefined for the guard's default (25 ms with a shedder). */
+  readonly turnBudgetMs: number | false | undefined;
+  /** Options of a `ConcurrencyLimiter` stage (besides factor and clock); undefined for none. */
+  readonly concurrency: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface ReportSpec {
@@ -493,7 +497,7 @@ export function parseScenario(input: unknown, source = '(scenario)'): Scenario {
   };
 
   const sp = r.object('spillway', o['spillway'] ?? {});
-  r.keys('spillway', sp, ['governor', 'shedder', 'perTenant']);
+  r.keys('spillway', sp, ['governor', 'shedder', 'perTenant', 'turnBudgetMs', 'concurrency']);
   const gov = r.object('spillway.governor', sp['governor'] ?? {});
   for (const [k, v] of Object.entries(gov)) {
     if (k === 'signals' || k === 'clock')
@@ -515,6 +519,16 @@ export function parseScenario(input: unknown, source = '(scenario)'): Scenario {
       ratePerSec: rate,
       burst: r.num('spillway.perTenant.burst', pt['burst'], { min: 1, def: Math.max(1, round(rate * 0.5)) }),
     };
+  }
+
+  const tb = sp['turnBudgetMs'];
+  const turnBudgetMs = tb === undefined || tb === false ? tb : r.num('spillway.turnBudgetMs', tb, { gt: 0 });
+  let concurrency: SpillwaySpec['concurrency'];
+  if (sp['concurrency'] !== undefined) {
+    concurrency = r.object('spillway.concurrency', sp['concurrency']);
+    for (const k of ['factor', 'clock'])
+      if (k in concurrency)
+        r.fail(`spillway.concurrency.${k}`, concurrency[k], 'absent (the simulator sets it)');
   }
 
   let modes: readonly Mode[] = MODES;
@@ -547,6 +561,8 @@ export function parseScenario(input: unknown, source = '(scenario)'): Scenario {
       governor: gov as Record<string, number | string>,
       shedder: shed as Record<string, number>,
       perTenant,
+      turnBudgetMs,
+      concurrency,
     },
     modes,
     report,
