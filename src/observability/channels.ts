@@ -51,20 +51,28 @@ export interface DecisionMessage {
 }
 
 /**
- * A store's trouble: an operation failed (`error`), or the limiter answered without it under its
- * failure policy (`fallback`). Stores publish `StoreMessage`.
+ * A store's trouble: an operation failed (`error`), a decision was made without it under its
+ * failure policy (`fallback`), or its circuit breaker changed state (`state`). The Redis store
+ * publishes `StoreMessage`; any store of yours may too.
  */
 export const STORE_CHANNEL = 'spillway:store';
 
+/** A circuit breaker's state: `closed` (calls go to the store), `open` (they skip it), `half-open` (one probe). */
+export type StoreCircuitState = 'closed' | 'open' | 'half-open';
+
 export interface StoreMessage {
-  /** The name the user gave the store or its limiter, to tell several apart. @default 'default' */
+  /** The name the user gave the store, to tell several apart. @default 'default' */
   readonly name: string;
-  readonly event: 'error' | 'fallback';
-  /** The store operation: 'take', 'peek', 'refund', 'reset' or 'connect'. */
+  readonly event: 'error' | 'fallback' | 'state';
+  /** The store operation: 'take', 'peek', 'refund', 'reset' or 'connect'; 'breaker' for `state`. */
   readonly operation: string;
   /** For `fallback`: what the failure policy did ('open' admits, 'closed' refuses, 'local' uses memory). */
   readonly policy?: string;
+  /** For `error`: what went wrong. */
   readonly error?: unknown;
+  /** For `state`: the breaker's new state and the one it left. */
+  readonly state?: StoreCircuitState;
+  readonly previousState?: StoreCircuitState;
 }
 
 /**

@@ -9,6 +9,7 @@ export {
   RESPONSE_CHANNEL,
   type ResponseMessage,
   STORE_CHANNEL,
+  type StoreCircuitState,
   type StoreMessage,
 } from './channels.js';
 export { OTHER_ROUTE, priorityLabel, RouteLabels } from './labels.js';

@@ -13,6 +13,7 @@ import {
   RESPONSE_CHANNEL,
   type ResponseMessage,
   STORE_CHANNEL,
+  type StoreCircuitState,
   type StoreMessage,
 } from '../../src/observability/channels.js';
 import { createMetrics, type SpillwayMetrics } from '../../src/observability/prometheus/index.js';
@@ -354,26 +355,32 @@ describe('createMetrics: limiters, guards and pools, read at scrape time', () =>
   });
 });
 
-describe('createMetrics: stores that keep their own totals', () => {
-  it('reads stats() at scrape time beside what the store channel counted', async () => {
-    const { m, scrape } = metrics();
-    const totals = { errors: 4, fallbackDecisions: 3 };
-    m.observeStore({ stats: () => totals }, { name: 'redis', policy: 'local' });
-    channel(STORE_CHANNEL).publish({
-      name: 'other',
-      event: 'error',
-      operation: 'peek',
-    } satisfies StoreMessage);
+describe('createMetrics: store circuit state', () => {
+  it('shows the last breaker state each store published, 1 for it and 0 for the others', async () => {
+    const { scrape } = metrics();
+    const stores = channel(STORE_CHANNEL);
     let s = await scrape();
-    expect(value(s, 'spillway_store_errors_total', { name: 'redis', operation: 'any' })).toBe(4);
-    expect(
-      value(s, 'spillway_store_fallbacks_total', { name: 'redis', operation: 'any', policy: 'local' }),
-    ).toBe(3);
-    expect(value(s, 'spillway_store_errors_total', { name: 'other', operation: 'peek' })).toBe(1);
-    totals.errors = 9;
+    expect(find(s, 'spillway_store_circuit_state')).toEqual([]);
+    const state = (name: string, to: StoreCircuitState, from: StoreCircuitState) =>
+      stores.publish({
+        name,
+        event: 'state',
+        operation: 'breaker',
+        state: to,
+        previousState: from,
+      } satisfies StoreMessage);
+    state('redis', 'open', 'closed');
+    state('cache', 'open', 'closed');
+    state('cache', 'half-open', 'open');
     s = await scrape();
-    expect(value(s, 'spillway_store_errors_total', { name: 'redis', operation: 'any' })).toBe(9);
-    expect(() => m.observeStore({} as never)).toThrow(/`store`/);
+    expect(value(s, 'spillway_store_circuit_state', { name: 'redis', state: 'open' })).toBe(1);
+    expect(value(s, 'spillway_store_circuit_state', { name: 'redis', state: 'closed' })).toBe(0);
+    expect(value(s, 'spillway_store_circuit_state', { name: 'cache', state: 'half-open' })).toBe(1);
+    expect(value(s, 'spillway_store_circuit_state', { name: 'cache', state: 'open' })).toBe(0);
+    state('redis', 'closed', 'half-open');
+    s = await scrape();
+    expect(value(s, 'spillway_store_circuit_state', { name: 'redis', state: 'closed' })).toBe(1);
+    expect(value(s, 'spillway_store_circuit_state', { name: 'redis', state: 'open' })).toBe(0);
   });
 });
 

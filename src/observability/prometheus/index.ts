@@ -5,8 +5,6 @@ export {
   METRICS_DEFAULTS,
   type MetricsOptions,
   type ObservableLimiter,
-  type ObservableStore,
-  type ObserveStoreOptions,
   type ObserveOptions,
   QUEUE_WAIT_BUCKETS,
   RESPONSE_BUCKETS,

@@ -17,6 +17,7 @@ import {
   RESPONSE_CHANNEL,
   type ResponseMessage,
   STORE_CHANNEL,
+  type StoreCircuitState,
   type StoreMessage,
 } from '../channels.js';
 import { priorityLabel, RouteLabels } from '../labels.js';
@@ -68,6 +69,7 @@ const OPTION_KEYS = [
 ] as const;
 
 const STATES: readonly GovernorState[] = ['warming', 'idle', 'engaged', 'holding', 'recovering', 'stopped'];
+const CIRCUIT_STATES: readonly StoreCircuitState[] = ['closed', 'open', 'half-open'];
 const PRIORITY_CLASSES = ['critical', 'normal', 'sheddable'] as const;
 
 /**
@@ -103,22 +105,6 @@ interface ObservedGovernor {
   readonly off: () => void;
 }
 
-/** A store that keeps its own totals, such as the Redis store (`stats()`). */
-export interface ObservableStore {
-  stats(): { readonly errors: number; readonly fallbackDecisions: number };
-}
-
-export interface ObserveStoreOptions extends ObserveOptions {
-  /** The `policy` label of its fallbacks: the store's failure policy ('open', 'closed', 'local'). @default 'unknown' */
-  policy?: string;
-}
-
-interface ObservedStore {
-  readonly store: ObservableStore;
-  readonly name: string;
-  readonly policy: string;
-}
-
 interface ObservedLimiter {
   readonly source: ObservableLimiter;
   readonly name: string;
@@ -130,7 +116,8 @@ export class SpillwayMetrics {
   readonly #routes: RouteLabels;
   readonly #governors: ObservedGovernor[] = [];
   readonly #limiters: ObservedLimiter[] = [];
-  readonly #stores: ObservedStore[] = [];
+  /** Each store's last circuit state, from `state` messages on the store channel. */
+  readonly #storeStates = new Map<string, StoreCircuitState>();
   readonly #families: RegisteredMetric[] = [];
   readonly #decisions: CounterFamily;
   readonly #queueWait: HistogramFamily;
@@ -325,20 +312,22 @@ export class SpillwayMetrics {
       ),
     );
     this.#storeErrors = this.#add(
-      new CounterFamily(`${p}store_errors_total`, 'Failed store operations.', (emit) => {
-        for (const st of this.#stores) emit({ name: st.name, operation: 'any' }, st.store.stats().errors);
-      }),
+      new CounterFamily(`${p}store_errors_total`, 'Failed store operations.'),
     );
     this.#storeFallbacks = this.#add(
       new CounterFamily(
         `${p}store_fallbacks_total`,
         'Decisions made without the store under its failure policy.',
-        (emit) => {
-          for (const st of this.#stores) {
-            emit({ name: st.name, operation: 'any', policy: st.policy }, st.store.stats().fallbackDecisions);
-          }
-        },
       ),
+    );
+    this.#gauge(
+      `${p}store_circuit_state`,
+      "1 for a store circuit breaker's current state (closed, open, half-open), 0 for the others.",
+      (emit) => {
+        for (const [name, current] of this.#storeStates) {
+          for (const state of CIRCUIT_STATES) emit({ name, state }, state === current ? 1 : 0);
+        }
+      },
     );
     if (channels) {
       subscribe(DECISION_CHANNEL, this.#onDecision);
@@ -403,28 +392,6 @@ export class SpillwayMetrics {
   }
 
   /**
-   * Reads a store's own totals at every scrape: `stats().errors` and `stats().fallbackDecisions`,
-   * as `store_errors_total` and `store_fallbacks_total` with `operation="any"`. For stores that
-   * keep totals instead of publishing on `spillway:store` (the Redis store). Returns a function that stops.
-   */
-  observeStore(store: ObservableStore, options: ObserveStoreOptions = {}): () => void {
-    this.#open('observeStore');
-    if (typeof store !== 'object' || store === null || typeof store.stats !== 'function') {
-      throw new ConfigError('store', store, 'a store with stats() (errors, fallbackDecisions)');
-    }
-    const name = labelName(options);
-    if (this.#stores.some((s) => s.name === name)) {
-      throw new ConfigError('name', name, 'a name no other observed store has');
-    }
-    const policy = options.policy ?? 'unknown';
-    if (typeof policy !== 'string' || policy === '')
-      throw new ConfigError('policy', policy, 'a non-empty string');
-    const entry: ObservedStore = { store, name, policy };
-    this.#stores.push(entry);
-    return () => this.#unobserve(this.#stores, entry);
-  }
-
-  /**
    * Unsubscribes from the channels, stops observing, and removes these metrics from the registry.
    * Idempotent.
    */
@@ -439,7 +406,7 @@ export class SpillwayMetrics {
     for (const g of this.#governors) g.off();
     this.#governors.length = 0;
     this.#limiters.length = 0;
-    this.#stores.length = 0;
+    this.#storeStates.clear();
     for (const f of this.#families) {
       if (this.registry.getSingleMetric(f.name) === (f as unknown)) this.registry.removeSingleMetric(f.name);
     }
@@ -493,6 +460,8 @@ export class SpillwayMetrics {
         operation,
         policy,
       })).value++;
+    } else if (m.event === 'state' && CIRCUIT_STATES.includes(m.state as StoreCircuitState)) {
+      this.#storeStates.set(m.name, m.state as StoreCircuitState);
     }
   }
 

@@ -6,9 +6,11 @@
  * and never waits longer than `timeoutMs`: failures are events (`error`, `state`) and counters
  * (`stats()`), and the decision comes from the policy.
  */
+import { channel } from 'node:diagnostics_channel';
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, systemClock } from '../../clock.js';
 import { ConfigError } from '../../errors.js';
+import { STORE_CHANNEL, type StoreMessage } from '../../observability/channels.js';
 import { boolean, clockOption, integer, knownKeys, oneOf, positiveNumber } from '../../validate.js';
 import type { Store, StoreDecision, StoreTakeRequest } from '../types.js';
 import { type BreakerState, CircuitBreaker } from './breaker.js';
@@ -48,6 +50,11 @@ export interface RedisStoreOptions {
   readonly batch?: boolean;
   /** Time for the timeout and the breaker (Redis's `TIME` is the bucket clock). @default systemClock */
   readonly clock?: Clock;
+  /**
+   * The store's name in `spillway:store` messages (errors, fallbacks, breaker states) and so in the
+   * `name` label of `spillway_store_*` metrics. 1 to 128 characters. @default 'default'
+   */
+  readonly name?: string;
 }
 
 export interface RedisStoreErrorEvent {
@@ -93,7 +100,11 @@ const OPTION_NAMES = [
   'localMaxKeys',
   'batch',
   'clock',
+  'name',
 ] as const;
+
+/** Where the store reports its trouble; a message is built only while someone subscribes. */
+const storeChannel = channel(STORE_CHANNEL);
 
 const OP_NAMES = { t: 'take', p: 'peek', r: 'refund' } as const;
 
@@ -109,6 +120,8 @@ interface Pending {
 export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store {
   /** Which client the store detected. */
   readonly clientKind: RedisClientKind;
+  /** The name in `spillway:store` messages. */
+  readonly name: string;
   readonly #client: ScriptClient;
   readonly #prefix: string;
   readonly #policy: RedisFailurePolicy;
@@ -142,6 +155,11 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
       throw new ConfigError('prefix', prefix, 'a string without `{` or `}` (the store adds the hash tag)');
     }
     this.#prefix = prefix;
+    const name = options.name ?? 'default';
+    if (typeof name !== 'string' || name === '' || name.length > 128) {
+      throw new ConfigError('name', name, 'a non-empty string of at most 128 characters');
+    }
+    this.name = name;
     this.#policy = oneOf('onError', options.onError ?? 'open', ['open', 'closed', 'local'] as const);
     if (this.#policy === 'local' && options.expectedInstances === undefined) {
       throw new ConfigError(
@@ -162,6 +180,9 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
       },
       (from, to) => {
         if (to === 'open') this.#breakerOpens++;
+        if (storeChannel.hasSubscribers) {
+          this.#publish({ event: 'state', operation: 'breaker', state: to, previousState: from });
+        }
         this.emit('state', { from, to });
       },
     );
@@ -338,11 +359,21 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
   #report(op: RedisStoreErrorEvent['op'], key: string, error: RedisStoreError): void {
     this.#errors++;
     if (error.kind === 'timeout') this.#timeouts++;
+    if (storeChannel.hasSubscribers) this.#publish({ event: 'error', operation: op, error });
     this.emit('error', { op, key, error });
   }
 
+  #publish(m: Omit<StoreMessage, 'name'>): void {
+    storeChannel.publish({ name: this.name, ...m } satisfies StoreMessage);
+  }
+
   #fallback(op: ScriptOp, request: StoreTakeRequest): StoreDecision {
-    if (op !== 'r') this.#fallbackDecisions++;
+    if (op !== 'r') {
+      this.#fallbackDecisions++;
+      if (storeChannel.hasSubscribers) {
+        this.#publish({ event: 'fallback', operation: OP_NAMES[op], policy: this.#policy });
+      }
+    }
     const factor = Math.min(1, Math.max(0, request.factor));
     const { ratePerSec, burst } = request.limits;
     switch (this.#policy) {
