@@ -270,7 +270,10 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
   /** Admits waiters while slots are free: highest priority first, newest first while the queue stands. */
   #dispatch(): void {
     const now = this.#clock.now();
-    this.#sweep(now);
+    // Free slots are filled first, then the stale are refused: when this runs late (a busy event
+    // loop, a timer that fired late) every waiter may have passed the target, and refusing them all
+    // first would leave the slots idle until the next arrival. CoDel drops at dequeue but still
+    // sends; here too a free slot always takes the best waiter (the newest, while the queue stands).
     for (;;) {
       const w = this.#queue.peek(this.#lifo(now));
       if (w === undefined || !this.#fits(w.level, w.cost)) break;
@@ -278,6 +281,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
       if (this.#queue.size === 0) this.#codel?.empty(now);
       this.#finish(w, this.#admit(w.priority, w.level, w.cost, now - w.enqueuedAt));
     }
+    this.#sweep(now);
     this.#schedule(now);
   }
 

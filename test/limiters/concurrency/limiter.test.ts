@@ -240,6 +240,52 @@ describe('ConcurrencyLimiter, CoDel and adaptive LIFO', () => {
     l.close();
   });
 
+  it('a slot freed late (every waiter past the target) still takes the newest waiter: the slot never idles to shed', async () => {
+    const base = new ManualClock();
+    // A blocked event loop: time moves on (`stall`) and no timer runs meanwhile.
+    let stalled = 0;
+    const clock = {
+      now: () => base.now() + stalled,
+      setTimeout: (fn: () => void, ms: number, o?: { keepAlive?: boolean }) => base.setTimeout(fn, ms, o),
+      advance: (ms: number) => base.advance(ms),
+    };
+    const l = new ConcurrencyLimiter({
+      limit: 1,
+      clock,
+      maxWaitMs: 10_000,
+      codel: { targetMs: 5, intervalMs: 20 },
+    });
+    // A hold time of 2 ms first, so the target stays near 5 ms (2 · holdMs / limit is its floor).
+    for (let i = 0; i < 3; i++) {
+      const p = permit(await l.acquire());
+      clock.advance(2);
+      p.release();
+    }
+    const held = permit(await l.acquire());
+    const log: ConcurrencyDecision[] = [];
+    // Arrivals every 2 ms keep the queue standing (the CoDel timer refuses the stale as they age);
+    // then the loop is blocked for 50 ms, and the slot is freed late.
+    const waits: Promise<ConcurrencyDecision>[] = [];
+    for (let t = 0; t < 30; t += 2) {
+      waits.push(track(l.acquire(), log));
+      clock.advance(2);
+    }
+    expect(l.snapshot().standingQueue).toBe(true);
+    const newest = track(l.acquire(), log);
+    stalled += 50;
+    held.release();
+    const d = await newest;
+    expect(d.allowed).toBe(true); // the newest, though it waited 50 ms > target
+    expect(d.waitedMs).toBe(50);
+    await flush();
+    expect(l.inFlight).toBe(1);
+    // Every other waiter is answered: refused by CoDel as it aged, or by close.
+    l.close();
+    const all = await Promise.all(waits);
+    expect(all.every((x) => !x.allowed)).toBe(true);
+    expect(log.some((x) => !x.allowed && x.reason === 'codel')).toBe(true);
+  });
+
   it('with order fifo, serves the oldest even while the queue stands', async () => {
     const clock = new ManualClock();
     const l = new ConcurrencyLimiter({
