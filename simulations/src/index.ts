@@ -41,7 +41,7 @@ export {
   type TrafficPattern,
   type TrafficSpec,
 } from './scenario.js';
-export { compare, overloadedSeconds, type SimulateOptions, simulate } from './simulate.js';
+export { compare, overloadedSeconds, type SimulateOptions, simulate, simulateAsync } from './simulate.js';
 export {
   baselineParams,
   evaluate,

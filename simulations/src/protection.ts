@@ -1,38 +1,71 @@
 /**
- * The three ways the simulated server can be protected, each built from the real classes:
- * - `none`: everything is admitted.
+ * The three ways the simulated server can be protected, each built from the real classes and run
+ * as a real admission `Pipeline` (spillway/pipeline):
+ * - `none`: an empty pipeline: everything is admitted.
  * - `static`: one TokenBucket at a fixed rate (a capacity somebody measured), no governor.
- * - `spillway`: the real Governor (fed the model's signals) driving the real Shedder, and
- *   optionally the real keyed limiter with a quota per tenant.
+ * - `spillway`: what the HTTP guard runs, built by the same function from the same options
+ *   (`admissionPipeline`, `turnBudgetFor`): the keyed limiter with a quota per tenant (when the
+ *   scenario sets one), the loop-turn budget on the model's turns and clock, the real Shedder driven
+ *   by the real Governor (fed the model's signals), and the concurrency stage when the scenario sets
+ *   one. Charging is all-or-nothing, and a request whose client left is refunded, as in the guard.
  *
  * In `none` and `static` a Governor runs in shadow mode: it acts on nothing, and the report can
  * still show the pressure and the dominant signal the process would have seen.
  */
 import type { Clock, ManualClock } from 'spillway';
-import { createGovernor } from 'spillway';
+import { ConcurrencyLimiter, createGovernor } from 'spillway';
 import type { Governor } from 'spillway';
 import { createLimiter, type KeyedLimiter } from 'spillway';
 import { Shedder } from 'spillway';
 import { TokenBucket } from 'spillway';
-import type { Decision, Priority } from 'spillway';
 import type { Signal } from 'spillway';
+import {
+  type AdmissionRequest,
+  admissionPipeline,
+  Pipeline,
+  type PipelineParts,
+  type TurnBudget,
+  type TurnBudgetOptions,
+  turnBudgetFor,
+} from 'spillway/pipeline';
 import type { Mode, Scenario } from './scenario.js';
-import { ADMITTED_UNLIMITED } from 'spillway/pipeline';
 
-export interface AdmissionRequest {
-  readonly tenant: string;
-  readonly priority: Priority;
-  readonly cost: number;
+/** One request as the simulated guard sees it (`key` is the tenant). */
+export interface SimRequest extends AdmissionRequest {
+  signal?: AbortSignal;
 }
 
 export interface Protection {
   readonly mode: Mode;
   /** The governor (enforcing in `spillway`, shadow otherwise). */
   readonly governor: Governor;
-  decide(req: AdmissionRequest): Decision;
+  /** What decides each request: run it, then `release` (done) or `refund` (its client left). */
+  readonly pipeline: Pipeline<SimRequest>;
+  /** The loop-turn budget, when on (`spillway` mode). */
+  readonly turn: TurnBudget | undefined;
+  /** The concurrency limiter, when the scenario sets one (`spillway` mode). */
+  readonly concurrency: ConcurrencyLimiter | undefined;
   /** The factor limiters apply now, or null when the mode has none. */
   factor(): number | null;
   stop(): void;
+}
+
+/** Where the model's time and turns come from. */
+export interface ProtectionEnv {
+  /** The simulation's clock (limiters, the turn budget). */
+  readonly clock: ManualClock;
+  /** The governor's clock: virtual time whose timers wait for the model's loop. */
+  readonly govClock: Clock;
+  /** Runs a function when the model's current event-loop turn ends (EventLoop.defer). */
+  readonly defer: (fn: () => void) => void;
+}
+
+/** What the simulator tunes on top of the scenario. */
+export interface ProtectionOverrides {
+  readonly governor?: Readonly<Record<string, number | string>> | undefined;
+  readonly shedder?: Readonly<Record<string, number>> | undefined;
+  /** TurnBudget options besides `budgetMs`, clock and defer (e.g. `refuseEarly`). */
+  readonly turnBudget?: Pick<TurnBudgetOptions, 'refuseEarly' | 'retryAfterMs'> | undefined;
 }
 
 /** Governor options for the scenario, with `overrides` (the tuner's candidates) on top. */
@@ -46,29 +79,22 @@ export function governorOptions(
 export function createProtection(
   mode: Mode,
   scenario: Scenario,
-  clock: ManualClock,
-  govClock: Clock,
+  env: ProtectionEnv,
   signals: readonly Signal[],
-  governorOverrides?: Readonly<Record<string, number | string>>,
-  shedderOverrides?: Readonly<Record<string, number>>,
+  overrides: ProtectionOverrides = {},
 ): Protection {
-  const gov = governorOptions(scenario, governorOverrides);
+  const { clock } = env;
   const governor = createGovernor({
-    ...gov,
+    ...governorOptions(scenario, overrides.governor),
     ...(mode === 'spillway' ? {} : { mode: 'shadow' as const }),
     signals,
-    clock: govClock,
+    clock: env.govClock,
   });
   governor.start();
+  const base = { mode, governor, turn: undefined, concurrency: undefined };
 
   if (mode === 'none') {
-    return {
-      mode,
-      governor,
-      decide: () => ADMITTED_UNLIMITED,
-      factor: () => null,
-      stop: () => governor.stop(),
-    };
+    return { ...base, pipeline: new Pipeline([]), factor: () => null, stop: () => governor.stop() };
   }
   if (mode === 'static') {
     const bucket = new TokenBucket({
@@ -76,39 +102,60 @@ export function createProtection(
       burst: scenario.static.burst,
       clock,
     });
-    return {
-      mode,
-      governor,
-      decide: (req) => bucket.take(Math.min(req.cost, bucket.burst)),
-      factor: () => null,
-      stop: () => governor.stop(),
-    };
+    const pipeline = new Pipeline<SimRequest>([
+      {
+        name: 'shedder',
+        waits: false,
+        quota: false,
+        admit: (req) => bucket.take(Math.min(req.cost, bucket.burst)),
+      },
+    ]);
+    return { ...base, pipeline, factor: () => null, stop: () => governor.stop() };
   }
 
-  const shedder = new Shedder({
-    ...scenario.spillway.shedder,
-    ...(shedderOverrides ?? {}),
-    factor: governor,
-    clock,
-  });
-  const pt = scenario.spillway.perTenant;
-  const tenants: KeyedLimiter | undefined =
-    pt === undefined ? undefined : createLimiter({ ratePerSec: pt.ratePerSec, burst: pt.burst, clock });
+  const { parts, close } = spillwayParts(scenario, env, governor, overrides);
   return {
-    mode,
-    governor,
-    decide(req) {
-      if (tenants !== undefined) {
-        const d = tenants.take(req.tenant, { cost: req.cost });
-        if (!d.allowed) return d;
-      }
-      return shedder.admit({ priority: req.priority, cost: req.cost });
-    },
+    ...base,
+    pipeline: admissionPipeline(parts) as Pipeline<SimRequest>,
+    turn: parts.turn,
+    concurrency: parts.concurrency,
     factor: () => governor.factor,
     stop() {
-      shedder.close();
-      tenants?.close();
+      close();
       governor.stop();
+    },
+  };
+}
+
+/**
+ * The parts of `spillway` mode, from the scenario's `spillway` section as the guard reads its
+ * options: `perTenant` is the guard's `limiter`, `shedder` its `shedder`, `turnBudgetMs` its
+ * `turnBudgetMs` (the same default: on at 25 ms, since there is a shedder), `concurrency` its
+ * concurrency limiter.
+ */
+export function spillwayParts(
+  scenario: Scenario,
+  env: ProtectionEnv,
+  governor: Governor,
+  overrides: ProtectionOverrides = {},
+): { parts: PipelineParts & { turn: TurnBudget | undefined }; close: () => void } {
+  const { clock } = env;
+  const sp = scenario.spillway;
+  const shedder = new Shedder({ ...sp.shedder, ...(overrides.shedder ?? {}), factor: governor, clock });
+  const pt = sp.perTenant;
+  const limiter: KeyedLimiter | undefined =
+    pt === undefined ? undefined : createLimiter({ ratePerSec: pt.ratePerSec, burst: pt.burst, clock });
+  const turn = turnBudgetFor(sp.turnBudgetMs, true, { ...overrides.turnBudget, clock, defer: env.defer });
+  const concurrency =
+    sp.concurrency === undefined
+      ? undefined
+      : new ConcurrencyLimiter({ ...sp.concurrency, factor: governor, clock });
+  return {
+    parts: { limiter, turn, shedder, concurrency },
+    close() {
+      concurrency?.close();
+      shedder.close();
+      limiter?.close();
     },
   };
 }

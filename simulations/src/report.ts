@@ -114,6 +114,10 @@ export interface SimSummary {
     readonly p99: number | null;
     readonly max: number | null;
   };
+  /** Of refusals (429 and 503) answered, from send to the refusal, in ms (simulator only). */
+  readonly refusedLatencyMs?: { readonly p50: number | null; readonly p99: number | null };
+  /** Requests whose client left while they waited in the concurrency stage (refunded, simulator only). */
+  readonly canceled?: number;
   readonly shed: number;
   /** shed / offered. */
   readonly shedShare: number;

@@ -182,6 +182,10 @@ export interface SpillwaySpec {
   readonly shedder: Readonly<Record<string, number>>;
   /** A keyed limiter per tenant (quota, not scaled by the factor); undefined for none. */
   readonly perTenant: { readonly ratePerSec: number; readonly burst: number } | undefined;
+  /** The guard's `turnBudgetMs`: a budget in ms, `false` for none; undefined for the guard's default (25 ms with a shedder). */
+  readonly turnBudgetMs: number | false | undefined;
+  /** Options of a `ConcurrencyLimiter` stage (besides factor and clock); undefined for none. */
+  readonly concurrency: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface ReportSpec {
@@ -226,7 +230,11 @@ export async function loadScenario(path: string): Promise<Scenario> {
     const e = new ScenarioError(path, '(file)', text.slice(0, 40), 'JSON');
     // Say where the JSON breaks, in lines and columns, rather than "must be valid JSON".
     const m = /position (\d+)/.exec((err as Error).message);
-    const where = m ? ` at line ${lineCol(text, Number(m[1]))}` : text.trim() === '' ? ' (the file is empty)' : '';
+    const where = m
+      ? ` at line ${lineCol(text, Number(m[1]))}`
+      : text.trim() === ''
+        ? ' (the file is empty)'
+        : '';
     e.message = `${path}: the file is not valid JSON${where}: ${(err as Error).message.replace(/ in JSON at position \d+.*$/, '')}`;
     throw e;
   }
@@ -375,7 +383,7 @@ export function parseScenario(input: unknown, source = '(scenario)'): Scenario {
   };
 
   const sp = r.object('spillway', o['spillway'] ?? {});
-  r.keys('spillway', sp, ['governor', 'shedder', 'perTenant']);
+  r.keys('spillway', sp, ['governor', 'shedder', 'perTenant', 'turnBudgetMs', 'concurrency']);
   const gov = r.object('spillway.governor', sp['governor'] ?? {});
   for (const [k, v] of Object.entries(gov)) {
     if (k === 'signals' || k === 'clock')
@@ -397,6 +405,16 @@ export function parseScenario(input: unknown, source = '(scenario)'): Scenario {
       ratePerSec: rate,
       burst: r.num('spillway.perTenant.burst', pt['burst'], { min: 1, def: Math.max(1, round(rate * 0.5)) }),
     };
+  }
+
+  const tb = sp['turnBudgetMs'];
+  const turnBudgetMs = tb === undefined || tb === false ? tb : r.num('spillway.turnBudgetMs', tb, { gt: 0 });
+  let concurrency: SpillwaySpec['concurrency'];
+  if (sp['concurrency'] !== undefined) {
+    concurrency = r.object('spillway.concurrency', sp['concurrency']);
+    for (const k of ['factor', 'clock'])
+      if (k in concurrency)
+        r.fail(`spillway.concurrency.${k}`, concurrency[k], 'absent (the simulator sets it)');
   }
 
   let modes: readonly Mode[] = MODES;
@@ -429,6 +447,8 @@ export function parseScenario(input: unknown, source = '(scenario)'): Scenario {
       governor: gov as Record<string, number | string>,
       shedder: shed as Record<string, number>,
       perTenant,
+      turnBudgetMs,
+      concurrency,
     },
     modes,
     report,

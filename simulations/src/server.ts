@@ -52,17 +52,31 @@ export interface WorkItem {
   readonly enqueuedAt: number;
   start(): number;
   end?(): void;
+  /** A turn's end (see `EventLoop.defer`): runs at no cost, and is no request's wait. */
+  readonly turnEnd?: true;
 }
 
 /**
  * One event loop. Timers (the governor's ticks) run before queued I/O work, as Node's timers
  * phase does, but never in the middle of an item: a long item makes them late.
+ *
+ * Turns: Node's poll phase runs the callbacks of every socket that was ready when it polled, and a
+ * `setImmediate` scheduled meanwhile runs after them (the check phase): what arrives during the
+ * turn waits for the next one. `defer(fn)` models that: `fn` runs once every item queued before it
+ * has run, ahead of those queued after it. The loop-turn budget ends its turns with it.
+ *
+ * Continuations (`enqueueNext`): work that a promise resumes (a request admitted after waiting in
+ * the concurrency stage) runs in Node's microtask queue, before the next I/O callback; here it
+ * runs at the next item boundary, ahead of timers and queued work.
  */
 export class EventLoop {
   readonly #clock: ManualClock;
   readonly #work = new Fifo<WorkItem>();
   readonly #timers = new Fifo<WorkItem>();
+  readonly #next = new Fifo<WorkItem>();
   #busy = false;
+  /** Inside #run (an item's start may enqueue more work: it waits its turn, it does not nest). */
+  #running = false;
   #itemStart = 0;
   #completedBusyMs = 0;
   #waitListeners: ((waitMs: number) => void)[] = [];
@@ -73,9 +87,9 @@ export class EventLoop {
     this.#clock = clock;
   }
 
-  /** Work waiting to start. */
+  /** Work waiting to start (turn ends included). */
   get queued(): number {
-    return this.#work.size + this.#timers.size;
+    return this.#work.size + this.#timers.size + this.#next.size;
   }
 
   get busy(): boolean {
@@ -104,20 +118,55 @@ export class EventLoop {
 
   enqueue(item: WorkItem): void {
     this.#work.push(item);
-    if (!this.#busy) this.#run();
+    this.#kick();
+  }
+
+  /** Runs `fn` once the work queued so far has run: the end of the current turn (Node's `setImmediate`). */
+  defer(fn: () => void): void {
+    this.enqueue({
+      enqueuedAt: this.#clock.now(),
+      turnEnd: true,
+      start: () => {
+        fn();
+        return 0;
+      },
+    });
+  }
+
+  /** A continuation (a resumed promise): runs at the next item boundary, ahead of everything queued. */
+  enqueueNext(item: WorkItem): void {
+    this.#next.push(item);
+    this.#kick();
   }
 
   /** A timer callback that fell due: runs at the next item boundary, ahead of queued work. */
   enqueueTimer(item: WorkItem): void {
     this.#timers.push(item);
-    if (!this.#busy) this.#run();
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (!this.#busy && !this.#running) this.#run();
   }
 
   #run(): void {
+    this.#running = true;
+    try {
+      this.#runItems();
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  #runItems(): void {
     // Zero-cost items complete on the spot, so this loops instead of recursing.
     for (;;) {
-      const item = this.#timers.shift() ?? this.#work.shift();
+      const item = this.#next.shift() ?? this.#timers.shift() ?? this.#work.shift();
       if (item === undefined) return;
+      if (item.turnEnd) {
+        item.start();
+        continue;
+      }
       const now = this.#clock.now();
       const wait = now - item.enqueuedAt;
       for (const l of this.#waitListeners) l(wait);
@@ -129,7 +178,12 @@ export class EventLoop {
         this.#clock.setTimeout(() => {
           this.#busy = false;
           this.#completedBusyMs += cost;
-          item.end?.();
+          this.#running = true;
+          try {
+            item.end?.();
+          } finally {
+            this.#running = false;
+          }
           this.#run();
         }, cost);
         return;

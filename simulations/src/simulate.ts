@@ -11,8 +11,8 @@
  * through the loop for its callback. It counts as goodput when answered within the client's
  * timeout; answered later, it was work for nobody.
  */
-import { retryAfterSeconds } from 'spillway/pipeline';
-import { ManualClock } from 'spillway';
+import { type Verdict, retryAfterSeconds } from 'spillway/pipeline';
+import { ManualClock, type TimerHandle, type TimerOptions } from 'spillway';
 import type { Priority } from 'spillway';
 import {
   directionChanges,
@@ -24,7 +24,12 @@ import {
   quantileSorted,
   runs,
 } from './metrics.js';
-import { createProtection, type Protection } from './protection.js';
+import {
+  createProtection,
+  type Protection,
+  type ProtectionOverrides,
+  type SimRequest,
+} from './protection.js';
 import { deriveRandom, type Random, sampler } from './random.js';
 import type { Episode, SeriesPoint, SimReport, SimSummary, TenantResult } from './report.js';
 import {
@@ -37,7 +42,7 @@ import {
   sourceRateAt,
   type TrafficSpec,
 } from './scenario.js';
-import { EventLoop, loopClock, modelSignal, Pool, type ServerState } from './server.js';
+import { EventLoop, loopClock, modelSignal, Pool, type ServerState, type WorkItem } from './server.js';
 
 export interface SimulateOptions {
   /** @default 'spillway' */
@@ -50,6 +55,8 @@ export interface SimulateOptions {
   shedder?: Readonly<Record<string, number>>;
   /** A name for this run in tables and charts. @default the mode */
   label?: string;
+  /** TurnBudget options on top of the guard's (e.g. `refuseEarly: false`). @default none */
+  turnBudget?: ProtectionOverrides['turnBudget'];
 }
 
 /** The HTTP adapter's default cap on Retry-After, in seconds. */
@@ -67,6 +74,10 @@ interface Source {
 
 interface Attempt {
   readonly source: Source;
+  /** The request as the pipeline sees it (the same object from run to release or refund). */
+  readonly req: SimRequest;
+  /** Aborts a wait in the pipeline when the client gives up (set when the pipeline waits). */
+  readonly abort: AbortController | undefined;
   readonly priority: PriorityClass;
   readonly sentAt: number;
   readonly deadline: number;
@@ -120,14 +131,113 @@ class Samples {
   }
 }
 
-/** Runs `scenario` under one mode. Synchronous and deterministic: same scenario and seed, same report (but `wallMs`). */
+/**
+ * A ManualClock that also knows when its next timer is due, so that `simulateAsync` can stop at
+ * each one and let promises settle (a request resumed by the concurrency stage) before time moves.
+ */
+class SimClock extends ManualClock {
+  // A binary min-heap of due times; a cancelled timer leaves a stale entry (a harmless extra stop).
+  readonly #due: number[] = [];
+
+  override setTimeout(fn: () => void, ms: number, options?: TimerOptions): TimerHandle {
+    if (ms !== Infinity) {
+      const h = this.#due;
+      h.push(this.now() + (ms > 0 ? ms : 0));
+      for (let i = h.length - 1; i > 0; ) {
+        const p = (i - 1) >> 1;
+        if (h[p]! <= h[i]!) break;
+        [h[p], h[i]] = [h[i]!, h[p]!];
+        i = p;
+      }
+    }
+    return super.setTimeout(fn, ms, options);
+  }
+
+  /** Removes and returns the earliest due time, or Infinity. */
+  popDue(): number {
+    const h = this.#due;
+    if (h.length === 0) return Infinity;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && h[l]! < h[m]!) m = l;
+        if (r < h.length && h[r]! < h[m]!) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+/** Lets every pending promise continuation run (a macrotask comes after all microtasks). */
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Runs `scenario` under one mode. Synchronous and deterministic: same scenario and seed, same report
+ * (but `wallMs`). A scenario whose pipeline may make requests wait (a `spillway.concurrency` stage)
+ * needs promises to settle as time moves: run it with `simulateAsync`.
+ */
 export function simulate(scenario: Scenario, options: SimulateOptions = {}): SimReport {
+  const run = prepare(scenario, options);
+  if (run.waits) {
+    run.abandon();
+    throw new TypeError(
+      `scenario "${scenario.name}": its pipeline may make requests wait (a concurrency stage); use simulateAsync`,
+    );
+  }
+  run.clock.set(run.durationMs);
+  return run.finish();
+}
+
+/**
+ * `simulate` for any scenario: when the pipeline may make requests wait, time stops at each due
+ * timer and pending promises settle before it moves on, so a request resumed by the concurrency
+ * stage continues at the virtual time it was resumed. Same report as `simulate` otherwise.
+ */
+export async function simulateAsync(scenario: Scenario, options: SimulateOptions = {}): Promise<SimReport> {
+  const run = prepare(scenario, options);
+  const { clock } = run;
+  if (!run.waits) {
+    clock.set(run.durationMs);
+    return run.finish();
+  }
+  for (;;) {
+    const due = clock.popDue();
+    if (due > run.durationMs) break;
+    clock.set(Math.max(due, clock.now()));
+    if (run.pending() > 0) await settle();
+  }
+  clock.set(run.durationMs);
+  return run.finish();
+}
+
+interface PreparedRun {
+  readonly clock: SimClock;
+  readonly durationMs: number;
+  /** True when a request may wait in the pipeline (it answers with a promise). */
+  readonly waits: boolean;
+  /** Pipeline runs that have not settled yet. */
+  pending(): number;
+  /** Stops the run and builds its report. */
+  finish(): SimReport;
+  /** Stops the run without a report. */
+  abandon(): void;
+}
+
+function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
   const wallStart = performance.now();
   const mode = options.mode ?? 'spillway';
   const seed = options.seed ?? scenario.seed;
   const durationMs = scenario.durationSec * 1000;
   const nBuckets = Math.ceil(scenario.durationSec);
-  const clock = new ManualClock(0);
+  const clock = new SimClock(0);
   const srv = scenario.server;
 
   // --- the model server -------------------------------------------------------------------------
@@ -143,12 +253,13 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   const protection: Protection = createProtection(
     mode,
     scenario,
-    clock,
-    govClock,
+    { clock, govClock, defer: (fn) => loop.defer(fn) },
     signals,
-    options.governor,
-    options.shedder,
+    { governor: options.governor, shedder: options.shedder, turnBudget: options.turnBudget },
   );
+  const pipeline = protection.pipeline;
+  const waits = pipeline.waits;
+  let pending = 0;
   const factorPoints: FactorPoint[] = [];
   let minFactor: number | null = mode === 'spillway' ? 1 : null;
   const unsubscribe = protection.governor.subscribe((f) => {
@@ -162,6 +273,7 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   const series: SeriesPoint[] = [];
   const bucketOf = (t: number) => buckets[Math.min(nBuckets - 1, Math.floor(t / 1000))]!;
   const latencies = new Samples();
+  const refusedLatencies = new Samples();
   const byPriority = Object.fromEntries(PRIORITY_CLASSES.map((p) => [p, { arrivals: 0, shed: 0 }])) as Record<
     PriorityClass,
     { arrivals: number; shed: number }
@@ -176,6 +288,7 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   let shed = 0;
   let limited = 0;
   let failed = 0;
+  let canceled = 0;
 
   loop.onWait((w) => {
     const b = bucketOf(clock.now());
@@ -266,8 +379,13 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
 
   const send = (source: Source, priority: PriorityClass, attempt: number) => {
     const now = clock.now();
+    const abort = waits ? new AbortController() : undefined;
+    const req: SimRequest = { key: source.tenant, priority: priority as Priority, cost: source.spec.cost };
+    if (abort !== undefined) req.signal = abort.signal;
     const a: Attempt = {
       source,
+      req,
+      abort,
       priority,
       sentAt: now,
       deadline: now + source.spec.timeoutMs,
@@ -289,11 +407,14 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
       retries++;
     }
     const retry = source.spec.retry;
-    if (retry?.onTimeout) {
+    if (retry?.onTimeout || abort !== undefined) {
+      // The client gives up: it closes the connection, which aborts a wait in the pipeline (as the
+      // guard does on 'close'), and retries if it does so on timeouts.
       clock.setTimeout(() => {
         if (a.answered) return;
         a.gaveUp = true;
-        maybeRetry(a, 0);
+        abort?.abort();
+        if (retry?.onTimeout) maybeRetry(a, 0);
       }, source.spec.timeoutMs);
     }
     state.inFlight++;
@@ -349,134 +470,219 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
 
   const refused = (a: Attempt, retryAfterMs: number) => {
     finish(a);
+    refusedLatencies.push(clock.now() - a.sentAt);
     if (a.gaveUp || clock.now() > a.deadline) return; // nobody is listening any more
     maybeRetry(a, retryAfterMs);
   };
 
   const callbackCost = ds?.callbackCostMs ?? 0;
-  const requestItem = (a: Attempt) => {
-    let allowed = false;
+
+  /** Counts a verdict when the loop acts on it; returns the loop time it costs. */
+  const decided = (a: Attempt, v: Verdict<SimRequest>): { cost: number; retryAfterMs: number } => {
+    const b = bucketOf(clock.now());
+    if (v.allowed) {
+      admitted++;
+      b.admitted++;
+      return { cost: service(), retryAfterMs: 0 };
+    }
+    const d = v.decision;
+    // What the HTTP adapter would put on the wire: whole seconds, at least 1, jittered on 503.
+    const retryAfterMs =
+      1000 *
+      retryAfterSeconds(d.retryAfterMs, {
+        maxSec: RETRY_AFTER_MAX_SEC,
+        jitter: d.reason === 'shed' ? 0.5 : 0,
+        random: headerRandom,
+      });
+    if (d.reason === 'shed') {
+      shed++;
+      b.shed++;
+      byPriority[a.priority].shed++;
+    } else {
+      limited++;
+      b.limited++;
+    }
+    return { cost: srv.refusalCostMs, retryAfterMs };
+  };
+
+  /** After the loop ran the handler (or wrote the refusal). Admitted work is released once answered. */
+  const handled = (a: Attempt, v: Verdict<SimRequest>, retryAfterMs: number): void => {
+    if (!v.allowed) {
+      refused(a, retryAfterMs);
+      return;
+    }
+    if (pool === undefined || ds === undefined || !(routing() < ds.share)) {
+      complete(a);
+      pipeline.release(a.req);
+      return;
+    }
+    const ok = pool.use(() => {
+      loop.enqueue({
+        enqueuedAt: clock.now(),
+        start: () => callbackCost,
+        end: () => {
+          complete(a);
+          pipeline.release(a.req);
+        },
+      });
+    });
+    if (!ok) {
+      failed++;
+      bucketOf(clock.now()).failed++;
+      pipeline.release(a.req);
+      refused(a, 0);
+    }
+  };
+
+  /** The loop item that runs a verdict: the handler, or the refusal. */
+  const verdictItem = (a: Attempt, v: Verdict<SimRequest>): WorkItem => {
+    let retryAfterMs = 0;
+    return {
+      enqueuedAt: clock.now(),
+      start: () => {
+        const d = decided(a, v);
+        retryAfterMs = d.retryAfterMs;
+        return d.cost;
+      },
+      end: () => handled(a, v, retryAfterMs),
+    };
+  };
+
+  /**
+   * A verdict after a wait (the concurrency stage queued the request). As in the guard: if the
+   * client left meanwhile, an admission is refunded and nothing runs.
+   */
+  const resumed = (a: Attempt, v: Verdict<SimRequest>): void => {
+    pending--;
+    if (a.gaveUp) {
+      if (v.allowed) pipeline.refund(a.req);
+      canceled++;
+      finish(a);
+      return;
+    }
+    loop.enqueueNext(verdictItem(a, v));
+  };
+
+  /** The wait was aborted: the client left while its request waited. Nothing stays charged. */
+  const abandoned = (a: Attempt): void => {
+    pending--;
+    canceled++;
+    finish(a);
+  };
+
+  const requestItem = (a: Attempt): WorkItem => {
+    let verdict: Verdict<SimRequest> | undefined;
     let retryAfterMs = 0;
     return {
       enqueuedAt: a.sentAt,
       start: (): number => {
-        const d = protection.decide({
-          tenant: a.source.tenant,
-          priority: a.priority as Priority,
-          cost: a.source.spec.cost,
-        });
-        const b = bucketOf(clock.now());
-        allowed = d.allowed;
-        if (d.allowed) {
-          admitted++;
-          b.admitted++;
-          return service();
+        const v = pipeline.run(a.req);
+        if (v instanceof Promise) {
+          // Queued: deciding so costs the loop what a refusal costs; the verdict comes later.
+          pending++;
+          v.then(
+            (r) => resumed(a, r),
+            () => abandoned(a),
+          );
+          return srv.refusalCostMs;
         }
-        // What the HTTP adapter would put on the wire: whole seconds, at least 1, jittered on 503.
-        retryAfterMs =
-          1000 *
-          retryAfterSeconds(d.retryAfterMs, {
-            maxSec: RETRY_AFTER_MAX_SEC,
-            jitter: d.reason === 'shed' ? 0.5 : 0,
-            random: headerRandom,
-          });
-        if (d.reason === 'shed') {
-          shed++;
-          b.shed++;
-          byPriority[a.priority].shed++;
-        } else {
-          limited++;
-          b.limited++;
-        }
-        return srv.refusalCostMs;
+        verdict = v;
+        const d = decided(a, v);
+        retryAfterMs = d.retryAfterMs;
+        return d.cost;
       },
       end: (): void => {
-        if (!allowed) {
-          refused(a, retryAfterMs);
-          return;
-        }
-        if (pool === undefined || ds === undefined || !(routing() < ds.share)) {
-          complete(a);
-          return;
-        }
-        const ok = pool.use(() => {
-          loop.enqueue({ enqueuedAt: clock.now(), start: () => callbackCost, end: () => complete(a) });
-        });
-        if (!ok) {
-          failed++;
-          bucketOf(clock.now()).failed++;
-          refused(a, 0);
-        }
+        if (verdict !== undefined) handled(a, verdict, retryAfterMs);
       },
     };
   };
 
   // --- run --------------------------------------------------------------------------------------
   for (const s of sources) scheduleArrival(s, 0);
-  clock.set(durationMs);
-  unsubscribe();
-  protection.stop();
-
-  // --- summary ----------------------------------------------------------------------------------
-  const sorted = latencies.sorted();
-  const cap = scenario.capacityPerSec;
-  const dur = scenario.durationSec;
-  const tenants: TenantResult[] = [];
-  const demands = [...tenantStats.values()].map((t) => t.demand);
-  const fair = maxMinFairShares(demands, cap * dur);
-  [...tenantStats.entries()].forEach(([tenant, t], i) => {
-    tenants.push({ tenant, demand: t.demand, goodput: t.goodput, fairShare: fair[i]! });
-  });
-  const jain =
-    tenants.length < 2
-      ? null
-      : jainIndex(tenants.map((t) => (t.fairShare > 0 ? t.goodput / t.fairShare : 0)));
-
-  const summary: SimSummary = {
-    scenario: scenario.name,
-    mode,
-    ...(options.label === undefined ? {} : { label: options.label }),
-    seed,
-    durationSec: dur,
-    capacityPerSec: cap,
-    offered,
-    firstAttempts,
-    retries,
-    offeredPerSec: offered / dur,
-    admitted,
-    goodput,
-    goodputPerSec: goodput / dur,
-    goodputShareOfCapacity: goodput / dur / cap,
-    goodputShareOfDemand: firstAttempts > 0 ? goodput / firstAttempts : 0,
-    late,
-    failed,
-    unfinished: state.inFlight,
-    latencyMs: {
-      mean: sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : null,
-      p50: sorted.length ? quantileSorted(sorted, 0.5) : null,
-      p99: sorted.length ? quantileSorted(sorted, 0.99) : null,
-      max: sorted.length ? sorted[sorted.length - 1]! : null,
-    },
-    shed,
-    shedShare: offered > 0 ? shed / offered : 0,
-    shedShareByPriority: Object.fromEntries(
-      PRIORITY_CLASSES.map((p) => [
-        p,
-        byPriority[p].arrivals > 0 ? byPriority[p].shed / byPriority[p].arrivals : null,
-      ]),
-    ) as Record<PriorityClass, number | null>,
-    limited,
-    limitedShare: offered > 0 ? limited / offered : 0,
-    factorDirectionChangesPerMin: mode === 'spillway' ? directionChanges(factorPoints) / (dur / 60) : null,
-    minFactor,
-    episodes: findEpisodes(scenario, series, factorPoints, mode === 'spillway'),
-    jainIndex: jain,
-    jainIndexByDemand:
-      tenants.length < 2 ? null : jainIndex(tenants.map((t) => (t.demand > 0 ? t.goodput / t.demand : 0))),
-    tenants,
-    wallMs: performance.now() - wallStart,
+  const stop = () => {
+    unsubscribe();
+    protection.stop();
   };
-  return { summary, series, factorChanges: factorPoints };
+  return {
+    clock,
+    durationMs,
+    waits,
+    pending: () => pending,
+    abandon: stop,
+    finish() {
+      stop();
+      return summarize();
+    },
+  };
+
+  function summarize(): SimReport {
+    // --- summary ----------------------------------------------------------------------------------
+    const sorted = latencies.sorted();
+    const refusedSorted = refusedLatencies.sorted();
+    const cap = scenario.capacityPerSec;
+    const dur = scenario.durationSec;
+    const tenants: TenantResult[] = [];
+    const demands = [...tenantStats.values()].map((t) => t.demand);
+    const fair = maxMinFairShares(demands, cap * dur);
+    [...tenantStats.entries()].forEach(([tenant, t], i) => {
+      tenants.push({ tenant, demand: t.demand, goodput: t.goodput, fairShare: fair[i]! });
+    });
+    const jain =
+      tenants.length < 2
+        ? null
+        : jainIndex(tenants.map((t) => (t.fairShare > 0 ? t.goodput / t.fairShare : 0)));
+
+    const summary: SimSummary = {
+      scenario: scenario.name,
+      mode,
+      ...(options.label === undefined ? {} : { label: options.label }),
+      seed,
+      durationSec: dur,
+      capacityPerSec: cap,
+      offered,
+      firstAttempts,
+      retries,
+      offeredPerSec: offered / dur,
+      admitted,
+      goodput,
+      goodputPerSec: goodput / dur,
+      goodputShareOfCapacity: goodput / dur / cap,
+      goodputShareOfDemand: firstAttempts > 0 ? goodput / firstAttempts : 0,
+      late,
+      failed,
+      unfinished: state.inFlight,
+      latencyMs: {
+        mean: sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : null,
+        p50: sorted.length ? quantileSorted(sorted, 0.5) : null,
+        p99: sorted.length ? quantileSorted(sorted, 0.99) : null,
+        max: sorted.length ? sorted[sorted.length - 1]! : null,
+      },
+      refusedLatencyMs: {
+        p50: refusedSorted.length ? quantileSorted(refusedSorted, 0.5) : null,
+        p99: refusedSorted.length ? quantileSorted(refusedSorted, 0.99) : null,
+      },
+      canceled,
+      shed,
+      shedShare: offered > 0 ? shed / offered : 0,
+      shedShareByPriority: Object.fromEntries(
+        PRIORITY_CLASSES.map((p) => [
+          p,
+          byPriority[p].arrivals > 0 ? byPriority[p].shed / byPriority[p].arrivals : null,
+        ]),
+      ) as Record<PriorityClass, number | null>,
+      limited,
+      limitedShare: offered > 0 ? limited / offered : 0,
+      factorDirectionChangesPerMin: mode === 'spillway' ? directionChanges(factorPoints) / (dur / 60) : null,
+      minFactor,
+      episodes: findEpisodes(scenario, series, factorPoints, mode === 'spillway'),
+      jainIndex: jain,
+      jainIndexByDemand:
+        tenants.length < 2 ? null : jainIndex(tenants.map((t) => (t.demand > 0 ? t.goodput / t.demand : 0))),
+      tenants,
+      wallMs: performance.now() - wallStart,
+    };
+    return { summary, series, factorChanges: factorPoints };
+  }
 }
 
 /** Seconds where the traffic model's first-attempt demand (sampled mid-second) exceeds capacity. */

@@ -20,9 +20,9 @@
  * turn's admitted work before hearing 503: measured live at 3× CPU-bound overload, 503s waited
  * longer than 2xx (p50 42 ms against 28 ms). Under a standing overload each turn looks like the one
  * before (it holds what arrived while the last one ran), so the budget carries the last turn's
- * refusals forward: a turn that follows an overrun refuses its *first* requests, as many as the
- * last turn refused (of the priorities it refused), at the cost of a refusal each, and admits from
- * there until the budget runs out. The refused hear at once; the admitted are the newest of the
+ * refusals forward: once two turns in a row overran, the next refuses its *first* requests, as many
+ * as the last turn refused (of the priorities it refused), at the cost of a refusal each, and admits
+ * from there until the budget runs out (a single overrun, a burst, carries nothing). The refused hear at once; the admitted are the newest of the
  * turn, whose clients have waited least. When a turn ends within its budget, the carried count
  * shrinks in proportion (`carried · turnMs / budgetMs`), so once the overload ends it is gone after a
  * turn or two. `refuseEarly: false` keeps the old rule (refuse only the tail).
@@ -75,6 +75,8 @@ export class TurnBudget {
   #headRefused = 0;
   #tailRefused = 0;
   #turnLevel = -1;
+  /** The last turn overran its budget (a burst, or the start of a standing overload). */
+  #overran = false;
   readonly #endTurn = (): void => this.#turnEnded();
 
   constructor(options: TurnBudgetOptions = {}) {
@@ -145,20 +147,24 @@ export class TurnBudget {
   }
 
   /**
-   * What the next turn refuses at its head: every refusal of this turn when it still overran (its
-   * tail was refused), else its head refusals scaled by the share of the budget the turn used.
+   * What the next turn refuses at its head. When this turn overran (its tail was refused, or its
+   * head refusals still left it at the budget) right after another that did, the overload stands:
+   * every refusal of this turn is carried. One overrun alone (a burst under a load the process can
+   * serve) carries nothing. Otherwise the head refusals are scaled by the share of the budget used.
    */
   #turnEnded(): void {
     const turnMs = this.#clock.now() - this.#turnStart;
     this.#turnStart = -1;
+    const head = this.#headRefused;
+    const overran = this.#tailRefused > 0 || (head > 0 && turnMs >= this.budgetMs);
     if (this.refuseEarly) {
-      const head = this.#headRefused;
       this.#carry =
-        this.#tailRefused > 0
+        overran && this.#overran
           ? head + this.#tailRefused
           : Math.floor(head * Math.min(1, turnMs / this.budgetMs));
       this.#carryLevel = this.#carry > 0 ? this.#turnLevel : -1;
     }
+    this.#overran = overran;
     this.#headRefused = 0;
     this.#tailRefused = 0;
     this.#turnLevel = -1;

@@ -58,43 +58,54 @@ describe('TurnBudget', () => {
   }
   const count = (xs: boolean[]) => xs.filter(Boolean).length;
 
-  it('refuses early: after an overrun turn, the next turn refuses its first requests and admits the rest', () => {
+  it('refuses early: after two overrun turns, the next refuses its first requests and admits the rest', () => {
     const s = setup(25);
     // 40 requests of 2 ms in one turn: 13 admitted (at 0, 2, ..., 24 ms), then the last 27 refused
     // at the tail, each after waiting through 26 ms of admitted work.
     const first = turn(s, 40, 2);
     expect(count(first.slice(0, 13))).toBe(13);
     expect(count(first.slice(13))).toBe(0);
+    // One overrun could be a burst: the next turn starts afresh, and overruns the same way.
+    expect(turn(s, 40, 2)).toEqual(first);
     expect(s.budget.refusedEarly).toBe(0);
-    // The next turn looks the same: its first 27 are refused at once (3.375 ms of refusals), then the
-    // budget admits from there (11 requests, at 3.375 + 2k ms <= 25) and refuses a tail of 2.
-    const second = turn(s, 40, 2);
-    expect(count(second.slice(0, 27))).toBe(0);
-    expect(count(second.slice(27, 38))).toBe(11);
-    expect(count(second.slice(38))).toBe(0);
+    // Two in a row: the overload stands. The next turn's first 27 are refused at once (3.375 ms of
+    // refusals), then the budget admits from there (11, at 3.375 + 2k ms <= 25) and refuses a tail of 2.
+    const third = turn(s, 40, 2);
+    expect(count(third.slice(0, 27))).toBe(0);
+    expect(count(third.slice(27, 38))).toBe(11);
+    expect(count(third.slice(38))).toBe(0);
     expect(s.budget.refusedEarly).toBe(27);
     // Settled: 29 refused at the head, the 11 newest admitted, nothing left for the tail.
-    const third = turn(s, 40, 2);
-    expect(count(third.slice(0, 29))).toBe(0);
-    expect(count(third.slice(29))).toBe(11);
-    expect(s.budget.refused).toBe(27 + 29 + 29);
+    const fourth = turn(s, 40, 2);
+    expect(count(fourth.slice(0, 29))).toBe(0);
+    expect(count(fourth.slice(29))).toBe(11);
+    expect(s.budget.refused).toBe(27 + 27 + 29 + 29);
     expect(s.budget.refusedEarly).toBe(27 + 29);
+  });
+
+  it('a single overrun (a burst) carries nothing to the next turn', () => {
+    const s = setup(25);
+    turn(s, 40, 2);
+    expect(count(turn(s, 10, 2))).toBe(10);
+    expect(s.budget.refusedEarly).toBe(0);
   });
 
   it('refusing early fades within a turn once the overload ends, and never starts within the budget', () => {
     const s = setup(25);
-    turn(s, 40, 2); // overrun: 27 carried
+    turn(s, 40, 2);
+    turn(s, 40, 2); // two overruns: 27 carried
     // The load falls to 10 requests a turn. All 10 are refused at the head (the carry is a
     // prediction); the turn lasts 1.25 ms, so the carry shrinks to ⌊10 · 1.25 / 25⌋ = 0.
     expect(count(turn(s, 10, 2))).toBe(0);
     expect(count(turn(s, 10, 2))).toBe(10);
     // Turns within the budget never refuse, however many there are.
     for (let i = 0; i < 100; i++) expect(count(turn(s, 12, 2))).toBe(12);
-    expect(s.budget.refused).toBe(27 + 10);
+    expect(s.budget.refused).toBe(27 + 27 + 10);
   });
 
   it('a partial overload: the carry shrinks in proportion to the budget the turn used', () => {
     const s = setup(25);
+    turn(s, 40, 2);
     turn(s, 40, 2); // 27 carried
     // 30 requests: 27 refused at the head (3.375 ms), 3 admitted (6 ms): the turn used 9.375 of 25
     // ms, so the next turn refuses ⌊27 · 9.375 / 25⌋ = 10 at its head.
@@ -108,13 +119,15 @@ describe('TurnBudget', () => {
 
   it('refuses early only the priorities the last turn refused', () => {
     const s = setup(20);
-    // Sheddable work gets half the budget (10 ms): a turn of sheddable work overruns, normal does not.
-    for (let i = 0; i < 20; i++) {
-      s.budget.admit({ priority: 'sheddable' });
-      s.clock.advance(1);
+    // Sheddable work gets half the budget (10 ms): turns of sheddable work overrun, normal would not.
+    for (let t = 0; t < 2; t++) {
+      for (let i = 0; i < 20; i++) {
+        s.budget.admit({ priority: 'sheddable' });
+        s.clock.advance(1);
+      }
+      s.endTurn();
     }
-    s.endTurn();
-    expect(s.budget.refused).toBe(9);
+    expect(s.budget.refused).toBe(18);
     // The next turn: normal and critical requests are not refused at its head; sheddable ones are.
     expect(s.budget.admit({ priority: 'critical' }).allowed).toBe(true);
     expect(s.budget.admit({ priority: 'normal' }).allowed).toBe(true);

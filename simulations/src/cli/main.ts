@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { isConfigError } from 'spillway';
 import { formatSummaryTable, type SimReport, writeReport } from '../report.js';
 import { loadScenario, MODES, type Mode, type Scenario } from '../scenario.js';
-import { simulate } from '../simulate.js';
+import { simulate, simulateAsync } from '../simulate.js';
 import { tune } from '../tune.js';
 import {
   type LiveReport,
@@ -205,7 +205,7 @@ async function cmdSimulate(args: string[], io: CliIO): Promise<number> {
   const reports: SimReport[] = [];
   for (const [i, mode] of modes.entries()) {
     bar.update(i, modes.length, `simulating ${mode}`);
-    reports.push(simulate(scenario, { mode, ...(seed === undefined ? {} : { seed }) }));
+    reports.push(await simulateAsync(scenario, { mode, ...(seed === undefined ? {} : { seed }) }));
   }
   bar.done();
   io.stdout.write(`${formatSummaryTable(reports)}\n`);

@@ -42,7 +42,10 @@ export class StandingQueue {
 
   /** True when a queue of `size` waiters has stood for an interval at `nowMs`. */
   standing(nowMs: number, size: number): boolean {
-    return size > 0 && nowMs - this.#lastEmptyAt >= this.intervalMs;
+    // The same expression as standingAt(): `now - lastEmptyAt >= interval` can be false by one
+    // rounding step at the very time standingAt() names, and a timer set for then would re-arm at
+    // 0 ms forever.
+    return size > 0 && nowMs >= this.standingAt();
   }
 
   /** When a queue that stays non-empty becomes standing. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/clock.js';
 import { isConfigError } from '../../../src/errors.js';
 import { ConcurrencyLimiter } from '../../../src/limiters/concurrency/limiter.js';
+import { StandingQueue } from '../../../src/limiters/concurrency/codel.js';
 import type { ConcurrencyDecision, ConcurrencyPermit } from '../../../src/limiters/concurrency/types.js';
 import { ManualFactor } from '../../../src/limiters/factor.js';
 
@@ -333,5 +334,28 @@ describe('ConcurrencyLimiter, CoDel and adaptive LIFO', () => {
     expect(codel.length).toBeGreaterThan(0);
     for (const d of codel) expect(d.waitedMs).toBeGreaterThanOrEqual(40);
     l.close();
+  });
+});
+
+describe('StandingQueue at the boundary', () => {
+  it('is standing at the very time standingAt() names, whatever the rounding (no 0 ms timer loop)', () => {
+    // 985.7824544449678 + 100 − 985.7824544449678 is 99.99999999999989 in floating point: the old
+    // test `now − lastEmptyAt >= interval` said "not yet" at standingAt(), and the limiter re-armed
+    // its CoDel timer at 0 ms forever (seen in the simulator of a pool-bound overload).
+    const q = new StandingQueue(5, 100, 985.7824544449678);
+    expect(q.standing(q.standingAt(), 1)).toBe(true);
+    expect(q.standing(q.standingAt() - 1e-9, 1)).toBe(false);
+  });
+
+  it('a limiter whose queue became standing at such a time makes progress on a ManualClock', async () => {
+    const clock = new ManualClock(985.7824544449678);
+    const limiter = new ConcurrencyLimiter({ limit: 1, clock });
+    const held = limiter.tryAcquire();
+    expect(held.allowed).toBe(true);
+    const waiting = limiter.acquire();
+    // The queue stands 100 ms after it filled; with the old rounding this advance never returned.
+    clock.advance(1000);
+    expect((await waiting).allowed).toBe(false);
+    limiter.close();
   });
 });
