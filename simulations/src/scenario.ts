@@ -38,12 +38,116 @@ function lineCol(text: string, position: number): string {
 function show(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (typeof value === 'number') return String(value);
-  try {
-    const s = JSON.stringify(value);
-    return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-  } catch {
-    return String(value);
+  const out: string[] = [];
+  showInto(value, out, { left: 81 }, 0);
+  const text = out.join('');
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * JSON-like text of `value`, written only while `budget.left` lasts and never deeper than a few
+ * levels: a huge or 100,000-deep value costs no more than what is printed (JSON.stringify and
+ * String() of such a value overflow the stack).
+ */
+function showInto(value: unknown, out: string[], budget: { left: number }, depth: number): void {
+  const put = (text: string): void => {
+    out.push(text);
+    budget.left -= text.length;
+  };
+  if (budget.left <= 0) return;
+  if (typeof value === 'string') {
+    put(JSON.stringify(value.length > 100 ? value.slice(0, 100) : value));
+    return;
   }
+  if (typeof value !== 'object' || value === null) {
+    put(String(value));
+    return;
+  }
+  const array = Array.isArray(value);
+  if (depth >= 4) {
+    put(array ? '[...]' : '{...}');
+    return;
+  }
+  put(array ? '[' : '{');
+  let first = true;
+  for (const key of Object.keys(value)) {
+    if (budget.left <= 0) return;
+    put(`${first ? '' : ','}${array ? '' : `${JSON.stringify(key.slice(0, 100))}:`}`);
+    first = false;
+    showInto((value as Record<string, unknown>)[key], out, budget, depth + 1);
+  }
+  put(array ? ']' : '}');
+}
+
+/**
+ * What the simulator refuses up front, because a run could not finish in memory or in reasonable
+ * time (docs/simulations.md › Bounds). Every request the run may make is a heap object and an
+ * event, and every tenant a key with its own counters.
+ */
+export const SCENARIO_BOUNDS = Object.freeze({
+  /** Requests a run may make: expected first attempts of all sources, times each source's `retry.maxAttempts`. */
+  maxRequests: 5_000_000,
+  /** Tenants of all traffic sources together (the sum of `tenants`). */
+  maxTenants: 10_000,
+  /** Nesting of the scenario's JSON (objects and arrays); shipped scenarios use 4. */
+  maxDepth: 32,
+});
+
+/** The first value nested deeper than `maxDepth`, as a field path; walked without recursion. */
+function tooDeep(input: unknown, maxDepth: number): string | undefined {
+  const stack: Array<{ value: unknown; path: string; depth: number }> = [
+    { value: input, path: '', depth: 0 },
+  ];
+  while (stack.length > 0) {
+    const { value, path, depth } = stack.pop()!;
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth >= maxDepth) return path;
+    const array = Array.isArray(value);
+    for (const key of Object.keys(value)) {
+      const next = array ? `${path}[${key}]` : path === '' ? key : `${path}.${key}`;
+      stack.push({ value: (value as Record<string, unknown>)[key], path: next, depth: depth + 1 });
+    }
+  }
+  return undefined;
+}
+
+/** Expected first attempts of one source over the run: its rate integrated over its active time. */
+export function expectedArrivals(t: TrafficSpec, durationSec: number): number {
+  const from = t.startSec;
+  const to = Math.min(t.endSec, durationSec);
+  if (!(to > from)) return 0;
+  // The midpoint rule over at most 100,000 steps: exact for steady, step and on/off edges to within
+  // a step, and close enough for a bound on ramps and sinusoids.
+  const steps = Math.min(100_000, Math.max(1, Math.ceil((to - from) * 10)));
+  const dt = (to - from) / steps;
+  let sum = 0;
+  for (let i = 0; i < steps; i++) sum += sourceRateAt(t, from + (i + 0.5) * dt);
+  return sum * dt;
+}
+
+/** Refuses a scenario whose requests or tenants exceed SCENARIO_BOUNDS, naming the field. */
+function checkBounds(r: Reader, traffic: readonly TrafficSpec[], durationSec: number): void {
+  const b = SCENARIO_BOUNDS;
+  let tenants = 0;
+  let requests = 0;
+  traffic.forEach((t, i) => {
+    tenants += t.tenants;
+    if (tenants > b.maxTenants) {
+      r.fail(
+        `traffic[${i}].tenants`,
+        t.tenants,
+        `at most ${b.maxTenants.toLocaleString('en-US')} tenants over all traffic sources (the simulator's bound; ${tenants.toLocaleString('en-US')} with this one)`,
+      );
+    }
+    requests += expectedArrivals(t, durationSec) * (t.retry?.maxAttempts ?? 1);
+    if (requests > b.maxRequests) {
+      r.fail(
+        `traffic[${i}]`,
+        `${Math.round(requests).toLocaleString('en-US')} requests`,
+        `a source that keeps the run within ${b.maxRequests.toLocaleString('en-US')} requests (the simulator's bound: expected first attempts times retry.maxAttempts, over all sources; lower its rate, tenants or time, or durationSec)`,
+      );
+    }
+  });
 }
 
 /** One of the model server's readings, fed to the real Governor as a `Signal`. */
@@ -345,6 +449,15 @@ export const DEFAULT_SIGNALS: readonly SignalSpec[] = Object.freeze([
 /** Validates a scenario object (parsed JSON) and fills in every default. `source` names it in errors. */
 export function parseScenario(input: unknown, source = '(scenario)'): Scenario {
   const r = new Reader(source);
+  const deep = tooDeep(input, SCENARIO_BOUNDS.maxDepth);
+  if (deep !== undefined) {
+    const field = deep.length > 120 ? `${deep.slice(0, 117)}...` : deep;
+    r.fail(
+      field,
+      '(a deeper value)',
+      `nested at most ${SCENARIO_BOUNDS.maxDepth} levels deep (the simulator's bound)`,
+    );
+  }
   const o = r.object('(root)', input);
   r.keys('', o, TOP_KEYS);
   const name = r.str('name', o['name']);
@@ -366,6 +479,7 @@ export function parseScenario(input: unknown, source = '(scenario)'): Scenario {
     if (names.has(t.name)) r.fail(`traffic[${i}].name`, t.name, 'a name no other traffic source has');
     names.add(t.name);
   });
+  checkBounds(r, traffic, durationSec);
 
   const computed = modelCapacity(server);
   const capacityPerSec =

@@ -56,7 +56,9 @@ describe('spillway', () => {
     expect(option.stderr).toContain("unknown option '--bogus'\n");
     const negative = run('simulate', 'x.json', '--seed', '-1');
     expect(negative.code).toBe(2);
-    expect(negative.stderr).toContain('--seed needs a value; for a value starting with "-", write --seed=<value>');
+    expect(negative.stderr).toContain(
+      '--seed needs a value; for a value starting with "-", write --seed=<value>',
+    );
     expect(negative.stderr).not.toContain('ambiguous');
     const below = run('simulate', 'x.json', '--seed=-1');
     expect(below.code).toBe(2);
@@ -90,6 +92,42 @@ describe('spillway', () => {
     expect(notJson.stderr).toContain('broken.json');
     expect(notJson.stderr).toMatch(/broken\.json: the file is not valid JSON( at line 1, column \d+)?: /);
     expect(notJson.stderr).not.toContain('must be');
+  });
+
+  it('refuses, at once and naming the field, a scenario past the bounds or nested 100,000 deep, exit 1', () => {
+    const cases: ReadonlyArray<[string, string, RegExp]> = [
+      [
+        'huge.json',
+        JSON.stringify({ name: 'huge', durationSec: 60, traffic: [{ pattern: 'steady', ratePerSec: 1e6 }] }),
+        /huge\.json: traffic\[0\] must be a source that keeps the run within 5,000,000 requests/,
+      ],
+      [
+        'tenants.json',
+        JSON.stringify({
+          name: 't',
+          durationSec: 60,
+          traffic: [{ pattern: 'steady', ratePerSec: 1, tenants: 1e8 }],
+        }),
+        /tenants\.json: traffic\[0\]\.tenants must be at most 10,000 tenants/,
+      ],
+      [
+        'deep.json',
+        `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
+        /deep\.json: \[0\]\[0\].* must be nested at most 32 levels deep/,
+      ],
+      [
+        'deep-field.json',
+        `{"name":"d","durationSec":10,"traffic":[{"pattern":"steady","ratePerSec":1,"retry":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}]}`,
+        /deep-field\.json: traffic\[0\]\.retry\.a\.a.* must be nested at most 32 levels deep/,
+      ],
+    ];
+    for (const [name, body, message] of cases) {
+      const r = run('simulate', scenarioFile(name, body));
+      expect(r.code, name).toBe(1);
+      expect(r.stderr, name).toMatch(message);
+      expect(r.stderr, name).not.toContain('RangeError');
+      expect(r.stderr.length, name).toBeLessThan(600);
+    }
   });
 
   it('simulates a short scenario: a table on stdout, JSON, CSV and SVG in --out', () => {

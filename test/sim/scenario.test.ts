@@ -8,6 +8,7 @@ import {
   modelCapacity,
   parseScenario,
   rateAt,
+  SCENARIO_BOUNDS,
   ScenarioError,
 } from '../../simulations/src/scenario.js';
 
@@ -155,6 +156,100 @@ describe('scenario validation', () => {
     for (const f of files) {
       const s = await loadScenario(join(dir, f));
       expect(s.name).toBe(f.replace(/\.json$/, ''));
+    }
+  });
+});
+
+/** A value nested `depth` levels deep, built as JSON text (as a file holds it) and parsed. */
+function nested(depth: number, open = '{"a":', close = '}'): unknown {
+  return JSON.parse(`${open.repeat(depth)}1${close.repeat(depth)}`);
+}
+
+describe('scenario bounds: refused up front, naming the field and the bound', () => {
+  it('refuses a source whose requests would exceed maxRequests, at once', () => {
+    const started = performance.now();
+    const err = errorOf({
+      ...minimal,
+      durationSec: 60,
+      traffic: [{ pattern: 'step', basePerSec: 100, peakPerSec: 1e6, stepStartSec: 10, stepEndSec: 50 }],
+    });
+    expect(err.field).toBe('traffic[0]');
+    expect(err.message).toContain('5,000,000 requests');
+    expect(err.message).toContain('got "40,002,000 requests"');
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+
+  it('counts retries (maxAttempts) and every source together', () => {
+    const source = { pattern: 'steady', ratePerSec: 20_000 };
+    // 20,000/s for 100 s is 2,000,000: within the bound alone, over it with three attempts or three sources.
+    expect(() => parseScenario({ ...minimal, durationSec: 100, traffic: [source] })).not.toThrow();
+    expect(
+      errorOf({ ...minimal, durationSec: 100, traffic: [{ ...source, retry: { maxAttempts: 3 } }] }).field,
+    ).toBe('traffic[0]');
+    const three = [1, 2, 3].map((i) => ({ ...source, name: `s${i}` }));
+    expect(errorOf({ ...minimal, durationSec: 100, traffic: three }).field).toBe('traffic[2]');
+  });
+
+  it('refuses more than maxTenants tenants over all sources', () => {
+    const err = errorOf({ ...minimal, traffic: [{ pattern: 'steady', ratePerSec: 1e-6, tenants: 1e8 }] });
+    expect(err.field).toBe('traffic[0].tenants');
+    expect(err.message).toContain('at most 10,000 tenants');
+    const two = [
+      { name: 'a', pattern: 'steady', ratePerSec: 0.001, tenants: 6_000 },
+      { name: 'b', pattern: 'steady', ratePerSec: 0.001, tenants: 6_000 },
+    ];
+    expect(errorOf({ ...minimal, traffic: two }).field).toBe('traffic[1].tenants');
+    expect(() =>
+      parseScenario({
+        ...minimal,
+        traffic: [{ pattern: 'steady', ratePerSec: 0.001, tenants: SCENARIO_BOUNDS.maxTenants }],
+      }),
+    ).not.toThrow();
+  });
+
+  it('a value nested 100,000 deep is a clear ScenarioError, not a stack overflow (objects and arrays)', () => {
+    const cases: ReadonlyArray<[unknown, string]> = [
+      [
+        { ...minimal, traffic: [{ pattern: 'steady', ratePerSec: 1, retry: nested(100_000) }] },
+        'traffic[0].retry.a.a',
+      ],
+      [{ ...minimal, name: nested(100_000, '[', ']') }, 'name[0][0]'],
+      [nested(100_000, '[', ']'), '[0][0]'],
+    ];
+    for (const [input, field] of cases) {
+      const err = errorOf(input);
+      expect(err.field.startsWith(field)).toBe(true);
+      expect(err.field.length).toBeLessThanOrEqual(120);
+      expect(err.message).toContain(`nested at most ${SCENARIO_BOUNDS.maxDepth} levels deep`);
+      expect(err.message.length).toBeLessThan(400);
+    }
+  });
+
+  it('a file nested 100,000 deep gets the same error from loadScenario', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'spillway-deep-'));
+    const path = join(dir, 'deep.json');
+    await writeFile(path, `{"name":${'['.repeat(100_000)}${']'.repeat(100_000)},"durationSec":10}`);
+    const err = await loadScenario(path).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ScenarioError);
+    expect((err as ScenarioError).message).toContain(`${path}: name[0]`);
+  });
+
+  it('every shipped scenario is within the bounds', async () => {
+    const dir = join(import.meta.dirname, '../../simulations/scenarios');
+    for (const f of await readdir(dir)) await expect(loadScenario(join(dir, f))).resolves.toBeDefined();
+  });
+
+  it('a wrong value is printed briefly however large or deep it is', () => {
+    for (const name of [
+      ['x'.repeat(10_000)],
+      nested(20, '[', ']'),
+      Array.from({ length: 1e5 }, (_, i) => i),
+    ]) {
+      const err = errorOf({ ...minimal, name });
+      expect(err.message).toMatch(/name must be a non-empty string, got .{1,80}$/);
     }
   });
 });
