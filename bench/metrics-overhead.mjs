@@ -113,7 +113,11 @@ const results = {};
 const off = median(samples.off);
 for (const [name, xs] of Object.entries(samples)) {
   const m = median(xs);
-  results[name] = { nsPerDecision: Number(m.toFixed(1)), extraNs: Number((m - off).toFixed(1)), ratio: Number((m / off).toFixed(2)) };
+  results[name] = {
+    nsPerDecision: Number(m.toFixed(1)),
+    extraNs: Number((m - off).toFixed(1)),
+    ratio: Number((m / off).toFixed(2)),
+  };
 }
 let load = '';
 try {

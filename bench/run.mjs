@@ -10,7 +10,15 @@ const extra = process.argv.slice(2);
 const only = extra.filter((a) => !a.startsWith('--'));
 const flags = extra.filter((a) => a.startsWith('--'));
 
-const benches = ['limiter.mjs', 'governor-cost.mjs', 'http-overhead.mjs', 'live-overload.mjs', 'live-pool.mjs', 'redis.mjs', 'metrics-overhead.mjs'];
+const benches = [
+  'limiter.mjs',
+  'governor-cost.mjs',
+  'http-overhead.mjs',
+  'live-overload.mjs',
+  'live-pool.mjs',
+  'redis.mjs',
+  'metrics-overhead.mjs',
+];
 let failed = 0;
 for (const file of benches) {
   if (only.length > 0 && !only.some((o) => file.startsWith(o))) continue;

@@ -7,8 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { TurnBudget } from '../src/admission/turn-budget.js';
 import { createHttpGuard } from '../src/adapters/http.js';
 import { ManualClock } from '../src/clock.js';
-import { ConfigError, describe as describeValue, isConfigError, MAX_VALUE_CHARS } from '../src/errors.js';
-import { fleetFactor, MinFactor, minFactor } from '../src/governor/cluster.js';
+import {
+  type ConfigError,
+  describe as describeValue,
+  isConfigError,
+  MAX_VALUE_CHARS,
+} from '../src/errors.js';
+import { fleetFactor, type MinFactor, minFactor } from '../src/governor/cluster.js';
 import { createGovernor } from '../src/governor/index.js';
 import { ConcurrencyLimiter } from '../src/limiters/concurrency/limiter.js';
 import { ManualFactor } from '../src/limiters/factor.js';

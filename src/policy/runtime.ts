@@ -257,7 +257,7 @@ export class PolicyRuntime extends EventEmitter<PolicyRuntimeEvents> {
         throw new ConfigError(
           `stores.${name}`,
           spec.url,
-          'a Store passed as options.stores.' + name + ' (a RedisStore from spillway/redis)',
+          `a Store passed as options.stores.${name} (a RedisStore from spillway/redis)`,
         );
   }
 
