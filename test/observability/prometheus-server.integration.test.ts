@@ -1,30 +1,29 @@
-// A real Prometheus (Debian's `prometheus` package) scrapes a Spillway process under a short load;
+// A real Prometheus (Debian's `prometheus` package) scrapes a guarded server (the node:http guard,
+// with a keyed limiter, a Redis-backed one whose Redis is gone, and a concurrency stage) under a
+// short load;
 // every PromQL expression of the Grafana dashboard and of the alert rules must return data, the
 // rules must load healthy, and promtool must accept and pass the rules' unit tests.
 // Without the binaries the tests skip with one line; under SPILLWAY_REQUIRE_SERVICES=1 they fail.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { channel } from 'node:diagnostics_channel';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHttpGuard, type HttpGuard } from '../../src/adapters/http.js';
 import { createGovernor } from '../../src/governor/index.js';
+import { ConcurrencyLimiter } from '../../src/limiters/concurrency/index.js';
 import { createLimiter } from '../../src/limiters/keyed-limiter.js';
-import {
-  DECISION_CHANNEL,
-  type DecisionMessage,
-  RESPONSE_CHANNEL,
-  STORE_CHANNEL,
-} from '../../src/observability/channels.js';
 import {
   createMetrics,
   metricsHandler,
   type SpillwayMetrics,
 } from '../../src/observability/prometheus/index.js';
+import { createRedisStore } from '../../src/stores/redis/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const RULES = join(root, 'docs/prometheus/spillway-alerts.yml');
@@ -104,6 +103,8 @@ describe.skipIf(reason !== undefined)('a real Prometheus scraping Spillway', () 
   let app: Server;
   let metricsServer: Server;
   let metrics: SpillwayMetrics;
+  let guard: HttpGuard | undefined;
+  let redis: Redis | undefined;
   const governor = createGovernor({
     warmupMs: 0,
     intervalMs: 50,
@@ -132,80 +133,51 @@ describe.skipIf(reason !== undefined)('a real Prometheus scraping Spillway', () 
     const limiter = createLimiter({ ratePerSec: 50, burst: 10, factor: governor });
     // The login route has a quota of its own, not scaled by the factor: its refusals are 'limited'.
     const login = createLimiter({ ratePerSec: 2, burst: 2 });
+    // The search route's quota lives in a Redis that is not there (a closed port, no offline
+    // queue): every call fails at once and the store decides by its 'open' policy, publishing
+    // its errors and fallbacks on spillway:store as it would in production.
+    redis = new Redis({
+      host: '127.0.0.1',
+      port: await freePort(),
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => 60_000,
+    });
+    redis.on('error', () => {});
+    const search = createLimiter({
+      ratePerSec: 1000,
+      burst: 1000,
+      store: createRedisStore({ client: redis, name: 'redis', onError: 'open', failureThreshold: 1e9 }),
+    });
+    // One slot for /pool, whose handler holds it 20 ms: a second /pool request waits (queued).
+    const pool = new ConcurrencyLimiter({ limit: 1, maxWaitMs: 5000 });
     metrics.observeLimiter(limiter, { name: 'per-client' });
-    const pool = { inFlight: 0, queued: 0, limit: 4 };
     metrics.observeLimiter(pool, { name: 'pool' });
     governor.start();
 
-    // A small guarded app: a keyed limiter scaled by the governor's factor decides, and the
-    // decisions go out on the channels as a guard publishes them.
-    const decisions = channel(DECISION_CHANNEL);
-    const responses = channel(RESPONSE_CHANNEL);
-    const stores = channel(STORE_CHANNEL);
+    // The app behind a real guard: its decisions and responses go out on the channels because the
+    // guard publishes them, not the test.
     let n = 0;
-    app = createServer((req, res) => {
-      const started = performance.now();
-      const route = req.url ?? '/';
-      const priority = n++ % 3 === 0 ? 'sheddable' : 'normal';
-      const base = { name: 'api', route, priority, limit: 10 } as const;
-      const finish = (outcome: DecisionMessage['outcome'], status: number) => {
-        res.on('finish', () =>
-          responses.publish({ ...base, outcome, status, durationMs: performance.now() - started }),
-        );
-      };
-      if (route === '/pool') {
-        pool.queued++;
-        decisions.publish({
-          ...base,
-          stage: 'concurrency',
-          outcome: 'queued',
-          reason: 'queued',
-          factor: governor.factor,
-          retryAfterMs: 0,
-        } satisfies DecisionMessage);
-        setTimeout(() => {
-          pool.queued--;
-          pool.inFlight++;
-          decisions.publish({
-            ...base,
-            stage: 'concurrency',
-            outcome: 'admitted',
-            reason: 'ok',
-            factor: governor.factor,
-            retryAfterMs: 0,
-            queueWaitMs: performance.now() - started,
-          } satisfies DecisionMessage);
-          finish('admitted', 200);
-          setTimeout(() => {
-            pool.inFlight--;
-            res.end('ok');
-          }, 2);
-        }, 3);
-        return;
-      }
-      if (n % 7 === 0) {
-        stores.publish({
-          name: 'redis',
-          event: 'error',
-          operation: 'take',
-          error: new Error('ECONNREFUSED'),
-        });
-        stores.publish({ name: 'redis', event: 'fallback', operation: 'take', policy: 'open' });
-      }
-      const d = (route === '/login' ? login : limiter).take(String(n % 5), { priority });
-      const outcome = d.allowed ? 'admitted' : d.reason === 'shed' ? 'shed' : 'limited';
-      decisions.publish({
-        ...base,
-        stage: 'key',
-        outcome,
-        reason: d.reason,
-        factor: d.factor,
-        retryAfterMs: d.retryAfterMs,
-      } satisfies DecisionMessage);
-      finish(outcome, d.allowed ? 200 : d.reason === 'shed' ? 503 : 429);
-      res.statusCode = d.allowed ? 200 : d.reason === 'shed' ? 503 : 429;
-      res.end();
+    guard = createHttpGuard({
+      name: 'api',
+      governor,
+      limiter,
+      key: () => String(n % 5),
+      priority: () => (n++ % 3 === 0 ? 'sheddable' : 'normal'),
+      turnBudgetMs: false,
+      routes: [
+        { path: '/login', limiter: login },
+        { path: '/search', limiter: search },
+        { path: '/pool', limiter: null, concurrency: pool },
+      ],
     });
+    app = createServer(
+      guard.wrap((req, res) => {
+        if (req.url === '/pool') setTimeout(() => res.end('ok'), 20);
+        else res.end('ok');
+      }),
+    );
     const appPort = await listen(app);
     metricsServer = createServer(metricsHandler(registry));
     const metricsPort = await listen(metricsServer);
@@ -252,8 +224,8 @@ describe.skipIf(reason !== undefined)('a real Prometheus scraping Spillway', () 
       await sleep(200);
     }
 
-    // A short, bounded load on the app while Prometheus scrapes: 6 s, 2 requests in flight.
-    const agent = new Agent({ keepAlive: true, maxSockets: 2 });
+    // A short, bounded load on the app while Prometheus scrapes: 6 s, 3 requests in flight.
+    const agent = new Agent({ keepAlive: true, maxSockets: 3 });
     const get = (path: string) =>
       new Promise<void>((ok, fail) => {
         const r = request({ host: '127.0.0.1', port: appPort, path, agent }, (res) => {
@@ -271,13 +243,18 @@ describe.skipIf(reason !== undefined)('a real Prometheus scraping Spillway', () 
         if (i % 10 === 0) await sleep(5);
       }
     };
-    await Promise.all([worker(0), worker(1)]);
+    const poolWorker = async () => {
+      for (let i = 0; performance.now() < until && i < 100_000; i++) await get('/pool');
+    };
+    await Promise.all([worker(0), worker(1), poolWorker()]);
     agent.destroy();
     await sleep(2500); // scrapes after the load
   }, 90_000);
 
   afterAll(async () => {
     governor.stop();
+    guard?.close();
+    redis?.disconnect();
     metrics?.close();
     if (prometheus !== undefined && prometheus.exitCode === null) {
       const exited = new Promise((r) => prometheus!.once('exit', r));
@@ -314,8 +291,9 @@ describe.skipIf(reason !== undefined)('a real Prometheus scraping Spillway', () 
       'shed',
     ]);
     const routes = await query('count by (route) (spillway_decisions_total{name="api"})');
-    // maxRoutes 4: four routes kept, the rest counted as 'other'.
-    expect(routes.map((r) => r.metric['route']).sort()).toEqual(['/', '/login', '/pool', '/search', 'other']);
+    // The guard labels a decision with its route policy's path, and 'default' for the rest: a
+    // bounded set by construction (the 'other' overflow of maxRoutes is tested in prometheus.test.ts).
+    expect(routes.map((r) => r.metric['route']).sort()).toEqual(['/login', '/pool', '/search', 'default']);
   });
 
   it('returns data for every expression of the dashboard', async () => {
