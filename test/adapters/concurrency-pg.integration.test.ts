@@ -9,33 +9,12 @@ import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { protect } from '../../src/adapters/http.js';
+import { pgConfig, postgresMissing } from '../pool/postgres.js';
 
-const REQUIRED = process.env['SPILLWAY_REQUIRE_SERVICES'] === '1';
-const config = {
-  host: process.env['PGHOST'] ?? '127.0.0.1',
-  port: Number(process.env['PGPORT'] ?? 5432),
-  database: process.env['PGDATABASE'] ?? 'test',
-  user: process.env['PGUSER'] ?? 'postgres',
-};
+const config = pgConfig;
 const APP = `spillway-http-concurrency-${process.pid}`;
 
-async function missing(): Promise<string | undefined> {
-  const c = new pg.Client({ ...config, connectionTimeoutMillis: 2000 });
-  try {
-    await c.connect();
-    await c.query('select 1');
-    return undefined;
-  } catch (err) {
-    const reason = `no PostgreSQL at ${config.host}:${config.port}/${config.database}: ${(err as Error).message}`;
-    if (REQUIRED) throw new Error(`SPILLWAY_REQUIRE_SERVICES=1 but ${reason}`);
-    console.warn(`skipping PostgreSQL tests: ${reason}`);
-    return reason;
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
-
-const reason = await missing();
+const reason = await postgresMissing();
 
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

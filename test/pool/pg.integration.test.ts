@@ -4,34 +4,13 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAbortError, isPoolOverloadedError } from '../../src/errors.js';
 import { guardPgPool } from '../../src/pool/pg.js';
+import { pgConfig, postgresMissing } from './postgres.js';
 
-const REQUIRED = process.env['SPILLWAY_REQUIRE_SERVICES'] === '1';
-const config = {
-  host: process.env['PGHOST'] ?? '127.0.0.1',
-  port: Number(process.env['PGPORT'] ?? 5432),
-  database: process.env['PGDATABASE'] ?? 'test',
-  user: process.env['PGUSER'] ?? 'postgres',
-};
+const config = pgConfig;
 // Tells this file's connections apart in pg_stat_activity.
 const APP = `spillway-pool-test-${process.pid}`;
 
-async function missing(): Promise<string | undefined> {
-  const c = new pg.Client({ ...config, connectionTimeoutMillis: 2000 });
-  try {
-    await c.connect();
-    await c.query('select 1');
-    return undefined;
-  } catch (err) {
-    const reason = `no PostgreSQL at ${config.host}:${config.port}/${config.database}: ${(err as Error).message}`;
-    if (REQUIRED) throw new Error(`SPILLWAY_REQUIRE_SERVICES=1 but ${reason}`);
-    console.warn(`skipping PostgreSQL tests: ${reason}`);
-    return reason;
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
-
-const reason = await missing();
+const reason = await postgresMissing();
 
 async function backends(admin: pg.Client): Promise<number> {
   const r = await admin.query('select count(*)::int as n from pg_stat_activity where application_name = $1', [
@@ -146,7 +125,12 @@ describe.skipIf(reason !== undefined)('guardPgPool against real PostgreSQL', () 
       Array.from({ length: 240 }, () =>
         guarded.query('select pg_sleep(0.05)').then(
           () => void results.push({ ok: true, ms: performance.now() - t0 }),
-          (err) => void results.push({ ok: false, ms: performance.now() - t0, reason: (err as { reason?: string }).reason }),
+          (err) =>
+            void results.push({
+              ok: false,
+              ms: performance.now() - t0,
+              reason: (err as { reason?: string }).reason,
+            }),
         ),
       ),
     );
