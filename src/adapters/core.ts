@@ -230,7 +230,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     const config = this.#config;
     const folded = foldsCase(req);
     const path = requestPath(req, folded);
-    if (path === (folded ? config.statusPath?.toLowerCase() : config.statusPath)) return STATUS;
+    if (path === (folded ? config.statusPathFolded : config.statusPath)) return STATUS;
     const table = config.table;
     if (table.bypassed(req, path, folded)) return PASS;
     const route = table.match(req, path, folded);

@@ -225,6 +225,8 @@ export interface GuardConfig {
   readonly name: string;
   readonly table: RouteTable;
   readonly statusPath: string | undefined;
+  /** `statusPath` lower-cased once, for frameworks that match paths case-insensitively. */
+  readonly statusPathFolded: string | undefined;
   readonly governor: SnapshotSource | undefined;
   readonly response: ResponseSettings;
   /** The option as given (undefined: on with a shedder, however it arrives). */
@@ -502,6 +504,7 @@ export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks):
     name,
     table,
     statusPath,
+    statusPathFolded: statusPath?.toLowerCase(),
     governor: options.governor,
     response,
     turnBudgetMs: options.turnBudgetMs,
