@@ -291,10 +291,14 @@ describe('HttpGuard admission', () => {
     }
     expect(() => g.setRoutes([{ cost: -1 }])).toThrow(/routes\[0\]\.cost/);
     expect(() => g.setRoutes('x' as never)).toThrow(/routes/);
-    expect(refused(g.check(req('/export', { method: 'POST', ip: '10.0.0.2' }), res())).policyName).toBe('export');
+    expect(refused(g.check(req('/export', { method: 'POST', ip: '10.0.0.2' }), res())).policyName).toBe(
+      'export',
+    );
     // Back to none: every request takes the guard's defaults.
     g.setRoutes([]);
-    expect(refused(g.check(req('/export', { method: 'POST', ip: '10.0.0.1' }), res())).policyName).toBe('default');
+    expect(refused(g.check(req('/export', { method: 'POST', ip: '10.0.0.1' }), res())).policyName).toBe(
+      'default',
+    );
   });
 
   it('setRoutes() lets a request admitted under the old routes release its own slot, and closes their concurrency limiter once idle', async () => {

@@ -71,7 +71,8 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     const now = this.#clock.now();
     const c = this.#options.codel;
     this.#codel = c === undefined ? undefined : new StandingQueue(c.targetMs, c.intervalMs, now);
-    this.#vegas = this.#options.vegas === undefined ? undefined : new VegasEstimator(this.#options.vegas, now);
+    this.#vegas =
+      this.#options.vegas === undefined ? undefined : new VegasEstimator(this.#options.vegas, now);
     const f = this.#options.factor;
     this.#unsubscribe = typeof f === 'number' ? undefined : f.subscribe(() => this.#onFactor());
     this.#lastLimit = this.limit;
