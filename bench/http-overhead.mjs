@@ -139,6 +139,7 @@ async function serve(framework, mode) {
     }
   });
   process.on('disconnect', () => process.exit(0));
+  process.on('SIGINT', () => process.exit(0));
 }
 
 function median(xs) {
