@@ -62,9 +62,7 @@ async function loadSim(): Promise<SimCli | undefined> {
 
 async function check(args: readonly string[], io: CliIO): Promise<number> {
   if (args.length !== 1 || args[0]!.startsWith('-')) {
-    io.stderr.write(
-      'spillway: check needs exactly one argument, the policy file\n\nUsage: spillway check <policy.json>\n',
-    );
+    io.stderr.write('spillway: check needs exactly one argument, the policy file\n\nUsage: spillway check <policy.json>\n');
     return 2;
   }
   let policy: typeof import('./policy/index.js');

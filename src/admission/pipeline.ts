@@ -27,13 +27,7 @@ import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
 import type { Decision } from '../limiters/types.js';
 import { ConcurrencyStage } from './concurrency-stage.js';
 import type { AdmissionRequest, Stage } from './stage.js';
-import {
-  type KeyAdmission,
-  keyStage,
-  type ProcessAdmission,
-  shedderStage,
-  turnBudgetStage,
-} from './stages.js';
+import { type KeyAdmission, keyStage, type ProcessAdmission, shedderStage, turnBudgetStage } from './stages.js';
 import type { TurnBudget } from './turn-budget.js';
 
 export interface Admitted {

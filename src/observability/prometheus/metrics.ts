@@ -311,7 +311,9 @@ export class SpillwayMetrics {
         responseBuckets,
       ),
     );
-    this.#storeErrors = this.#add(new CounterFamily(`${p}store_errors_total`, 'Failed store operations.'));
+    this.#storeErrors = this.#add(
+      new CounterFamily(`${p}store_errors_total`, 'Failed store operations.'),
+    );
     this.#storeFallbacks = this.#add(
       new CounterFamily(
         `${p}store_fallbacks_total`,
