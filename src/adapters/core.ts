@@ -186,6 +186,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       this.#turn = turnBudgetFor(config.turnBudgetMs, true);
     }
     buildPipelines(table, this.#turn);
+    config.usesPath = config.statusPath !== undefined || table.usesPath;
     config.table = table;
     const inUse = new Set(table.all().map((r) => r.concurrency));
     for (const r of before.routes) {

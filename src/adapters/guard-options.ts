@@ -229,7 +229,7 @@ export interface GuardConfig {
   /** `statusPath` lower-cased once, for frameworks that match paths case-insensitively. */
   readonly statusPathFolded: string | undefined;
   /** Whether the guard reads the request's path: a status path, a bypass path or a route prefix. */
-  readonly usesPath: boolean;
+  usesPath: boolean;
   readonly governor: SnapshotSource | undefined;
   readonly response: ResponseSettings;
   /** The option as given (undefined: on with a shedder, however it arrives). */

@@ -321,6 +321,11 @@ describe('HttpGuard admission', () => {
     );
     // Back to none: every request takes the guard's defaults.
     g.setRoutes([]);
+    // A guard that started with nothing to match on a path matches the prefixes it is given later.
+    const bare = createGuard({ limiter: null });
+    bare.setRoutes([{ path: '/export', limiter: exports }]);
+    expect(refused(bare.check(req('/export/x', { ip: '10.0.0.2' }), res())).status).toBe(429);
+    expect(sync(bare.check(req('/other', { ip: '10.0.0.2' }), res())).kind).toBe('pass');
     expect(refused(g.check(req('/export', { method: 'POST', ip: '10.0.0.1' }), res())).policyName).toBe(
       'default',
     );
