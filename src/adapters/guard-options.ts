@@ -227,6 +227,8 @@ export interface GuardConfig {
   readonly statusPath: string | undefined;
   /** `statusPath` lower-cased once, for frameworks that match paths case-insensitively. */
   readonly statusPathFolded: string | undefined;
+  /** Whether the guard reads the request's path: a status path, a bypass path or a route prefix. */
+  readonly usesPath: boolean;
   readonly governor: SnapshotSource | undefined;
   readonly response: ResponseSettings;
   /** The option as given (undefined: on with a shedder, however it arrives). */
@@ -367,7 +369,9 @@ function keyFunctions(options: HttpGuardOptions, hooks: GuardHooks): { addressOf
   return { addressOf, keyFn };
 }
 
-type RouteInput = Omit<Route, 'policyQuoted' | 'policyJson' | 'pipeline' | 'label'> & { label?: string };
+type RouteInput = Omit<Route, 'policyQuoted' | 'policyJson' | 'policyField' | 'pipeline' | 'label'> & {
+  label?: string;
+};
 
 function compileRoute(at: string, r: RouteInput): Route {
   const prefix = at === '' ? '' : `${at}.`;
@@ -378,7 +382,14 @@ function compileRoute(at: string, r: RouteInput): Route {
     if (r.limiter.ratePerSec > 0) windowSec = r.limiter.burst / r.limiter.ratePerSec;
   }
   const label = r.label ?? r.policyName;
-  const route = { ...r, label, policyQuoted, policyJson: JSON.stringify(r.policyName), windowSec } as Route;
+  const route = {
+    ...r,
+    label,
+    policyQuoted,
+    policyJson: JSON.stringify(r.policyName),
+    policyField: { limit: Number.NaN, value: '' },
+    windowSec,
+  } as Route;
   return route;
 }
 
@@ -505,6 +516,7 @@ export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks):
     table,
     statusPath,
     statusPathFolded: statusPath?.toLowerCase(),
+    usesPath: statusPath !== undefined || table.usesPath,
     governor: options.governor,
     response,
     turnBudgetMs: options.turnBudgetMs,

@@ -90,6 +90,31 @@ describe('HttpGuard admission', () => {
     expect(sync(g.check(req(), res())).kind).toBe('pass');
   });
 
+  it('advertises the scaled quota as the factor moves, on the response or on a field sink (Fastify reply)', () => {
+    const clock = new ManualClock();
+    const factor = new ManualFactor(1);
+    const limiter = createLimiter({ ratePerSec: 10, burst: 100, clock, factor });
+    const g = createGuard({ limiter });
+    const policyOf = (h: Record<string, string>) => parseList(h['ratelimit-policy']!)[0]!.params.q;
+    const a = res();
+    g.check(req(), a);
+    expect(policyOf(a.headers)).toBe(100);
+    factor.set(0.5);
+    const b = res();
+    g.check(req(), b);
+    expect(policyOf(b.headers)).toBe(50);
+    const sink: Record<string, string> = {};
+    const c = res();
+    g.check(req(), c, { header: (name: string, value: string) => (sink[name] = value) });
+    expect(c.headers).toEqual({});
+    expect(policyOf(sink)).toBe(50);
+    expect(Object.keys(sink).sort()).toEqual(['ratelimit', 'ratelimit-policy']);
+    factor.set(1);
+    const d = res();
+    g.check(req(), d);
+    expect(policyOf(d.headers)).toBe(100);
+  });
+
   it('answers 503 when the shedder refuses, with a jittered Retry-After from the injected source', () => {
     const shedder = { admit: () => denyAll };
     const lo = createGuard({ shedder, random: () => 0 });
