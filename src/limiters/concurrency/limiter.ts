@@ -102,7 +102,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
       this.#queue.remove(w);
       this.#finish(w, this.#refusal(w.priority, 'queue-full', now - w.enqueuedAt));
     }
-    if (this.#queue.size === 0) this.#codel?.empty(now);
+    this.#noteOldest(now);
     this.#limitMoved();
     this.#dispatch();
   }
