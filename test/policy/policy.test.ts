@@ -576,6 +576,7 @@ describe('spillway check', () => {
         routes: [
           { method: 'POST', path: '/api/export', limiter: 'perUser', cost: 10, priority: 'sheddable' },
           ...base.routes,
+          { path: '/slow', maxWaitMs: 250 },
         ],
         pools: { db: { limit: 10, maxWaitMs: 250 } },
       }),
@@ -587,6 +588,9 @@ describe('spillway check', () => {
     expect(r.stdout).toContain('limiter perUser');
     expect(r.stdout).toMatch(/POST\s+\/api\/export\s+limiter perUser, priority sheddable, cost 10/);
     expect(r.stdout).toMatch(/any\s+\/api\s+limiter perUser, priority normal, cost 1/);
+    expect(r.stdout).toMatch(
+      /any\s+\/slow\s+limiter the guard's, priority normal, cost 1, waits up to 250 ms/,
+    );
     expect(r.stdout).toContain('pool db: limit 10 in flight, queue 20 waiters, wait 250 ms at most');
   });
 
