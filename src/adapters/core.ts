@@ -43,6 +43,7 @@ import {
   type HttpGuardOptions,
   type ProcessAdmission,
   parseGuardOptions,
+  type RoutePolicy,
   type SnapshotSource,
 } from './guard-options.js';
 import {
@@ -55,7 +56,7 @@ import {
   setQuotaHeaders,
 } from './refusal.js';
 import { type InvalidValue, InvalidValues } from './request-values.js';
-import { foldsCase, requestPath, type Route } from './routes.js';
+import { closeWhenIdle, foldsCase, requestPath, type Route } from './routes.js';
 import { publishingDecisions, publishVerdict, publishWait } from './decisions.js';
 import { publishingResponses, watchResponse } from './responses.js';
 import { systemClock } from '../clock.js';
@@ -162,6 +163,43 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       buildPipelines(table, this.#turn);
     }
     if (parts.governor !== undefined || parts.shedder !== undefined) this.#connectFeed();
+    return this;
+  }
+
+  /**
+   * Replaces the per-route policies while the guard serves (a policy reload does it:
+   * `PolicyRuntime.serve`). `routes` is validated and compiled as the `routes` option is, against
+   * the guard's other options as they are now (its limiter, shedder, key, priority, cost); a bad
+   * route throws a ConfigError naming it (`routes[2].cost`) and nothing changes. Requests already
+   * admitted or waiting finish with the route they matched (their pipeline, their slot); every
+   * request from then on matches the new routes. Limiters keep their state: a route's limiter is
+   * the object you give, and the guard's own are untouched. A concurrency limiter a replaced route
+   * created from options is closed once its last request is done.
+   */
+  setRoutes(routes: readonly RoutePolicy[]): this {
+    const config = this.#config;
+    const { routes: compiled, owned } = config.compileRoutes(routes);
+    const before = config.table;
+    const table = before.withRoutes(compiled);
+    // A route's own shedder brings the default turn budget, as `attach` does.
+    if (this.#turn === undefined && compiled.some((r) => r.ownShedder && r.shedder !== undefined)) {
+      this.#turn = turnBudgetFor(config.turnBudgetMs, true);
+    }
+    buildPipelines(table, this.#turn);
+    config.usesPath = config.statusPath !== undefined || table.usesPath;
+    config.table = table;
+    const inUse = new Set(table.all().map((r) => r.concurrency));
+    for (const r of before.routes) {
+      const l = r.concurrency;
+      const i = l === undefined || inUse.has(l) ? -1 : config.ownedLimiters.indexOf(l);
+      if (i < 0) continue;
+      config.ownedLimiters.splice(i, 1);
+      closeWhenIdle(l!);
+    }
+    config.ownedLimiters.push(...owned);
+    // The governor feed watches each concurrency limiter's queue time: follow a change of them.
+    const was = new Set(before.all().map((r) => r.concurrency));
+    if (was.size !== inUse.size || [...inUse].some((l) => !was.has(l))) this.#connectFeed();
     return this;
   }
 

@@ -3,6 +3,7 @@
  * effective rate and burst per tier and priority at factors 1, 0.5 and the governor's floor.
  */
 import { GOVERNOR_DEFAULTS } from '../governor/governor.js';
+import { CONCURRENCY_DEFAULTS } from '../limiters/concurrency/options.js';
 import { effectiveFactor } from '../limiters/priority.js';
 import type { Priority } from '../limiters/types.js';
 import type { Policy } from './schema.js';
@@ -56,11 +57,13 @@ export function describePolicy(policy: Policy): string {
       out.push(`  ${m.padEnd(8)} ${(r.path ?? '/').padEnd(20)} ${what}`);
     }
   }
-  for (const [name, p] of Object.entries(policy.pools))
+  for (const [name, p] of Object.entries(policy.pools)) {
+    const c = CONCURRENCY_DEFAULTS;
     out.push(
       '',
-      `pool ${name}: ${p.maxConcurrent} at once, queue ${p.maxQueue}${p.queueTimeoutMs ? `, ${p.queueTimeoutMs} ms wait at most` : ''}`,
+      `pool ${name}: limit ${p.limit} in flight, queue ${p.maxQueue ?? c.maxQueue} waiters, wait ${p.maxWaitMs ?? c.maxWaitMs} ms at most`,
     );
+  }
   for (const [name, s] of Object.entries(policy.stores))
     out.push(
       '',

@@ -102,7 +102,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
       this.#queue.remove(w);
       this.#finish(w, this.#refusal(w.priority, 'queue-full', now - w.enqueuedAt));
     }
-    if (this.#queue.size === 0) this.#codel?.empty(now);
+    this.#noteOldest(now);
     this.#limitMoved();
     this.#dispatch();
   }
@@ -210,8 +210,8 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
           keepAlive: true,
         });
       }
-      if (this.#queue.size === 0) this.#codel?.empty(now);
       this.#queue.push(w);
+      this.#noteOldest(now);
       this.emit('queued', { priority, waiting: this.#queue.size });
       this.#schedule(now);
     });
@@ -294,8 +294,15 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     // The same expression as the timer's due time (#schedule), so rounding cannot leave a waiter
     // that the timer finds due but the sweep does not.
     const expired = this.#queue.removeExpired((t) => t + target <= now);
+    if (expired.length === 0) return;
+    this.#codel!.above(now);
+    this.#noteOldest(now);
     for (const w of expired) this.#finish(w, this.#refusal(w.priority, 'codel', now - w.enqueuedAt));
-    if (this.#queue.size === 0) this.#codel!.empty(now);
+  }
+
+  /** Tells CoDel where the oldest waiter stands after the queue changed. */
+  #noteOldest(now: number): void {
+    this.#codel?.oldest(now, this.#queue.oldestEnqueuedAt(), this.#targetMs());
   }
 
   /** Admits waiters while slots are free: highest priority first, newest first while the queue stands. */
@@ -306,10 +313,13 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     // first would leave the slots idle until the next arrival. CoDel drops at dequeue but still
     // sends; here too a free slot always takes the best waiter (the newest, while the queue stands).
     for (;;) {
-      const w = this.#queue.peek(this.#lifo(now));
+      const standing = this.#standing(now);
+      const w = this.#queue.peek(standing && this.options.order === 'adaptive');
       if (w === undefined || !this.#fits(w.level, w.cost)) break;
       this.#queue.remove(w);
-      if (this.#queue.size === 0) this.#codel?.empty(now);
+      // A waiter served at or past the target while the queue stands reached it all the same.
+      if (standing && w.enqueuedAt + this.#targetMs() <= now) this.#codel!.above(now);
+      this.#noteOldest(now);
       this.#finish(w, this.#admit(w.priority, w.level, w.cost, now - w.enqueuedAt));
     }
     this.#sweep(now);
@@ -343,7 +353,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
   #settleWaiter(w: Waiter, reason: ConcurrencyRefusalReason): void {
     if (!this.#queue.remove(w)) return;
     const now = this.#clock.now();
-    if (this.#queue.size === 0) this.#codel?.empty(now);
+    this.#noteOldest(now);
     this.#finish(w, this.#refusal(w.priority, reason, now - w.enqueuedAt));
     this.#schedule(now);
   }

@@ -9,7 +9,10 @@ import { VEGAS_DEFAULTS, type VegasOptions } from './vegas.js';
 export interface CodelOptions {
   /** Sojourn time a waiter may reach while the queue stands, in ms; never below 2·holdMs/limit. @default 5 */
   targetMs?: number;
-  /** How long the queue must stay non-empty to count as standing, in ms. @default 100 */
+  /**
+   * How long the oldest waiter must stay at or past the target for the queue to stand, and how long
+   * it stands after the last waiter that reached the target, in ms. @default 100
+   */
   intervalMs?: number;
 }
 

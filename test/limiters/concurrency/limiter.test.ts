@@ -202,7 +202,7 @@ describe('ConcurrencyLimiter, fixed limit', () => {
 });
 
 describe('ConcurrencyLimiter, CoDel and adaptive LIFO', () => {
-  it('serves FIFO until the queue has stood for an interval, then newest first and refuses waiters past the target', async () => {
+  it('serves FIFO until the oldest waiter has stood past the target for an interval, then newest first and refuses waiters past the target', async () => {
     const clock = new ManualClock();
     const l = new ConcurrencyLimiter({
       limit: 1,
@@ -220,12 +220,16 @@ describe('ConcurrencyLimiter, CoDel and adaptive LIFO', () => {
     const d1 = permit(await w1);
     expect(d1.waitedMs).toBe(2);
     held.push(d1);
-    // Keep the queue non-empty for the whole interval with fresh arrivals.
+    // The oldest waiter (since 2 ms) reaches the target at 7 ms: keep it there for the interval,
+    // with fresh arrivals behind it. Not standing one step before 107 ms, standing at 107 ms.
     const waits: Promise<ConcurrencyDecision>[] = [];
-    for (let t = 0; t < 100; t += 4) {
+    for (let t = 0; t < 104; t += 4) {
       clock.advance(4);
       waits.push(track(l.acquire(), log));
     }
+    expect(clock.now()).toBe(106);
+    expect(l.snapshot().standingQueue).toBe(false);
+    clock.advance(1);
     expect(l.snapshot().standingQueue).toBe(true);
     await flush();
     // Everything that waited 5 ms or more was refused with codel once the queue stood.
@@ -293,13 +297,19 @@ describe('ConcurrencyLimiter, CoDel and adaptive LIFO', () => {
       limit: 1,
       clock,
       order: 'fifo',
-      codel: { targetMs: 50, intervalMs: 10 },
+      maxWaitMs: 10_000,
+      codel: { targetMs: 50, intervalMs: 20 },
     });
     const a = permit(await l.acquire());
+    // A waiter past the target for an interval makes the queue stand, and is refused.
+    const stale = l.acquire();
+    clock.advance(70);
+    expect(await stale).toMatchObject({ allowed: false, reason: 'codel', waitedMs: 70 });
+    // The queue stands on for an interval after that refusal: two fresh waiters.
     const first = l.acquire();
     clock.advance(5);
     const second = l.acquire();
-    clock.advance(10);
+    clock.advance(5);
     expect(l.snapshot().standingQueue).toBe(true);
     a.release();
     expect((await first).allowed).toBe(true);
