@@ -214,7 +214,7 @@ writeFileSync(join(here, 'results', 'adapter-cost.json'), `${JSON.stringify(out,
 console.log(
   `\nadapter-cost: in-process, ${ROUNDS} rounds × ${REQUESTS} requests, medians; load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${out.loadavg.after.map((x) => x.toFixed(2)).join(' ')} after`,
 );
-if (dists.length > 1) dists.forEach((d, i) => console.log(`@${i}: ${d}`));
+if (dists.length > 1) for (const [i, d] of dists.entries()) console.log(`@${i}: ${d}`);
 console.log('case                 median ns/req  extra ns   min ns/req  extra ns  statuses');
 for (const c of CASES) {
   const s = summary[c.id];
