@@ -53,7 +53,7 @@ export function describePolicy(policy: Policy): string {
       const m = r.method === undefined ? 'any' : [r.method].flat().join(',');
       const what = r.bypass
         ? 'bypass'
-        : `limiter ${r.limiter === null ? 'none' : (r.limiter ?? 'default')}, priority ${r.priority ?? 'normal'}, cost ${r.cost ?? 1}`;
+        : `limiter ${r.limiter === null ? 'none' : (r.limiter ?? "the guard's")}, priority ${r.priority ?? 'normal'}, cost ${r.cost ?? 1}${r.maxWaitMs ? `, waits up to ${r.maxWaitMs} ms` : ''}`;
       out.push(`  ${m.padEnd(8)} ${(r.path ?? '/').padEnd(20)} ${what}`);
     }
   }

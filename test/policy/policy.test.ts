@@ -508,6 +508,45 @@ describe('PolicyRuntime', () => {
     rt.stop();
   });
 
+  it("routes: a reload changes a route's priority and cost as the guard's stages see them", async () => {
+    const seen: string[] = [];
+    const shedder = {
+      admit: (o: { priority: Priority; cost: number }) => {
+        seen.push(`${o.priority}/${o.cost}`);
+        return {
+          allowed: true,
+          reason: 'ok',
+          remaining: 1,
+          limit: 1,
+          retryAfterMs: 0,
+          resetMs: 0,
+          factor: 1,
+        } as const;
+      },
+    };
+    const rt = new PolicyRuntime(
+      parsePolicy({ routes: [{ path: '/report', priority: 'sheddable', cost: 3 }] }, { env: {} }),
+      { signals: [quietSignal()] },
+    );
+    const guard = createGuard({ shedder, turnBudgetMs: false });
+    rt.serve(guard);
+    await guard.check(fakeReq('/report/1', 'GET', 'a'), fakeRes());
+    await guard.check(fakeReq('/home', 'GET', 'a'), fakeRes());
+    rt.update(
+      {
+        routes: [
+          { path: '/report', priority: 0.9, cost: 0.5 },
+          { path: '/home', priority: 'critical' },
+        ],
+      },
+      { env: {} },
+    );
+    await guard.check(fakeReq('/report/1', 'GET', 'a'), fakeRes());
+    await guard.check(fakeReq('/home', 'GET', 'a'), fakeRes());
+    expect(seen).toEqual(['sheddable/3', 'normal/1', '0.9/0.5', 'critical/1']);
+    rt.stop();
+  });
+
   it('describes the effective limits per tier and priority at factors 1, 0.5 and the floor', () => {
     const text = describePolicy(parsePolicy(base, { env: {} }));
     expect(text).toContain('factor 0.1');
@@ -537,6 +576,7 @@ describe('spillway check', () => {
         routes: [
           { method: 'POST', path: '/api/export', limiter: 'perUser', cost: 10, priority: 'sheddable' },
           ...base.routes,
+          { path: '/slow', maxWaitMs: 250 },
         ],
         pools: { db: { limit: 10, maxWaitMs: 250 } },
       }),
@@ -548,6 +588,9 @@ describe('spillway check', () => {
     expect(r.stdout).toContain('limiter perUser');
     expect(r.stdout).toMatch(/POST\s+\/api\/export\s+limiter perUser, priority sheddable, cost 10/);
     expect(r.stdout).toMatch(/any\s+\/api\s+limiter perUser, priority normal, cost 1/);
+    expect(r.stdout).toMatch(
+      /any\s+\/slow\s+limiter the guard's, priority normal, cost 1, waits up to 250 ms/,
+    );
     expect(r.stdout).toContain('pool db: limit 10 in flight, queue 20 waiters, wait 250 ms at most');
   });
 

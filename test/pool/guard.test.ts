@@ -5,6 +5,7 @@ import { isConfigError, isPoolOverloadedError } from '../../src/errors.js';
 import { ConcurrencyLimiter } from '../../src/limiters/concurrency/limiter.js';
 import { guardGenericPool } from '../../src/pool/generic-pool.js';
 import { guardPool } from '../../src/pool/guard.js';
+import { guardPgPool } from '../../src/pool/pg.js';
 
 describe('guardPool', () => {
   it('holds at most limit resources, refuses with a typed error, and frees a slot when acquire fails', async () => {
@@ -121,6 +122,15 @@ describe('a pool guard over a limiter it is given (limiter)', () => {
     }
     const pool = { acquire: async () => 1, release: async () => {}, destroy: async () => {}, max: 9 };
     expect(guardGenericPool(pool, { limiter: shared }).limiter).toBe(shared);
+    // guardPgPool: the limiter given, not one of the pool's max.
+    const pg = {
+      connect: async () => ({ release() {} }),
+      query: async () => ({ rows: [] }),
+      options: { max: 9 },
+    };
+    const db = guardPgPool(pg, { limiter: shared, name: 'pg' });
+    expect(db.limiter).toBe(shared);
+    expect(db.limiter.limit).toBe(1);
   });
 });
 
