@@ -43,6 +43,13 @@ export interface LiveServerOptions {
   shedder?: Readonly<Record<string, number>>;
   /** @default 0 (any free port) */
   port?: number;
+  /**
+   * The work of one admitted request, in place of burning `cpuMs` (in-process only: a function does
+   * not cross the worker's JSON). When it returns a promise, the 200 waits for it, so a handler
+   * that awaits a pool or a downstream can be measured behind every mode (bench/live-pool.mjs).
+   * A rejected promise is answered 500.
+   */
+  work?: () => void | Promise<void>;
 }
 
 /** The server's own view of one second (wall clock, epoch seconds). */
@@ -132,10 +139,29 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
       } else if (s >= 200 && s < 300) okSlices[slice] = (okSlices[slice] ?? 0) + 1;
     });
   };
-  const work = (res: http.ServerResponse) => {
-    burn(cpuMs);
+  const ok = (res: http.ServerResponse) => {
+    if (res.destroyed) return;
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('ok');
+  };
+  const failed = (res: http.ServerResponse) => {
+    if (res.destroyed) return;
+    res.writeHead(500, { 'content-type': 'text/plain' });
+    res.end('error');
+  };
+  const custom = options.work;
+  if (custom !== undefined && typeof custom !== 'function') {
+    throw new ConfigError('work', custom, 'a function (the work of one request)');
+  }
+  /** Runs one request's work: synchronously for the CPU burn, awaited for a custom async work. */
+  const run = (): void | Promise<void> => (custom === undefined ? burn(cpuMs) : custom());
+  const work = (res: http.ServerResponse): void | Promise<void> => {
+    const p = run();
+    if (p === undefined) return ok(res);
+    return p.then(
+      () => ok(res),
+      () => failed(res),
+    );
   };
   const warm = (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
     if (req.url !== '/warm') return false;
@@ -151,7 +177,7 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
   switch (mode) {
     case 'none':
       server = http.createServer((req, res) => {
-        if (!warm(req, res)) work(res);
+        if (!warm(req, res)) void work(res);
       });
       break;
     case 'spillway': {
@@ -174,7 +200,7 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
         },
       });
       const listener = guard.wrap((req, res) => {
-        if (!warm(req, res)) work(res);
+        if (!warm(req, res)) void work(res);
       });
       server = http.createServer(listener);
       g.on('change', (r) => {
@@ -201,7 +227,7 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
           res.end("I'm busy right now, sorry.");
           return;
         }
-        work(res);
+        void work(res);
       });
       stopExtra = () => toobusy.shutdown();
       break;
@@ -223,7 +249,7 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
       server = http.createServer((req, res) => {
         if (warm(req, res)) return;
         if (protect(req, res) === true) return;
-        work(res);
+        void work(res);
       });
       stopExtra = () => protect.stop?.();
       break;
@@ -236,10 +262,17 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
       const app = fastify({ logger: false, keepAliveTimeout: 120_000 });
       await app.register(underPressure as never, { maxEventLoopDelay: 1000, maxEventLoopUtilization: 0.98 });
       app.get('/warm', (_req: unknown, reply: FastifyReply) => reply.code(204).send());
-      app.get('/', (_req: unknown, reply: FastifyReply) => {
-        burn(cpuMs);
-        reply.type('text/plain').send('ok');
-      });
+      if (custom === undefined) {
+        app.get('/', (_req: unknown, reply: FastifyReply) => {
+          burn(cpuMs);
+          reply.type('text/plain').send('ok');
+        });
+      } else {
+        app.get('/', async (_req: unknown, reply: FastifyReply) => {
+          await custom();
+          return reply.type('text/plain').send('ok');
+        });
+      }
       await app.ready();
       server = app.server;
       closeFramework = () => app.close();
