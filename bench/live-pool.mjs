@@ -273,6 +273,7 @@ for (const phase of phaseNames) {
       lastRefusalAfterFallMs: pick('lastRefusalAfterFallMs'),
       refusalsLaterThan2s: pick('refusalsLaterThan2s'),
       p99After2sMs: pick('p99After2sMs'),
+      offered: pick('offered'),
     };
   }
 }
@@ -322,6 +323,47 @@ if (medians.below) {
 console.log(`\nMedians of ${runs.length} run(s), time scale ${timeScale}, backend ${backend}:\n`);
 console.log(tables.join('\n'));
 
+// The simulator's figures for the same phases (pool-bound.json's model, evenly spaced arrivals),
+// beside the live medians, each within the tolerance of docs/pool.md › Simulator and live run.
+const SIM_MODES = { 'spillway-known': { limit: 8 }, 'spillway-adaptive': {} };
+const simComparison = {};
+if (backend === 'fifo' && phaseNames.length === 3) {
+  const { loadScenario } = await import(join(root, 'simulations/dist/scenario.js'));
+  const { simulatePoolPhases, comparePoolPhases, POOL_SIM_TOLERANCE } = await import(
+    join(root, 'simulations/dist/pool-phases.js')
+  );
+  const base = await loadScenario(join(root, 'simulations/scenarios/pool-bound.json'));
+  const rows = [];
+  for (const [mode, concurrency] of Object.entries(SIM_MODES)) {
+    if (!modes.includes(mode) || concurrencyExtra !== undefined) continue;
+    const sim = await simulatePoolPhases(base, { timeScale, concurrency });
+    const m = medians;
+    const live = {
+      overload: { ...m.overload[mode], refused: m.overload[mode].refused ?? 0 },
+      step: { ...m.step[mode], refused: m.step[mode].refused ?? 0 },
+      below: { ...m.below[mode], refused: m.below[mode].refused ?? 0 },
+    };
+    const cmp = comparePoolPhases(sim, live);
+    simComparison[mode] = { sim, comparison: cmp };
+    for (const c of cmp) {
+      rows.push(
+        `| ${label[mode]} | ${c.phase} | ${c.figure} | ${fmt(c.sim, 3)} | ${fmt(c.live, 3)} | ±${c.tolerance} | ${c.within ? 'yes' : '**no**'} |`,
+      );
+    }
+  }
+  if (rows.length > 0) {
+    console.log(
+      [
+        '\nSimulator (pool-bound.json, same phases) against live medians:\n',
+        '| mode | phase | figure | sim | live | tolerance | within |',
+        '|---|---|---|---:|---:|---:|---|',
+        ...rows,
+      ].join('\n'),
+    );
+    simComparison.tolerance = POOL_SIM_TOLERANCE;
+  }
+}
+
 const resultsFile = backend === 'pg' ? 'live-pool-pg.json' : 'live-pool.json';
 await mkdir(join(here, 'results'), { recursive: true });
 await writeFile(
@@ -338,6 +380,7 @@ await writeFile(
       clientTimeoutMs: TIMEOUT_MS,
       runs,
       medians,
+      simComparison,
     },
     null,
     2,
