@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { TurnBudget, turnBudgetFor } from '../../src/admission/turn-budget.js';
+import { LIGHT_GRACE, TurnBudget, turnBudgetFor } from '../../src/admission/turn-budget.js';
+import { MAX_TURN_KEYS, TurnKeys } from '../../src/admission/turn-keys.js';
 import { ManualClock } from '../../src/clock.js';
 import { isConfigError } from '../../src/errors.js';
 
@@ -135,6 +136,126 @@ describe('TurnBudget', () => {
     expect(s.budget.refusedEarly).toBe(1);
   });
 
+  /**
+   * One turn of keyed requests, in the order given: admitted ones cost `serviceMs`, refused ones
+   * 0.125 ms. Answers the admitted count per key.
+   */
+  function keyedTurn(s: ReturnType<typeof setup>, keys: string[], serviceMs: number) {
+    const admitted: Record<string, number> = {};
+    for (const key of keys) {
+      const ok = s.budget.admit({ key }).allowed;
+      if (ok) admitted[key] = (admitted[key] ?? 0) + 1;
+      s.clock.advance(ok ? serviceMs : 0.125);
+    }
+    s.endTurn();
+    return admitted;
+  }
+  /** 30 requests a turn: a heavy key's 23 with a light key's 5 and a lighter key's 2 among them. */
+  const mixed = () =>
+    Array.from({ length: 30 }, (_, i) => (i % 15 === 7 ? 'lighter' : i % 6 === 3 ? 'light' : 'heavy'));
+
+  it('heavy keys first: under a standing overload the light keys keep every request, the heavy one is cut', () => {
+    const s = setup(25);
+    const keys = mixed();
+    expect(keys.filter((k) => k === 'light')).toHaveLength(5);
+    expect(keys.filter((k) => k === 'lighter')).toHaveLength(2);
+    // Two overrun turns, refused by the tail rule alike: every key at the tail loses.
+    keyedTurn(s, keys, 2);
+    const second = keyedTurn(s, keys, 2);
+    expect((second.light ?? 0) + (second.lighter ?? 0)).toBeLessThan(7);
+    // From then on the carried refusals go to the heavy key only: 13 admissions a turn leave the
+    // heavy key the fair level 13 - 7 = 6 of its 23, refused a share 17/23 spread over the turn.
+    for (let t = 0; t < 5; t++) {
+      const a = keyedTurn(s, keys, 2);
+      expect(a.light).toBe(5);
+      expect(a.lighter).toBe(2);
+      expect(a.heavy).toBeGreaterThanOrEqual(5);
+      expect(a.heavy).toBeLessThanOrEqual(7);
+    }
+  });
+
+  it('heavy keys first: the refusals are spread over the turn, not bunched at its head', () => {
+    const s = setup(25);
+    const keys = Array.from({ length: 40 }, () => 'heavy');
+    keys[5] = 'light';
+    keyedTurn(s, keys, 2);
+    keyedTurn(s, keys, 2);
+    // One heavy key: its share to refuse is (39 - 12) / 39. The admitted heavy requests are spread
+    // over the turn (about one in three), not all at its end.
+    const seen: boolean[] = [];
+    for (const key of keys) {
+      const ok = s.budget.admit({ key }).allowed;
+      seen.push(ok);
+      s.clock.advance(ok ? 2 : 0.125);
+    }
+    s.endTurn();
+    expect(seen[5]).toBe(true); // the light key
+    expect(count(seen.slice(0, 20))).toBeGreaterThanOrEqual(6);
+    expect(count(seen.slice(20))).toBeGreaterThanOrEqual(5);
+  });
+
+  it('heavy keys first: a light key past the budget is admitted up to LIGHT_GRACE, the heavy one is not', () => {
+    const s = setup(20);
+    const keys = Array.from({ length: 30 }, (_, i) => (i % 10 === 9 ? 'light' : 'heavy'));
+    keyedTurn(s, keys, 2);
+    keyedTurn(s, keys, 2);
+    // A longer turn than the last: 60 requests. Past 20 ms, heavy requests not owed a refusal are
+    // refused at the tail; light ones are admitted until 25 ms.
+    const now = s.clock.now();
+    const out: { key: string; ok: boolean; at: number }[] = [];
+    for (let i = 0; i < 60; i++) {
+      const key = i % 10 === 9 ? 'light' : 'heavy';
+      const ok = s.budget.admit({ key }).allowed;
+      out.push({ key, ok, at: s.clock.now() - now });
+      s.clock.advance(ok ? 2 : 0.125);
+    }
+    s.endTurn();
+    const late = out.filter((o) => o.at > 20);
+    expect(late.filter((o) => o.key === 'heavy' && o.ok)).toHaveLength(0);
+    expect(late.filter((o) => o.key === 'light' && o.at <= 25).every((o) => o.ok)).toBe(true);
+    expect(out.filter((o) => o.at > 25).every((o) => !o.ok)).toBe(true);
+    expect(LIGHT_GRACE).toBe(1.25);
+  });
+
+  it('heavy keys first: falls back to the uniform rule when a turn admits fewer than it has keys', () => {
+    const s = setup(25);
+    // 40 clients, one request each, every turn: fairness within a turn has no meaning (13 admitted
+    // of 40 keys), so the next turn refuses its first 27, as without keys.
+    const keys = Array.from({ length: 40 }, (_, i) => `client-${i}`);
+    keyedTurn(s, keys, 2);
+    keyedTurn(s, keys, 2);
+    const early = s.budget.refusedEarly;
+    const seen: boolean[] = [];
+    for (const key of keys) {
+      const ok = s.budget.admit({ key }).allowed;
+      seen.push(ok);
+      s.clock.advance(ok ? 2 : 0.125);
+    }
+    s.endTurn();
+    expect(count(seen.slice(0, 27))).toBe(0);
+    expect(s.budget.refusedEarly - early).toBe(27);
+  });
+
+  it('heavy keys first: counts nothing outside an overload, and the carry ends with it', () => {
+    const s = setup(25);
+    const keys = mixed();
+    keyedTurn(s, keys, 2);
+    keyedTurn(s, keys, 2);
+    keyedTurn(s, keys, 2);
+    // The load falls to 8 requests a turn: the heavy key's share is refused once more (the carry is
+    // a prediction) and fades in proportion to the budget that turn used (one more refusal), then
+    // the turns fit and nothing is refused.
+    const light = ['heavy', 'light', 'heavy', 'heavy', 'lighter', 'heavy', 'heavy', 'heavy'];
+    const first = keyedTurn(s, light, 2);
+    expect(first.light).toBe(1);
+    expect(first.lighter).toBe(1);
+    const second = keyedTurn(s, light, 2);
+    expect(second.heavy).toBeGreaterThanOrEqual(5);
+    const refused = s.budget.refused;
+    for (let t = 0; t < 20; t++) keyedTurn(s, light, 2);
+    expect(s.budget.refused).toBe(refused);
+  });
+
   it('turnBudgetFor: the guard rule (a number, false, or the default with a shedder)', () => {
     expect(turnBudgetFor(false, true)).toBeUndefined();
     expect(turnBudgetFor(undefined, false)).toBeUndefined();
@@ -154,5 +275,42 @@ describe('TurnBudget', () => {
     } catch (err) {
       expect(isConfigError(err)).toBe(true);
     }
+  });
+});
+
+describe('TurnKeys', () => {
+  it("finds the max-min fair level of a turn and each heavy key's share to refuse", () => {
+    const k = new TurnKeys();
+    for (let i = 0; i < 20; i++) k.count('heavy');
+    for (let i = 0; i < 4; i++) k.count('light');
+    expect(k.count('lighter')).toBe(1);
+    expect(k.count('lighter')).toBe(2);
+    expect(k.total).toBe(26);
+    // 12 admissions: lighter 2 and light 4 fit, the heavy key gets the remaining 6 (level 6).
+    expect(k.level(12)).toBe(6);
+    expect(k.excess(6)).toEqual(new Map([['heavy', { share: 14 / 20, owed: 0.5 }]]));
+    // 4 admissions over 3 keys: level 4/3, the light key is over it too.
+    expect(k.level(4)).toBeCloseTo(4 / 3, 12);
+    expect([...k.excess(4 / 3).keys()]).toEqual(['heavy', 'light', 'lighter']);
+    expect(k.level(26)).toBe(Number.POSITIVE_INFINITY);
+    expect(k.excess(Number.POSITIVE_INFINITY).size).toBe(0);
+    // Fewer admissions than keys: no level.
+    expect(k.level(2)).toBeUndefined();
+    k.clear();
+    expect(k.total).toBe(0);
+    expect(k.level(0)).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it('counts at most MAX_TURN_KEYS keys; the rest count as one request each', () => {
+    const k = new TurnKeys();
+    for (let i = 0; i < MAX_TURN_KEYS; i++) k.count(`k${i}`);
+    for (let i = 0; i < 10; i++) k.count('heavy-late');
+    expect(k.count('heavy-late')).toBe(1);
+    expect(k.total).toBe(MAX_TURN_KEYS + 11);
+    // Every key (the 11 untracked arrivals as 11 keys) takes one: the level is exactly 1.
+    expect(k.level(MAX_TURN_KEYS + 11 - 1)).toBeUndefined();
+    k.count('k0');
+    expect(k.level(MAX_TURN_KEYS + 11)).toBe(1);
+    expect(k.excess(1)).toEqual(new Map([['k0', { share: 0.5, owed: 0.5 }]]));
   });
 });
