@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LIGHT_GRACE, TurnBudget, turnBudgetFor } from '../../src/admission/turn-budget.js';
-import { MAX_TURN_KEYS, TurnKeys } from '../../src/admission/turn-keys.js';
+import { MAX_TURN_KEYS, TURN_KEYS_DECAY, TurnKeys, waterLevel } from '../../src/admission/turn-keys.js';
 import { ManualClock } from '../../src/clock.js';
 import { isConfigError } from '../../src/errors.js';
 
@@ -279,38 +279,66 @@ describe('TurnBudget', () => {
 });
 
 describe('TurnKeys', () => {
-  it("finds the max-min fair level of a turn and each heavy key's share to refuse", () => {
-    const k = new TurnKeys();
-    for (let i = 0; i < 20; i++) k.count('heavy');
-    for (let i = 0; i < 4; i++) k.count('light');
-    expect(k.count('lighter')).toBe(1);
-    expect(k.count('lighter')).toBe(2);
-    expect(k.total).toBe(26);
-    // 12 admissions: lighter 2 and light 4 fit, the heavy key gets the remaining 6 (level 6).
-    expect(k.level(12)).toBe(6);
-    expect(k.excess(6)).toEqual(new Map([['heavy', { share: 14 / 20, owed: 0.5 }]]));
-    // 4 admissions over 3 keys: level 4/3, the light key is over it too.
-    expect(k.level(4)).toBeCloseTo(4 / 3, 12);
-    expect([...k.excess(4 / 3).keys()]).toEqual(['heavy', 'light', 'lighter']);
-    expect(k.level(26)).toBe(Number.POSITIVE_INFINITY);
-    expect(k.excess(Number.POSITIVE_INFINITY).size).toBe(0);
-    // Fewer admissions than keys: no level.
-    expect(k.level(2)).toBeUndefined();
-    k.clear();
-    expect(k.total).toBe(0);
-    expect(k.level(0)).toBe(Number.POSITIVE_INFINITY);
+  it('waterLevel: the max-min fair level over rates, with untracked keys at one request each', () => {
+    // 12 admissions over 2, 4 and 20: the two light keys fit, the heavy one gets the other 6.
+    expect(waterLevel([2, 4, 20], 0, 12)).toBe(6);
+    expect(waterLevel([2, 4, 20], 0, 4)).toBeCloseTo(4 / 3, 12);
+    // Everything fits: the level is the largest rate (no key above it), or Infinity past the sum.
+    expect(waterLevel([2, 4, 20], 0, 26)).toBe(20);
+    expect(waterLevel([2, 4, 20], 0, 27)).toBe(Number.POSITIVE_INFINITY);
+    // Three untracked keys of one each and a heavy 10: 7 admissions leave it 4.
+    expect(waterLevel([10], 3, 7)).toBe(4);
+    // 0.5 fits; 2.5 left over three keys (two untracked, one heavy): under one each.
+    expect(waterLevel([0.5, 10], 2, 3)).toBeCloseTo(2.5 / 3, 12);
   });
 
-  it('counts at most MAX_TURN_KEYS keys; the rest count as one request each', () => {
+  it('shares a turn\'s refusals over the keys above the fair level, from rates smoothed over turns', () => {
+    const k = new TurnKeys();
+    const turn = (heavy: number, light: number, carry: number) => {
+      for (let i = 0; i < heavy; i++) k.count('heavy');
+      for (let i = 0; i < light; i++) k.count('light');
+      expect(k.total).toBe(heavy + light);
+      expect(k.keys).toBe((heavy > 0 ? 1 : 0) + (light > 0 ? 1 : 0));
+      return k.endTurn(carry);
+    };
+    // 24 heavy and 4 light arrivals, 16 to refuse: 12 admitted, the level is 8, the heavy key's share
+    // (24 - 8) / 24.
+    const first = turn(24, 4, 16)!;
+    expect([...first.keys()]).toEqual(['heavy']);
+    expect(first.get('heavy')!.share).toBeCloseTo(16 / 24, 12);
+    expect(first.get('heavy')!.owed).toBe(0.5);
+    for (let t = 0; t < 5; t++) turn(24, 4, 16);
+    // A turn where the light key sent 9 of 30 by chance: on that turn alone the level (12 admitted,
+    // 6 each) would put it over; smoothed over the turns before (rate ~5), it stays under (~6.3).
+    const second = turn(21, 9, 18)!;
+    expect(second.has('light')).toBe(false);
+    expect(second.get('heavy')!.share).toBeGreaterThan(0.5);
+    // Nothing to refuse: no shares.
+    expect(turn(10, 2, 0)!.size).toBe(0);
+    k.reset();
+    // One key alone: the uniform rule.
+    expect(turn(30, 0, 10)).toBeUndefined();
+  });
+
+  it('falls back to the uniform rule below one request a turn per key, and without counted arrivals', () => {
+    const k = new TurnKeys();
+    for (let i = 0; i < 40; i++) k.count(`client-${i}`);
+    expect(k.endTurn(27)).toBeUndefined();
+    k.reset();
+    expect(k.endTurn(5)).toBeUndefined();
+  });
+
+  it('tracks at most MAX_TURN_KEYS keys; the rest count as one request each for their turn', () => {
     const k = new TurnKeys();
     for (let i = 0; i < MAX_TURN_KEYS; i++) k.count(`k${i}`);
-    for (let i = 0; i < 10; i++) k.count('heavy-late');
-    expect(k.count('heavy-late')).toBe(1);
-    expect(k.total).toBe(MAX_TURN_KEYS + 11);
-    // Every key (the 11 untracked arrivals as 11 keys) takes one: the level is exactly 1.
-    expect(k.level(MAX_TURN_KEYS + 11 - 1)).toBeUndefined();
+    for (let i = 0; i < 10; i++) k.count('late');
     k.count('k0');
-    expect(k.level(MAX_TURN_KEYS + 11)).toBe(1);
-    expect(k.excess(1)).toEqual(new Map([['k0', { share: 0.5, owed: 0.5 }]]));
+    expect(k.keys).toBe(MAX_TURN_KEYS + 10);
+    expect(k.total).toBe(MAX_TURN_KEYS + 11);
+    // Every key at one a turn but k0 at two: one refusal falls on k0 alone.
+    const shares = k.endTurn(1)!;
+    expect([...shares.keys()]).toEqual(['k0']);
+    expect(shares.get('k0')!.share).toBeCloseTo(0.5, 12);
+    expect(TURN_KEYS_DECAY).toBe(0.875);
   });
 });
