@@ -36,7 +36,7 @@ import type { Distribution } from '../random.js';
 import { LatencyHistogram } from './histogram.js';
 import type { LoadResult } from './load-generator.js';
 import { runLoadProcess, spawnServer } from './processes.js';
-import type { LiveMode, ServerStats } from './server.js';
+import type { DecisionSecond, LiveMode, LiveServerOptions, ServerStats } from './server.js';
 
 export interface CapacityMeasurement {
   /** Requests per second the unprotected server completed in a short closed-loop run (autocannon). */
@@ -65,6 +65,8 @@ export interface LiveOptions {
   seed?: number;
   /** Called after each second of the load with (second, total seconds). */
   onProgress?: (done: number, total: number, phase: string) => void;
+  /** The server's handler and guard: a pool-bound handler, the guard's parts. @default CPU-bound, a Shedder */
+  server?: Pick<LiveServerOptions, 'pool' | 'guard'>;
 }
 
 export interface LiveReport extends SimReport {
@@ -93,15 +95,22 @@ export interface LiveReport extends SimReport {
       readonly refusedP50Ms: number | null;
       readonly refusedP99Ms: number | null;
     }[];
+    /** Per second (as `series`): the guard's decisions (`spillway` mode), else null. */
+    readonly decisions: readonly (DecisionSecond | null)[];
   };
 }
 
 /** Measures the unprotected server's capacity with a short closed-loop autocannon run. */
 export async function measureCapacity(
-  options: { cpuMs?: number; durationSec?: number } = {},
+  options: { cpuMs?: number; durationSec?: number; pool?: LiveServerOptions['pool'] } = {},
 ): Promise<CapacityMeasurement> {
   const cpuMs = options.cpuMs ?? 2;
-  const derived = cpuMs > 0 ? 1000 / cpuMs : Infinity;
+  const pool = options.pool;
+  // A pool-bound handler completes at most slots / holdMs; a CPU-bound one 1000 / cpuMs.
+  const derived = Math.min(
+    cpuMs > 0 ? 1000 / cpuMs : Infinity,
+    pool === undefined || !(pool.holdMs > 0) ? Infinity : (pool.slots * 1000) / pool.holdMs,
+  );
   let measured: number | null = null;
   let autocannon: AutocannonFn | undefined;
   try {
@@ -111,11 +120,11 @@ export async function measureCapacity(
     autocannon = undefined;
   }
   if (autocannon !== undefined) {
-    const server = await spawnServer({ mode: 'none', cpuMs });
+    const server = await spawnServer({ mode: 'none', cpuMs, ...(pool === undefined ? {} : { pool }) });
     try {
       const result = await autocannon({
         url: `http://127.0.0.1:${server.port}/`,
-        connections: 16,
+        connections: pool === undefined ? 16 : Math.max(16, pool.slots * 2),
         duration: options.durationSec ?? 3,
       });
       measured = result.requests.total / (options.durationSec ?? 3);
@@ -204,7 +213,11 @@ export async function runLive(scenario: Scenario, options: LiveOptions = {}): Pr
   options.onProgress?.(0, 1, 'measuring capacity');
   const capacity: CapacityMeasurement =
     options.capacityPerSec === undefined
-      ? await measureCapacity({ cpuMs, durationSec: options.capacityRunSec ?? 3 })
+      ? await measureCapacity({
+          cpuMs,
+          durationSec: options.capacityRunSec ?? 3,
+          ...(options.server?.pool === undefined ? {} : { pool: options.server.pool }),
+        })
       : {
           measuredPerSec: null,
           derivedPerSec: 1000 / cpuMs,
@@ -221,6 +234,8 @@ export async function runLive(scenario: Scenario, options: LiveOptions = {}): Pr
     cpuMs,
     governor: live.spillway.governor,
     shedder: live.spillway.shedder === false ? {} : live.spillway.shedder,
+    ...(options.server?.pool === undefined ? {} : { pool: options.server.pool }),
+    ...(options.server?.guard === undefined ? {} : { guard: options.server.guard }),
   });
   let load: LoadResult;
   try {
@@ -397,6 +412,7 @@ function toReport(
       sliceSwitches: episodeWindows(scenario, dur).map(([a, b]) =>
         sliceSwitches(refusedSlices, a * 10, b * 10),
       ),
+      decisions: series.map((p) => serverSecond.get(p.t)?.decisions ?? null),
       episodeLatency: runs(overloadedSeconds(scenario)).map(([a, b]) => {
         const h = new LatencyHistogram();
         const r = new LatencyHistogram();
