@@ -92,6 +92,13 @@ export interface TenantResult {
   readonly goodput: number;
   /** Max-min fair share of capacity × duration, given every tenant's demand. */
   readonly fairShare: number;
+  /**
+   * Requests (attempts) sent during the overloaded seconds (demand above capacity), and of those
+   * the ones answered in time: `overloadGoodput / overloadSent` is the share of what the tenant
+   * sent during the overload that it got served. Optional for reports built elsewhere.
+   */
+  readonly overloadSent?: number;
+  readonly overloadGoodput?: number;
 }
 
 export interface SimSummary {

@@ -293,7 +293,12 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
     PriorityClass,
     { arrivals: number; shed: number }
   >;
-  const tenantStats = new Map<string, { demand: number; goodput: number }>();
+  const tenantStats = new Map<
+    string,
+    { demand: number; goodput: number; overloadSent: number; overloadGoodput: number }
+  >();
+  const overloaded = overloadedSeconds(scenario);
+  const inOverload = (t: number) => overloaded[Math.floor(t / 1000)] === true;
   let offered = 0;
   let firstAttempts = 0;
   let retries = 0;
@@ -358,7 +363,9 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
         budget: 10,
         budgetCap: 10 + ratio * peak * 10,
       });
-      if (!tenantStats.has(tenant)) tenantStats.set(tenant, { demand: 0, goodput: 0 });
+      if (!tenantStats.has(tenant)) {
+        tenantStats.set(tenant, { demand: 0, goodput: 0, overloadSent: 0, overloadGoodput: 0 });
+      }
     }
   }
 
@@ -410,6 +417,7 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
       gaveUp: false,
     };
     offered++;
+    if (inOverload(now)) tenantStats.get(source.tenant)!.overloadSent++;
     const b = bucketOf(now);
     b.offered++;
     byPriority[priority].arrivals++;
@@ -477,7 +485,9 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
     if (!a.gaveUp && now <= a.deadline) {
       goodput++;
       b.goodput++;
-      tenantStats.get(a.source.tenant)!.goodput++;
+      const ts = tenantStats.get(a.source.tenant)!;
+      ts.goodput++;
+      if (inOverload(a.sentAt)) ts.overloadGoodput++;
     } else {
       late++;
       b.late++;
@@ -571,6 +581,7 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
    */
   const resumed = (a: Attempt, v: Verdict<SimRequest>): void => {
     pending--;
+    protection.record(v);
     if (a.gaveUp) {
       if (v.allowed) pipeline.refund(a.req);
       canceled++;
@@ -604,6 +615,7 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
           return srv.refusalCostMs;
         }
         verdict = v;
+        protection.record(v);
         const d = decided(a, v);
         retryAfterMs = d.retryAfterMs;
         return d.cost;
@@ -642,7 +654,14 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
     const demands = [...tenantStats.values()].map((t) => t.demand);
     const fair = maxMinFairShares(demands, cap * dur);
     [...tenantStats.entries()].forEach(([tenant, t], i) => {
-      tenants.push({ tenant, demand: t.demand, goodput: t.goodput, fairShare: fair[i]! });
+      tenants.push({
+        tenant,
+        demand: t.demand,
+        goodput: t.goodput,
+        fairShare: fair[i]!,
+        overloadSent: t.overloadSent,
+        overloadGoodput: t.overloadGoodput,
+      });
     });
     const jain =
       tenants.length < 2

@@ -139,6 +139,31 @@ export class RouteTable {
   all(): Route[] {
     return [...this.routes, this.fallback];
   }
+
+  /** The same default route and bypass list with other routes. */
+  withRoutes(routes: readonly Route[]): RouteTable {
+    return new RouteTable(routes, this.fallback, this.#bypassFn ?? this.#bypassPaths);
+  }
+}
+
+/**
+ * Closes a concurrency limiter that routes no longer use, once its last waiter is answered and its
+ * last permit released: nothing in flight or waiting is cut short by a route change.
+ */
+export function closeWhenIdle(limiter: ConcurrencyLimiter): void {
+  const idle = () => limiter.inFlight === 0 && limiter.waiting === 0;
+  if (idle()) {
+    limiter.close();
+    return;
+  }
+  const check = (): void => {
+    if (!idle()) return;
+    limiter.off('released', check);
+    limiter.off('refused', check);
+    limiter.close();
+  };
+  limiter.on('released', check);
+  limiter.on('refused', check);
 }
 
 const UNRESERVED = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
