@@ -1,63 +1,136 @@
-// What the HTTP guard costs a served request, and what a refusal costs compared with serving.
+// What Spillway's HTTP adapters cost a served request, side by side with the limiter each
+// framework's users would pick, and what a refusal costs compared with serving.
 //
-// The same hello-world node:http server runs in a child process in several modes:
-//   bare     the listener alone
-//   wrapped  protect(listener) with a keyed limiter and a Shedder whose limits never refuse
-//            (RateLimit headers on every response, in-flight counting, release listeners)
-//   refuse   protect(listener) with a keyed limiter that refuses every request: 429 + problem body
-//   shed     protect(listener) with a Shedder at factor 0: 503 + jittered Retry-After + problem body
-// autocannon loads it from this (parent) process: closed loop, keep-alive connections opened
-// before the measured period (a warm-up run), 127.0.0.1 only. Rounds alternate the modes and the
-// result is the median of the rounds (the machine is shared and noisy).
+// The same hello-world app runs in a child process per case (framework × mode):
+//   http     node:http    bare | same-job | default | refuse | shed
+//   express  Express 5    bare | same-job | default | peer (express-rate-limit)
+//   fastify  Fastify 5    bare | same-job | default | peer (@fastify/rate-limit)
+// where
+//   bare      the app alone
+//   same-job  Spillway doing what the peer does: a per-client-address limit that never refuses, with
+//             its RateLimit headers on every response (no shedder, so no turn budget)
+//   default   Spillway as docs/http.md sets it up: a started governor, a per-address limit that
+//             follows it, a Shedder on it (so the loop-turn budget is on), and the guard feeding the
+//             governor (`governor` given): every stage of the pipeline on every request
+//   peer      express-rate-limit / @fastify/rate-limit: their defaults (per-IP keys, in memory, their
+//             headers on every response), the limit raised so that it never refuses
+//   refuse    a per-address limiter that refuses every request: 429 + problem body
+//   shed      a Shedder at factor 0: 503 + jittered Retry-After + problem body
+// autocannon loads each from this (parent) process: closed loop, keep-alive connections opened
+// before the measured run (a warm-up), 127.0.0.1 only. The server reads its own CPU time
+// (process.cpuUsage) around the measured run, divided by the requests served: on a 2-core machine
+// the load generator competes with the server, so CPU per request is the figure, throughput only a
+// hint. Rounds alternate the order of the cases; each figure is the median of the rounds.
 //
-//   npx tsc -p tsconfig.build.json && node bench/http-overhead.mjs [--rounds 5] [--duration 5] [--quick]
+//   npm run build && node bench/http-overhead.mjs [--rounds 5] [--duration 4] [--quick] [http express fastify]
 //
 // Writes bench/results/http-overhead.json and prints a table.
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
-const MODES = ['bare', 'wrapped', 'refuse', 'shed'];
+
+const CASES = {
+  http: ['bare', 'same-job', 'default', 'refuse', 'shed'],
+  express: ['bare', 'same-job', 'default', 'peer'],
+  fastify: ['bare', 'same-job', 'default', 'peer'],
+};
+const PEER = { http: undefined, express: 'express-rate-limit', fastify: '@fastify/rate-limit' };
+const BODY = 'hello world';
 
 if (args[0] === '--server') {
-  await serve(args[1]);
+  await serve(args[1], args[2]);
 } else {
   await main();
 }
 
-/** Child: one server in one mode; tells the parent its port, exits when the parent disconnects. */
-async function serve(mode) {
-  const { createServer } = await import('node:http');
-  const { protect } = await import('../dist/adapters/http.js');
+/** Spillway's guard options for a mode (built in the child). */
+async function guardOptions(mode) {
   const { createLimiter } = await import('../dist/limiters/keyed-limiter.js');
   const { Shedder } = await import('../dist/limiters/shedder.js');
   const { ManualFactor } = await import('../dist/limiters/factor.js');
-  const body = 'hello world';
+  const never = { ratePerSec: 1e9, burst: 1e9 };
+  switch (mode) {
+    case 'same-job':
+      return { limiter: createLimiter(never) };
+    case 'default': {
+      const { createGovernor } = await import('../dist/index.js');
+      const governor = createGovernor().start();
+      return {
+        limiter: createLimiter({ ...never, factor: governor }),
+        shedder: new Shedder({ factor: governor }),
+        governor,
+      };
+    }
+    case 'refuse':
+      return { limiter: createLimiter({ ratePerSec: 1e-6, burst: 1 }) };
+    case 'shed':
+      return { shedder: new Shedder({ factor: new ManualFactor(0), ratePerSec: 1000 }) };
+    default:
+      throw new Error(`unknown mode ${mode}`);
+  }
+}
+
+async function httpServer(mode) {
+  const { createServer } = await import('node:http');
   const hello = (_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
-    res.end(body);
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': BODY.length });
+    res.end(BODY);
   };
-  let listener;
-  if (mode === 'bare') listener = hello;
-  else if (mode === 'wrapped') {
-    listener = protect(hello, {
-      limiter: createLimiter({ ratePerSec: 1e9, burst: 1e9 }),
-      shedder: new Shedder({ factor: new ManualFactor(1) }),
-    });
-  } else if (mode === 'refuse') {
-    listener = protect(hello, { limiter: createLimiter({ ratePerSec: 1e-6, burst: 1 }) });
-  } else if (mode === 'shed') {
-    listener = protect(hello, { shedder: new Shedder({ factor: new ManualFactor(0), ratePerSec: 1000 }) });
-  } else {
-    throw new Error(`unknown mode ${mode}`);
+  let listener = hello;
+  if (mode !== 'bare') {
+    const { protect } = await import('../dist/adapters/http.js');
+    listener = protect(hello, await guardOptions(mode));
   }
   const server = createServer({ keepAliveTimeout: 60_000 }, listener);
-  server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server.address().port;
+}
+
+async function expressServer(mode) {
+  const { default: express } = await import('express');
+  const app = express();
+  if (mode === 'peer') {
+    const { rateLimit } = await import('express-rate-limit');
+    app.use(rateLimit({ limit: 1e9 }));
+  } else if (mode !== 'bare') {
+    const { createMiddleware } = await import('../dist/adapters/express.js');
+    app.use(createMiddleware(await guardOptions(mode)));
+  }
+  app.get('/', (_req, res) => {
+    res.send(BODY);
+  });
+  const server = app.listen(0, '127.0.0.1');
+  server.keepAliveTimeout = 60_000;
+  await once(server, 'listening');
+  return server.address().port;
+}
+
+async function fastifyServer(mode) {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify({ keepAliveTimeout: 60_000 });
+  if (mode === 'peer') {
+    const { default: rateLimit } = await import('@fastify/rate-limit');
+    await app.register(rateLimit, { max: 1e9 });
+  } else if (mode !== 'bare') {
+    const { spillway } = await import('../dist/adapters/fastify.js');
+    await app.register(spillway, await guardOptions(mode));
+  }
+  app.get('/', async () => BODY);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return app.server.address().port;
+}
+
+/** Child: one server for one case; tells the parent its port, exits when the parent disconnects. */
+async function serve(framework, mode) {
+  const start = { http: httpServer, express: expressServer, fastify: fastifyServer }[framework];
+  const port = await start(mode);
+  process.send({ port });
   // The parent asks for this process's CPU time around each measured run.
   process.on('message', (m) => {
     if (m === 'cpu') {
@@ -66,53 +139,66 @@ async function serve(mode) {
     }
   });
   process.on('disconnect', () => process.exit(0));
+  process.on('SIGINT', () => process.exit(0));
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 async function main() {
   const quick = args.includes('--quick');
   const num = (flag, fallback) => (args.includes(flag) ? Number(args[args.indexOf(flag) + 1]) : fallback);
   const rounds = num('--rounds', quick ? 2 : 5);
-  const duration = num('--duration', quick ? 2 : 5);
+  const duration = num('--duration', quick ? 2 : 4);
   const connections = num('--connections', 32);
+  const flagValues = new Set(
+    ['--rounds', '--duration', '--connections'].map((f) => args[args.indexOf(f) + 1]),
+  );
+  const only = args.filter((a) => !a.startsWith('--') && !flagValues.has(a));
+  const frameworks = Object.keys(CASES).filter((f) => only.length === 0 || only.includes(f));
   const warmupSec = 1;
   const { default: autocannon } = await import('autocannon');
+  const loadBefore = loadavg();
 
-  const children = {};
-  for (const mode of MODES) {
-    const child = fork(fileURLToPath(import.meta.url), ['--server', mode], {
+  const cases = frameworks.flatMap((framework) => CASES[framework].map((mode) => ({ framework, mode })));
+  for (const c of cases) {
+    c.id = `${c.framework}/${c.mode}`;
+    c.child = fork(fileURLToPath(import.meta.url), ['--server', c.framework, c.mode], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    const [msg] = await once(child, 'message');
-    children[mode] = { child, url: `http://127.0.0.1:${msg.port}/` };
+    const [msg] = await once(c.child, 'message');
+    c.url = `http://127.0.0.1:${msg.port}/`;
   }
 
-  const load = (url, seconds) =>
+  const load = (url, opts) =>
     new Promise((resolve, reject) => {
-      autocannon({ url, connections, pipelining: 1, duration: seconds }, (err, result) =>
+      autocannon({ url, connections, pipelining: 1, ...opts }, (err, result) =>
         err ? reject(err) : resolve(result),
       );
     });
-
   const cpuOf = async (child) => {
     child.send('cpu');
     const [m] = await once(child, 'message');
     return m.cpuUs;
   };
 
-  const results = Object.fromEntries(MODES.map((m) => [m, []]));
+  const results = Object.fromEntries(cases.map((c) => [c.id, []]));
   try {
     for (let r = 0; r < rounds; r++) {
-      // Alternate the order each round so that no mode always runs first (or right after another).
-      const order = r % 2 === 0 ? MODES : [...MODES].reverse();
-      for (const mode of order) {
-        const { url } = children[mode];
-        await load(url, warmupSec); // JIT warm, connections open
-        const cpu0 = await cpuOf(children[mode].child);
-        const res = await load(url, duration);
-        const cpu1 = await cpuOf(children[mode].child);
+      // Alternate the order each round so that no case always runs first (or right after another).
+      const order = r % 2 === 0 ? cases : [...cases].reverse();
+      for (const c of order) {
+        await load(c.url, { duration: warmupSec }); // JIT warm, connections open
+        const cpu0 = await cpuOf(c.child);
+        const res = await load(c.url, { duration });
+        const cpu1 = await cpuOf(c.child);
         const codes = res.statusCodeStats ?? {};
         const row = {
           round: r,
+          requests: res.requests.total,
           reqPerSec: res.requests.total / duration,
           serverCpuUsPerReq: (cpu1 - cpu0) / res.requests.total,
           latencyP50Ms: res.latency.p50,
@@ -121,25 +207,20 @@ async function main() {
           errors: res.errors,
           timeouts: res.timeouts,
         };
-        results[mode].push(row);
+        results[c.id].push(row);
         process.stdout.write(
-          `round ${r + 1}/${rounds} ${mode.padEnd(8)} ${Math.round(row.reqPerSec)} req/s, ${row.serverCpuUsPerReq.toFixed(1)} µs server CPU/req\n`,
+          `round ${r + 1}/${rounds} ${c.id.padEnd(17)} ${String(Math.round(row.reqPerSec)).padStart(6)} req/s, ${row.serverCpuUsPerReq.toFixed(1).padStart(6)} µs server CPU/req\n`,
         );
       }
     }
   } finally {
-    for (const { child } of Object.values(children)) child.disconnect();
+    for (const c of cases) c.child.disconnect();
   }
 
-  const median = (xs) => {
-    const s = [...xs].sort((a, b) => a - b);
-    const m = s.length >> 1;
-    return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-  };
   const summary = {};
-  for (const mode of MODES) {
-    const rows = results[mode];
-    summary[mode] = {
+  for (const c of cases) {
+    const rows = results[c.id];
+    summary[c.id] = {
       medianReqPerSec: Math.round(median(rows.map((x) => x.reqPerSec))),
       medianServerCpuUsPerReq: Number(median(rows.map((x) => x.serverCpuUsPerReq)).toFixed(2)),
       medianP50Ms: median(rows.map((x) => x.latencyP50Ms)),
@@ -150,76 +231,68 @@ async function main() {
       }, {}),
     };
   }
-  const bare = summary.bare.medianReqPerSec;
-  // Overhead from per-round pairs as well (bare and wrapped of the same round ran back to back).
-  const pairRatios = results.wrapped.map((w, i) => w.reqPerSec / results.bare[i].reqPerSec);
-  const overheadPct = (1 - summary.wrapped.medianReqPerSec / bare) * 100;
-  const bareRates = results.bare.map((x) => x.reqPerSec);
-  const bareSpreadPct = ((Math.max(...bareRates) - Math.min(...bareRates)) / median(bareRates)) * 100;
+
+  // Per framework: each mode's extra CPU per request over bare, as the median of per-round
+  // differences (bare and the mode ran in the same round), and its throughput against bare's.
+  const overhead = {};
+  for (const framework of frameworks) {
+    const bare = results[`${framework}/bare`];
+    const rows = {};
+    for (const mode of CASES[framework]) {
+      if (mode === 'bare') continue;
+      const mine = results[`${framework}/${mode}`];
+      rows[mode] = {
+        extraCpuUs: Number(
+          median(mine.map((x, i) => x.serverCpuUsPerReq - bare[i].serverCpuUsPerReq)).toFixed(2),
+        ),
+        cpuRatio: Number(
+          median(mine.map((x, i) => x.serverCpuUsPerReq / bare[i].serverCpuUsPerReq)).toFixed(3),
+        ),
+        throughputVsBare: Number(median(mine.map((x, i) => x.reqPerSec / bare[i].reqPerSec)).toFixed(3)),
+      };
+    }
+    const peer = rows.peer;
+    overhead[framework] = {
+      bareCpuUs: summary[`${framework}/bare`].medianServerCpuUsPerReq,
+      peer: PEER[framework],
+      modes: rows,
+      // The issue's bar: each adapter within the overhead of its framework's usual limiter.
+      sameJobWithinPeer: peer === undefined ? undefined : rows['same-job'].extraCpuUs <= peer.extraCpuUs,
+      defaultWithinPeer: peer === undefined ? undefined : rows.default.extraCpuUs <= peer.extraCpuUs,
+    };
+  }
+
   const out = {
     benchmark: 'http-overhead',
     date: new Date().toISOString(),
     node: process.version,
     cpus: cpus().length,
+    loadavg: { before: loadBefore, after: loadavg() },
     config: { rounds, durationSec: duration, warmupSec, connections, pipelining: 1, keepAlive: true },
     summary,
-    wrappedVsBare: {
-      throughputRatio: summary.wrapped.medianReqPerSec / bare,
-      overheadPct,
-      medianPairRatio: median(pairRatios),
-      targetOverheadPct: 5,
-      // How much the bare server alone varied from round to round ((max − min) / median). When that
-      // spread is wider than the target, a throughput difference of 5% cannot be told from noise.
-      bareSpreadPct,
-      verdict:
-        bareSpreadPct > 5
-          ? 'inconclusive (noise wider than the target)'
-          : overheadPct <= 5
-            ? 'met'
-            : 'not met',
-      refusedWhileWrapped: Object.entries(summary.wrapped.status)
-        .filter(([k]) => k !== '200')
-        .reduce((a, [, v]) => a + v, 0),
-    },
-    // Throughput in a closed loop on a shared 2-core machine is bounded by the load generator as much
-    // as by the server, so the server's own CPU time per request is reported too: the cost that the
-    // guard adds, independent of how fast the client is.
-    serverCpuPerRequest: {
-      bareUs: summary.bare.medianServerCpuUsPerReq,
-      wrappedUs: summary.wrapped.medianServerCpuUsPerReq,
-      wrappedExtraUs: summary.wrapped.medianServerCpuUsPerReq - summary.bare.medianServerCpuUsPerReq,
-      wrappedRatio: summary.wrapped.medianServerCpuUsPerReq / summary.bare.medianServerCpuUsPerReq,
-      refuse429Ratio: summary.refuse.medianServerCpuUsPerReq / summary.bare.medianServerCpuUsPerReq,
-      shed503Ratio: summary.shed.medianServerCpuUsPerReq / summary.bare.medianServerCpuUsPerReq,
-    },
-    refusalVsServed: {
-      refuse429PerBare: summary.refuse.medianReqPerSec / bare,
-      shed503PerBare: summary.shed.medianReqPerSec / bare,
-    },
+    overhead,
     rounds: results,
   };
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, 'results', 'http-overhead.json'), `${JSON.stringify(out, null, 2)}\n`);
 
-  const pct = (x) => `${(x * 100).toFixed(1)}%`;
   console.log(
-    `\nhttp-overhead: ${connections} keep-alive connections, ${rounds} rounds × ${duration} s, medians`,
+    `\nhttp-overhead: ${connections} keep-alive connections, ${rounds} rounds × ${duration} s, medians; load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${out.loadavg.after.map((x) => x.toFixed(2)).join(' ')} after`,
   );
-  console.log('mode      req/s     vs bare   CPU µs/req  p50 ms  p99 ms  statuses');
-  for (const mode of MODES) {
-    const s = summary[mode];
+  console.log('case               req/s  CPU µs/req  extra µs  vs bare req/s  p50 ms  p99 ms  statuses');
+  for (const c of cases) {
+    const s = summary[c.id];
+    const o = overhead[c.framework].modes[c.mode];
     console.log(
-      `${mode.padEnd(8)} ${String(s.medianReqPerSec).padStart(7)}  ${pct(s.medianReqPerSec / bare).padStart(8)}  ${s.medianServerCpuUsPerReq.toFixed(1).padStart(10)}  ${String(s.medianP50Ms).padStart(6)}  ${String(s.medianP99Ms).padStart(6)}  ${JSON.stringify(s.status)}`,
+      `${c.id.padEnd(17)} ${String(s.medianReqPerSec).padStart(6)}  ${s.medianServerCpuUsPerReq.toFixed(1).padStart(10)}  ${o === undefined ? '       —' : `${o.extraCpuUs >= 0 ? '+' : ''}${o.extraCpuUs.toFixed(1)}`.padStart(8)}  ${o === undefined ? '            —' : `${(o.throughputVsBare * 100).toFixed(0)}%`.padStart(13)}  ${String(s.medianP50Ms).padStart(6)}  ${String(s.medianP99Ms).padStart(6)}  ${JSON.stringify(s.status)}`,
     );
   }
-  console.log(
-    `wrapped overhead: ${overheadPct.toFixed(1)}% lower throughput (median of per-round pairs ${pct(1 - out.wrappedVsBare.medianPairRatio)}; target <= 5%; bare alone varied ${bareSpreadPct.toFixed(0)}% across rounds): ${out.wrappedVsBare.verdict}`,
-  );
-  const c = out.serverCpuPerRequest;
-  console.log(
-    `server CPU per request: bare ${c.bareUs} µs, wrapped ${c.wrappedUs} µs (+${c.wrappedExtraUs.toFixed(2)} µs, ${c.wrappedRatio.toFixed(2)}×); 429 ${c.refuse429Ratio.toFixed(2)}×, 503 ${c.shed503Ratio.toFixed(2)}× of a served bare request`,
-  );
-  console.log(
-    `a refusal vs a served request: 429 path serves ${out.refusalVsServed.refuse429PerBare.toFixed(2)}× and 503 path ${out.refusalVsServed.shed503PerBare.toFixed(2)}× the bare hello-world's requests/s`,
-  );
+  for (const framework of frameworks) {
+    const o = overhead[framework];
+    if (o.peer === undefined) continue;
+    const m = o.modes;
+    console.log(
+      `${framework}: Spillway same-job +${m['same-job'].extraCpuUs} µs, default +${m.default.extraCpuUs} µs, ${o.peer} +${m.peer.extraCpuUs} µs per request (bare ${o.bareCpuUs} µs): same-job ${o.sameJobWithinPeer ? 'within' : 'over'} the peer, default ${o.defaultWithinPeer ? 'within' : 'over'}`,
+    );
+  }
 }

@@ -14,6 +14,7 @@ const benches = [
   'limiter.mjs',
   'governor-cost.mjs',
   'http-overhead.mjs',
+  'adapter-cost.mjs',
   'live-overload.mjs',
   'live-pool.mjs',
   'redis.mjs',

@@ -118,6 +118,7 @@ export {
   type ConcurrencyEvents,
   ConcurrencyLimiter,
   type ConcurrencyLimiterOptions,
+  type ConcurrencyLimiterUpdate,
   type ConcurrencyPermit,
   type ConcurrencyRefusal,
   type ConcurrencyRefusalReason,

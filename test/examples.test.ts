@@ -1,6 +1,7 @@
 // The README's examples are real files, run here, and quoted verbatim in the README.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -150,4 +151,62 @@ describe('framework examples', () => {
       child.kill();
     }
   }, 150_000);
+});
+
+// The policy example, on a copy of its policy file that the test then changes as an operator would.
+describe('policy example', () => {
+  it('policy.mjs runs from policy.json, takes a change of the file (a route without limiter), refuses a bad one, and is quoted in the docs', async () => {
+    const policyDoc = readFileSync(join(root, 'docs/policies.md'), 'utf8');
+    for (const f of ['policy.mjs', 'policy.json'])
+      expect(policyDoc).toContain(readFileSync(join(root, 'examples', f), 'utf8').trim());
+    const dir = mkdtempSync(join(tmpdir(), 'spillway-example-'));
+    const file = join(dir, 'policy.json');
+    const original = JSON.parse(readFileSync(join(root, 'examples/policy.json'), 'utf8'));
+    writeFileSync(file, JSON.stringify(original));
+    const child = spawn(process.execPath, [join(root, 'examples/policy.mjs')], {
+      cwd: root,
+      env: { ...process.env, PORT: '0', POLICY_FILE: file },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout!.setEncoding('utf8').on('data', (x: string) => {
+      out += x;
+    });
+    child.stderr!.setEncoding('utf8').on('data', (x: string) => {
+      err += x;
+    });
+    const until = async (what: string, cond: () => boolean) => {
+      const end = performance.now() + 15_000;
+      while (!cond()) {
+        if (performance.now() > end) throw new Error(`${what} not within 15 s: ${out} ${err}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      await until('listening', () => /listening on/.test(out));
+      const port = Number(/127\.0\.0\.1:(\d+)/.exec(out)![1]);
+      const first = await burst(port);
+      expect(first.ok + first.limited + first.shed).toBe(120);
+      expect(first.ok).toBeLessThanOrEqual(40 + Math.ceil((20 * first.ms) / 1000));
+      expect(first.limited).toBeGreaterThan(0);
+      expect(first.health).toBe(200);
+
+      // The operator takes the limiter off "/": the running server follows, no restart.
+      original.routes[1].limiter = null;
+      writeFileSync(file, JSON.stringify(original));
+      await until('the reload', () => /policy reloaded: routes/.test(out));
+      const open = await burst(port);
+      expect(open.limited).toBe(0);
+      expect(open.ok + open.shed).toBe(120);
+
+      // A bad edit is refused with its path; the policy in force stays.
+      writeFileSync(file, JSON.stringify({ ...original, pools: { db: { limit: 0 } } }));
+      await until('the refusal', () => /pools\.db\.limit/.test(err));
+      expect((await burst(port)).limited).toBe(0);
+    } finally {
+      child.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

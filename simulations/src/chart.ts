@@ -155,8 +155,13 @@ export function chartSpec(reports: SimReport | readonly SimReport[]): Record<str
 
 /** Renders the chart for one report or several (overlaid modes) to an SVG string. */
 export async function renderChart(reports: SimReport | readonly SimReport[]): Promise<string> {
+  return renderSpec(chartSpec(reports));
+}
+
+/** Renders any vega-lite spec to an SVG string (vega and vega-lite loaded on first use). */
+export async function renderSpec(spec: Record<string, unknown>): Promise<string> {
   const [vl, vega] = await Promise.all([import('vega-lite'), import('vega')]);
-  const compiled = vl.compile(chartSpec(reports) as unknown as Parameters<typeof vl.compile>[0]).spec;
+  const compiled = vl.compile(spec as unknown as Parameters<typeof vl.compile>[0]).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   try {
     return await view.toSVG();

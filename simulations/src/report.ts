@@ -67,6 +67,18 @@ export interface Episode {
    */
   readonly switches: number;
   /**
+   * The same at 100 ms resolution (a 100 ms slice "sheds" when it refused anything), as the live
+   * benchmarks count them. Optional for reports built elsewhere.
+   */
+  readonly switches100Ms?: number;
+  /**
+   * The end of the last 100 ms slice with a refusal after the episode ended, in ms after its end,
+   * within its switches window (null: none). Optional for reports built elsewhere.
+   */
+  readonly lastRefusalAfterEndMs?: number | null;
+  /** The p99 of every request answered during the episode, in ms (null: none). Optional likewise. */
+  readonly p99AllMs?: number | null;
+  /**
    * The same for the factor crossing 1 (exact times). Null without a factor; the simulator always
    * sets it (optional for reports built elsewhere, such as live runs).
    */
@@ -80,6 +92,13 @@ export interface TenantResult {
   readonly goodput: number;
   /** Max-min fair share of capacity × duration, given every tenant's demand. */
   readonly fairShare: number;
+  /**
+   * Requests (attempts) sent during the overloaded seconds (demand above capacity), and of those
+   * the ones answered in time: `overloadGoodput / overloadSent` is the share of what the tenant
+   * sent during the overload that it got served. Optional for reports built elsewhere.
+   */
+  readonly overloadSent?: number;
+  readonly overloadGoodput?: number;
 }
 
 export interface SimSummary {
@@ -235,7 +254,10 @@ export function formatSummaryTable(reports: readonly SimReport[] | SimReport): s
       [`  p99 (ms)`, (s) => cell(ep(s)?.p99Ms ?? null, 1)],
       [`  engage (ms)`, (s) => cell(ep(s)?.engageMs ?? null)],
       [`  recover (ms)`, (s) => cell(ep(s)?.recoverMs ?? null)],
+      [`  p99 over the episode (ms)`, (s) => cell(ep(s)?.p99AllMs ?? null, 1)],
       [`  shedding on/off switches`, (s) => cell(ep(s)?.switches ?? null)],
+      [`  switches at 100 ms`, (s) => cell(ep(s)?.switches100Ms ?? null)],
+      [`  last refusal after end (ms)`, (s) => cell(ep(s)?.lastRefusalAfterEndMs ?? null)],
       [`  factor on/off switches`, (s) => cell(ep(s)?.factorSwitches ?? null)],
     );
   }

@@ -126,10 +126,21 @@ class Samples {
     }
     this.#buf[this.#n++] = x;
   }
+  get length(): number {
+    return this.#n;
+  }
+  /** A sorted copy of samples [from, to). */
+  sortedSlice(from: number, to: number): Float64Array {
+    return this.#buf.slice(from, to).sort();
+  }
+  /** A sorted copy (the samples stay in time order for sortedSlice). */
   sorted(): Float64Array {
-    return this.#buf.subarray(0, this.#n).sort();
+    return this.#buf.slice(0, this.#n).sort();
   }
 }
+
+/** The width of the slices in which refusals are counted for on/off switches, in ms (as live). */
+const REFUSAL_SLICE_MS = 100;
 
 /**
  * A ManualClock that also knows when its next timer is due, so that `simulateAsync` can stop at
@@ -273,12 +284,21 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
   const series: SeriesPoint[] = [];
   const bucketOf = (t: number) => buckets[Math.min(nBuckets - 1, Math.floor(t / 1000))]!;
   const latencies = new Samples();
+  // How many latencies were recorded by the end of each second (completions come in time order).
+  const latenciesBySecondEnd: number[] = [];
+  // Refusals (shed or limited) per 100 ms slice, for on/off switches at the live bench's resolution.
+  const refusedSlices = new Uint32Array(Math.ceil(durationMs / REFUSAL_SLICE_MS) + 1);
   const refusedLatencies = new Samples();
   const byPriority = Object.fromEntries(PRIORITY_CLASSES.map((p) => [p, { arrivals: 0, shed: 0 }])) as Record<
     PriorityClass,
     { arrivals: number; shed: number }
   >;
-  const tenantStats = new Map<string, { demand: number; goodput: number }>();
+  const tenantStats = new Map<
+    string,
+    { demand: number; goodput: number; overloadSent: number; overloadGoodput: number }
+  >();
+  const overloaded = overloadedSeconds(scenario);
+  const inOverload = (t: number) => overloaded[Math.floor(t / 1000)] === true;
   let offered = 0;
   let firstAttempts = 0;
   let retries = 0;
@@ -322,6 +342,7 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
         inFlight: state.inFlight,
       });
       b.latencies = [];
+      latenciesBySecondEnd[i] = latencies.length;
     }, endMs);
   }
 
@@ -342,7 +363,9 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
         budget: 10,
         budgetCap: 10 + ratio * peak * 10,
       });
-      if (!tenantStats.has(tenant)) tenantStats.set(tenant, { demand: 0, goodput: 0 });
+      if (!tenantStats.has(tenant)) {
+        tenantStats.set(tenant, { demand: 0, goodput: 0, overloadSent: 0, overloadGoodput: 0 });
+      }
     }
   }
 
@@ -394,6 +417,7 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
       gaveUp: false,
     };
     offered++;
+    if (inOverload(now)) tenantStats.get(source.tenant)!.overloadSent++;
     const b = bucketOf(now);
     b.offered++;
     byPriority[priority].arrivals++;
@@ -461,7 +485,9 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
     if (!a.gaveUp && now <= a.deadline) {
       goodput++;
       b.goodput++;
-      tenantStats.get(a.source.tenant)!.goodput++;
+      const ts = tenantStats.get(a.source.tenant)!;
+      ts.goodput++;
+      if (inOverload(a.sentAt)) ts.overloadGoodput++;
     } else {
       late++;
       b.late++;
@@ -486,6 +512,7 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
       return { cost: service(), retryAfterMs: 0 };
     }
     const d = v.decision;
+    refusedSlices[Math.min(refusedSlices.length - 1, Math.floor(clock.now() / REFUSAL_SLICE_MS))]!++;
     // What the HTTP adapter would put on the wire: whole seconds, at least 1, jittered on 503.
     const retryAfterMs =
       1000 *
@@ -554,6 +581,7 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
    */
   const resumed = (a: Attempt, v: Verdict<SimRequest>): void => {
     pending--;
+    protection.record(v);
     if (a.gaveUp) {
       if (v.allowed) pipeline.refund(a.req);
       canceled++;
@@ -587,6 +615,7 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
           return srv.refusalCostMs;
         }
         verdict = v;
+        protection.record(v);
         const d = decided(a, v);
         retryAfterMs = d.retryAfterMs;
         return d.cost;
@@ -625,7 +654,14 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
     const demands = [...tenantStats.values()].map((t) => t.demand);
     const fair = maxMinFairShares(demands, cap * dur);
     [...tenantStats.entries()].forEach(([tenant, t], i) => {
-      tenants.push({ tenant, demand: t.demand, goodput: t.goodput, fairShare: fair[i]! });
+      tenants.push({
+        tenant,
+        demand: t.demand,
+        goodput: t.goodput,
+        fairShare: fair[i]!,
+        overloadSent: t.overloadSent,
+        overloadGoodput: t.overloadGoodput,
+      });
     });
     const jain =
       tenants.length < 2
@@ -674,7 +710,14 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
       limitedShare: offered > 0 ? limited / offered : 0,
       factorDirectionChangesPerMin: mode === 'spillway' ? directionChanges(factorPoints) / (dur / 60) : null,
       minFactor,
-      episodes: findEpisodes(scenario, series, factorPoints, mode === 'spillway'),
+      episodes: findEpisodes(scenario, series, factorPoints, mode === 'spillway', {
+        refusedSlices,
+        p99Of: (from, to) => {
+          const a = from > 0 ? (latenciesBySecondEnd[from - 1] ?? 0) : 0;
+          const b = latenciesBySecondEnd[to - 1] ?? latencies.length;
+          return b > a ? quantileSorted(latencies.sortedSlice(a, b), 0.99) : null;
+        },
+      }),
       jainIndex: jain,
       jainIndexByDemand:
         tenants.length < 2 ? null : jainIndex(tenants.map((t) => (t.demand > 0 ? t.goodput / t.demand : 0))),
@@ -731,11 +774,20 @@ export function episodeTotals(
   return { len: end - start, goodput, offered, demand, worstP99Ms, windowEnd };
 }
 
+/** What the recorder keeps beyond the 1 s series, for the episodes' finer figures. */
+interface EpisodeSources {
+  /** Refusals per REFUSAL_SLICE_MS slice from the start. */
+  readonly refusedSlices: ArrayLike<number>;
+  /** p99 of the latencies of requests answered in seconds [from, to), in ms (null: none). */
+  readonly p99Of: (fromSec: number, toSec: number) => number | null;
+}
+
 function findEpisodes(
   scenario: Scenario,
   series: readonly SeriesPoint[],
   points: readonly FactorPoint[],
   hasFactor: boolean,
+  sources: EpisodeSources,
 ): Episode[] {
   const spans = runs(overloadedSeconds(scenario));
   const cap = scenario.capacityPerSec;
@@ -774,6 +826,9 @@ function findEpisodes(
       engageMs,
       recoverMs,
       switches: sheddingSwitches(series, start, windowEnd),
+      switches100Ms: sliceSwitches(sources.refusedSlices, start, windowEnd),
+      lastRefusalAfterEndMs: lastRefusalAfter(sources.refusedSlices, end, windowEnd),
+      p99AllMs: sources.p99Of(start, end),
       factorSwitches: hasFactor ? onOffSwitches(points, start * 1000, windowEnd * 1000) : null,
     };
   });
@@ -788,6 +843,27 @@ function sheddingSwitches(series: readonly SeriesPoint[], from: number, to: numb
   let n = 0;
   for (let i = from; i < to; i++) if (on(i) !== on(i - 1)) n++;
   return n;
+}
+
+/**
+ * Shedding on/off switches in the 100 ms slices of seconds [from, to), as the live bench counts
+ * them: a slice is on when it refused anything.
+ */
+function sliceSwitches(slices: ArrayLike<number>, fromSec: number, toSec: number): number {
+  const per = 1000 / REFUSAL_SLICE_MS;
+  const on = (i: number) => i >= 0 && i < slices.length && slices[i]! > 0;
+  let n = 0;
+  for (let i = fromSec * per; i < toSec * per; i++) if (on(i) !== on(i - 1)) n++;
+  return n;
+}
+
+/** The end of the last slice with a refusal in seconds [endSec, toSec), in ms after endSec (null: none). */
+function lastRefusalAfter(slices: ArrayLike<number>, endSec: number, toSec: number): number | null {
+  const per = 1000 / REFUSAL_SLICE_MS;
+  for (let i = Math.min(slices.length, toSec * per) - 1; i >= endSec * per; i--) {
+    if (slices[i]! > 0) return (i + 1) * REFUSAL_SLICE_MS - endSec * 1000;
+  }
+  return null;
 }
 
 /** Runs the scenario under each of its modes (or `modes`) with the same seed. */

@@ -32,7 +32,7 @@ import type { AdmissionRequest } from '../admission/stage.js';
 import { type TurnBudget, turnBudgetFor } from '../admission/turn-budget.js';
 import { ConfigError } from '../errors.js';
 import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
-import type { Decision } from '../limiters/types.js';
+import type { Decision, Priority } from '../limiters/types.js';
 import type { Signal } from '../signals/types.js';
 import { fn, knownKeys } from '../validate.js';
 import { GuardCounts, type GuardSignalsOptions } from './counts.js';
@@ -43,6 +43,7 @@ import {
   type HttpGuardOptions,
   type ProcessAdmission,
   parseGuardOptions,
+  type RoutePolicy,
   type SnapshotSource,
 } from './guard-options.js';
 import {
@@ -55,7 +56,7 @@ import {
   setQuotaHeaders,
 } from './refusal.js';
 import { type InvalidValue, InvalidValues } from './request-values.js';
-import { foldsCase, requestPath, type Route } from './routes.js';
+import { closeWhenIdle, foldsCase, requestPath, type Route } from './routes.js';
 import { publishingDecisions, publishVerdict, publishWait } from './decisions.js';
 import { publishingResponses, watchResponse } from './responses.js';
 import { systemClock } from '../clock.js';
@@ -87,15 +88,36 @@ type Refused = Extract<Outcome, { kind: 'refused' }>;
 const PASS: Outcome = Object.freeze({ kind: 'pass' });
 const STATUS: Outcome = Object.freeze({ kind: 'status' });
 const GONE: Outcome = Object.freeze({ kind: 'gone' });
+const NOTHING = (): void => {};
 
-/** One request as the pipeline sees it. */
-interface GuardRequest extends AdmissionRequest {
-  signal?: AbortSignal;
-  /**
-   * The pipeline that decides it, and so releases or refunds it: `attach` may rebuild the route's
-   * pipeline while the request waits or runs.
-   */
-  readonly pipeline: Pipeline;
+/**
+ * One request as the pipeline sees it. Its abort signal is made on first use, by a stage that
+ * waits or by the guard when the request waits: an AbortSignal costs microseconds to make, and most
+ * requests (a free concurrency slot, an in-memory key) never wait.
+ */
+class GuardRequest implements AdmissionRequest {
+  #ac: AbortController | undefined;
+
+  constructor(
+    readonly key: string,
+    readonly priority: Priority,
+    readonly cost: number,
+    /**
+     * The pipeline that decides it, and so releases or refunds it: `attach` may rebuild the
+     * route's pipeline while the request waits or runs.
+     */
+    readonly pipeline: Pipeline,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Aborts the request's wait (its client left, the guard closed). */
+  get controller(): AbortController {
+    if (this.#ac === undefined) this.#ac = new AbortController();
+    return this.#ac;
+  }
 }
 
 /** The guard's events. */
@@ -164,6 +186,43 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     return this;
   }
 
+  /**
+   * Replaces the per-route policies while the guard serves (a policy reload does it:
+   * `PolicyRuntime.serve`). `routes` is validated and compiled as the `routes` option is, against
+   * the guard's other options as they are now (its limiter, shedder, key, priority, cost); a bad
+   * route throws a ConfigError naming it (`routes[2].cost`) and nothing changes. Requests already
+   * admitted or waiting finish with the route they matched (their pipeline, their slot); every
+   * request from then on matches the new routes. Limiters keep their state: a route's limiter is
+   * the object you give, and the guard's own are untouched. A concurrency limiter a replaced route
+   * created from options is closed once its last request is done.
+   */
+  setRoutes(routes: readonly RoutePolicy[]): this {
+    const config = this.#config;
+    const { routes: compiled, owned } = config.compileRoutes(routes);
+    const before = config.table;
+    const table = before.withRoutes(compiled);
+    // A route's own shedder brings the default turn budget, as `attach` does.
+    if (this.#turn === undefined && compiled.some((r) => r.ownShedder && r.shedder !== undefined)) {
+      this.#turn = turnBudgetFor(config.turnBudgetMs, true);
+    }
+    buildPipelines(table, this.#turn);
+    config.usesPath = config.statusPath !== undefined || table.usesPath;
+    config.table = table;
+    const inUse = new Set(table.all().map((r) => r.concurrency));
+    for (const r of before.routes) {
+      const l = r.concurrency;
+      const i = l === undefined || inUse.has(l) ? -1 : config.ownedLimiters.indexOf(l);
+      if (i < 0) continue;
+      config.ownedLimiters.splice(i, 1);
+      closeWhenIdle(l!);
+    }
+    config.ownedLimiters.push(...owned);
+    // The governor feed watches each concurrency limiter's queue time: follow a change of them.
+    const was = new Set(before.all().map((r) => r.concurrency));
+    if (was.size !== inUse.size || [...inUse].some((l) => !was.has(l))) this.#connectFeed();
+    return this;
+  }
+
   /** Requests admitted and not yet finished. */
   get inFlight(): number {
     return this.#counts.inFlight;
@@ -226,34 +285,41 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
    * `pass` after admission, the request is counted in flight and released exactly once, when the
    * response finishes or its connection closes, whatever the handler does.
    */
-  check(req: IncomingMessage, res: ServerResponse): Outcome | Promise<Outcome> {
+  check(req: IncomingMessage, res: ServerResponse, fields?: FieldSink): Outcome | Promise<Outcome> {
     const config = this.#config;
-    const folded = foldsCase(req);
-    const path = requestPath(req, folded);
-    if (path === (folded ? config.statusPathFolded : config.statusPath)) return STATUS;
     const table = config.table;
+    let path = '';
+    let folded = false;
+    // The path (normalised, perhaps lower-cased) only when something matches on it.
+    if (config.usesPath) {
+      folded = foldsCase(req);
+      path = requestPath(req, folded);
+      if (path === (folded ? config.statusPathFolded : config.statusPath)) return STATUS;
+    }
     if (table.bypassed(req, path, folded)) return PASS;
     const route = table.match(req, path, folded);
     if (route.bypass) return PASS;
     const pipeline = route.pipeline;
-    const ar: GuardRequest = {
-      key: route.key(req),
-      priority: route.priority(req),
-      cost: route.cost(req),
-      pipeline,
-    };
-    if (pipeline.waits) return this.#wait(res, route, ar);
+    const ar = new GuardRequest(route.key(req), route.priority(req), route.cost(req), pipeline);
+    if (pipeline.waits) return this.#wait(res, route, ar, fields);
     const v = pipeline.run(ar);
     // A key limiter over a shared store (Redis) answers with a promise; the memory path does not.
-    if (v instanceof Promise) return this.#remote(res, route, ar, v);
-    return this.#outcome(res, route, ar, v);
+    if (v instanceof Promise) return this.#remote(res, route, ar, v, fields);
+    return this.#outcome(res, route, ar, v, undefined, fields);
   }
 
-  #outcome(res: ServerResponse, route: Route, ar: GuardRequest, v: Verdict, waitedMs?: number): Outcome {
+  #outcome(
+    res: ServerResponse,
+    route: Route,
+    ar: GuardRequest,
+    v: Verdict,
+    waitedMs?: number,
+    fields?: FieldSink,
+  ): Outcome {
     this.#feed.record(v);
     if (v.allowed) {
       this.#admit(res, ar);
-      setQuotaHeaders(this.#config.response, res, route, v.quota);
+      setQuotaHeaders(this.#config.response, res, route, v.quota, fields);
       if (publishingDecisions()) publishVerdict(this.#config.name, route, ar, v, undefined, waitedMs);
       if (publishingResponses()) watchResponse(res, this.#config.name, route, ar, 'admitted');
       return PASS;
@@ -269,22 +335,21 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   /**
-   * A pipeline that may wait (queueing mode, a concurrency limit): it is given an abort signal, and
-   * answers synchronously when no stage had to wait (a free slot), with no promise and no listener.
+   * A pipeline that may wait (queueing mode, a concurrency limit): its abort signal is made only
+   * when a stage waits, and it answers synchronously when no stage had to wait (a free slot), with
+   * no promise, no signal and no listener.
    */
-  #wait(res: ServerResponse, route: Route, ar: GuardRequest): Outcome | Promise<Outcome> {
+  #wait(res: ServerResponse, route: Route, ar: GuardRequest, fields?: FieldSink): Outcome | Promise<Outcome> {
     if (this.#closed) return this.#closing(res, route, ar, undefined);
-    const ac = new AbortController();
-    ar.signal = ac.signal;
-    if (res.destroyed) ac.abort();
+    if (res.destroyed) ar.controller.abort();
     const r = ar.pipeline.run(ar);
-    if (r instanceof Promise) return this.#waiting(res, route, ar, ac, r);
+    if (r instanceof Promise) return this.#waiting(res, route, ar, ar.controller, r, true, fields);
     if (r.allowed && res.destroyed) {
       // Its connection is gone already: 'close' will not come to release the slot.
       ar.pipeline.refund(ar);
       return GONE;
     }
-    return this.#outcome(res, route, ar, r);
+    return this.#outcome(res, route, ar, r, undefined, fields);
   }
 
   /**
@@ -293,11 +358,16 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
    * guard closing, before the answer gets the charge given back and nothing more charged. The
    * store bounds the wait by its timeout; the request is not counted as queued.
    */
-  #remote(res: ServerResponse, route: Route, ar: GuardRequest, pending: Promise<Verdict>): Promise<Outcome> {
-    const ac = new AbortController();
-    ar.signal = ac.signal;
+  #remote(
+    res: ServerResponse,
+    route: Route,
+    ar: GuardRequest,
+    pending: Promise<Verdict>,
+    fields: FieldSink | undefined,
+  ): Promise<Outcome> {
+    const ac = ar.controller;
     if (res.destroyed || this.#closed) ac.abort();
-    return this.#waiting(res, route, ar, ac, pending, false);
+    return this.#waiting(res, route, ar, ac, pending, false, fields);
   }
 
   /** Waits for a pending run: in a queue (`queued`: counted and published as such) or for a remote stage. */
@@ -308,6 +378,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     ac: AbortController,
     pending: Promise<Verdict>,
     queued = true,
+    fields?: FieldSink,
   ): Promise<Outcome> {
     const publishing = publishingDecisions() && queued;
     const start = publishing ? systemClock.now() : 0;
@@ -341,7 +412,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waitedMs);
       return GONE;
     }
-    return this.#outcome(res, route, ar, v, waitedMs);
+    return this.#outcome(res, route, ar, v, waitedMs, fields);
   }
 
   /** Refused because the guard closed while (or before) the request waited. */
@@ -352,25 +423,30 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   #admit(res: ServerResponse, ar: GuardRequest): void {
-    this.#counts.inFlight++;
+    const counts = this.#counts;
+    counts.inFlight++;
     const pipeline = ar.pipeline;
-    // A ServerResponse emits 'close' exactly once: after 'finish' when the response completed, or
-    // when its connection ended first (an error, a client abort, a handler that never answered).
-    // One listener is enough to release once, on the hot path.
+    // A ServerResponse emits 'close' once: after 'finish' when the response completed, or when its
+    // connection ended first (an error, a client abort, a handler that never answered). One plain
+    // listener with its own flag releases exactly once, even if 'close' were emitted again; cheaper
+    // on the hot path than `once` (no bound wrapper, no removal).
+    let open = true;
     if (pipeline.releases) {
-      res.once('close', () => {
-        this.#counts.inFlight--;
+      res.on('close', () => {
+        if (!open) return;
+        open = false;
+        counts.inFlight--;
         // Not finished: the connection closed first (the client left, or the handler failed).
         pipeline.release(ar, res.writableFinished);
       });
     } else {
-      res.once('close', this.#release);
+      res.on('close', () => {
+        if (!open) return;
+        open = false;
+        counts.inFlight--;
+      });
     }
   }
-
-  readonly #release = (): void => {
-    this.#counts.inFlight--;
-  };
 
   #refuse(
     route: Route,
@@ -472,25 +548,37 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     if (typeof listener !== 'function')
       throw new ConfigError('listener', listener, 'a request listener function');
     fn('onError', onError);
+    const run = (req: IncomingMessage, res: ServerResponse): void => {
+      let r: unknown;
+      try {
+        r = listener(req, res);
+      } catch (err) {
+        onError(err, req, res);
+        return;
+      }
+      if (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function') {
+        (r as Promise<unknown>).then(undefined, (err: unknown) => onError(err, req, res));
+      }
+    };
+    // The synchronous path (most requests) allocates no closure: only a wait builds one.
     return (req, res) => {
-      const fail = (err: unknown): void => onError(err, req, res);
-      this.handle(
-        req,
-        res,
-        () => {
-          let r: unknown;
-          try {
-            r = listener(req, res);
-          } catch (err) {
-            fail(err);
-            return;
-          }
-          if (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function') {
-            (r as Promise<unknown>).then(undefined, fail);
-          }
-        },
-        fail,
-      );
+      let outcome: Outcome | Promise<Outcome>;
+      try {
+        outcome = this.check(req, res);
+      } catch (err) {
+        onError(err, req, res);
+        return;
+      }
+      if (outcome instanceof Promise) {
+        outcome.then(
+          (o) => this.#apply(req, res, o, () => run(req, res)),
+          (err: unknown) => onError(err, req, res),
+        );
+      } else if (outcome.kind === 'pass') {
+        run(req, res);
+      } else {
+        this.#apply(req, res, outcome, NOTHING);
+      }
     };
   }
 
@@ -508,6 +596,14 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     // Limiters the guard built from options are its own; a limiter passed in stays open.
     for (const l of this.#config.ownedLimiters) l.close();
   }
+}
+
+/**
+ * Where the RateLimit fields of an admitted response go when not straight onto the response with
+ * `setHeader`: Fastify's reply (`reply.header`), which sends them with its own headers.
+ */
+export interface FieldSink {
+  header(name: string, value: string): unknown;
 }
 
 /** A node:http request listener. */

@@ -39,7 +39,8 @@ export interface SpillwayMiddleware {
 export function createMiddleware(options: HttpGuardOptions = {}): SpillwayMiddleware {
   const guard = createGuard(options);
   const middleware = (req: Request, res: Response, next: NextFunction): void => {
-    guard.handle(req, res, () => next(), next);
+    // `handle` calls its `next` with no argument: Express's own `next` serves as it is.
+    guard.handle(req, res, next, next);
   };
   return Object.assign(middleware, { guard });
 }

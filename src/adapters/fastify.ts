@@ -78,19 +78,22 @@ const spillwayPlugin: FastifyPluginCallback<HttpGuardOptions> = (fastify, option
   fastify.addHook('onRequest', (request, reply, hookDone) => {
     let outcome: Outcome | Promise<Outcome>;
     try {
-      outcome = guard.check(request.raw, reply.raw);
+      // The RateLimit fields go on the reply, sent with Fastify's own headers in one writeHead.
+      outcome = guard.check(request.raw, reply.raw, reply);
     } catch (err) {
       hookDone(err as Error);
       return;
     }
-    const next = (): void => hookDone();
+    // `apply` calls `next` with no argument: Fastify's `hookDone` serves as it is.
     if (outcome instanceof Promise) {
       outcome.then(
-        (o) => apply(o, request, reply, next),
+        (o) => apply(o, request, reply, hookDone),
         (err: Error) => hookDone(err),
       );
+    } else if (outcome.kind === 'pass') {
+      hookDone();
     } else {
-      apply(outcome, request, reply, next);
+      apply(outcome, request, reply, hookDone);
     }
   });
   fastify.addHook('preClose', (hookDone) => {

@@ -12,7 +12,7 @@ import { priorityLevel } from '../limiters/priority.js';
 import type { Priority } from '../limiters/types.js';
 import { boolean, finiteNumber, fn, integer, knownKeys, oneOf, ratio } from '../validate.js';
 import {
-  addressKey,
+  addressKeyer,
   clientAddress,
   compileTrust,
   type ForwardedHeader,
@@ -223,10 +223,13 @@ export interface ResponseSettings {
 export interface GuardConfig {
   /** The guard's name in decision messages. */
   readonly name: string;
-  readonly table: RouteTable;
+  /** The routes in force (`setRoutes` replaces the table). */
+  table: RouteTable;
   readonly statusPath: string | undefined;
   /** `statusPath` lower-cased once, for frameworks that match paths case-insensitively. */
   readonly statusPathFolded: string | undefined;
+  /** Whether the guard reads the request's path: a status path, a bypass path or a route prefix. */
+  usesPath: boolean;
   readonly governor: SnapshotSource | undefined;
   readonly response: ResponseSettings;
   /** The option as given (undefined: on with a shedder, however it arrives). */
@@ -235,7 +238,12 @@ export interface GuardConfig {
   /** Whether a Governor given to the guard is fed its refusal share and queue time. */
   readonly feedGovernor: boolean;
   /** The concurrency limiters the guard created from options (it closes them with itself). */
-  readonly ownedLimiters: readonly ConcurrencyLimiter[];
+  readonly ownedLimiters: ConcurrencyLimiter[];
+  /**
+   * Validates and compiles other route policies, as the `routes` option, against the guard's
+   * defaults (its default route as it is now). Throws ConfigError, having created nothing.
+   */
+  readonly compileRoutes: (routes: unknown) => { routes: Route[]; owned: ConcurrencyLimiter[] };
 }
 
 function pathOption(option: string, value: unknown): string {
@@ -337,16 +345,14 @@ function keyFunctions(options: HttpGuardOptions, hooks: GuardHooks): { addressOf
       ? d.forwardedHeader
       : oneOf('forwardedHeader', options.forwardedHeader, ['x-forwarded-for', 'forwarded'] as const);
   const subnet = integer('ipv6Subnet', options.ipv6Subnet ?? d.ipv6Subnet, 1, 128);
+  const keyOf = addressKeyer(subnet);
   const addressOf: KeyFn =
     trust === undefined
-      ? (req) => addressKey(req.socket.remoteAddress ?? 'unknown', subnet)
+      ? (req) => keyOf(req.socket.remoteAddress ?? 'unknown')
       : (req) => {
           const raw = req.headers[kind];
           const header = Array.isArray(raw) ? raw.join(',') : raw;
-          return addressKey(
-            clientAddress(req.socket.remoteAddress ?? 'unknown', header, kind, trust, onUntrusted),
-            subnet,
-          );
+          return keyOf(clientAddress(req.socket.remoteAddress ?? 'unknown', header, kind, trust, onUntrusted));
         };
   let keyFn = addressOf;
   if (options.keyHeader !== undefined) {
@@ -367,7 +373,9 @@ function keyFunctions(options: HttpGuardOptions, hooks: GuardHooks): { addressOf
   return { addressOf, keyFn };
 }
 
-type RouteInput = Omit<Route, 'policyQuoted' | 'policyJson' | 'pipeline' | 'label'> & { label?: string };
+type RouteInput = Omit<Route, 'policyQuoted' | 'policyJson' | 'policyField' | 'pipeline' | 'label'> & {
+  label?: string;
+};
 
 function compileRoute(at: string, r: RouteInput): Route {
   const prefix = at === '' ? '' : `${at}.`;
@@ -378,18 +386,25 @@ function compileRoute(at: string, r: RouteInput): Route {
     if (r.limiter.ratePerSec > 0) windowSec = r.limiter.burst / r.limiter.ratePerSec;
   }
   const label = r.label ?? r.policyName;
-  const route = { ...r, label, policyQuoted, policyJson: JSON.stringify(r.policyName), windowSec } as Route;
+  const route = {
+    ...r,
+    label,
+    policyQuoted,
+    policyJson: JSON.stringify(r.policyName),
+    policyField: { limit: Number.NaN, value: '' },
+    windowSec,
+  } as Route;
   return route;
 }
 
 function routePolicies(
-  options: HttpGuardOptions,
+  routes: unknown,
+  windowSec: number | undefined,
   base: Route,
   addressOf: KeyFn,
   report: InvalidValueListener,
   owned: ConcurrencyLimiter[],
 ): Route[] {
-  const routes = options.routes ?? [];
   if (!Array.isArray(routes)) throw new ConfigError('routes', routes, 'an array of route policies');
   return routes.map((r: RoutePolicy, i) => {
     const at = `routes[${i}]`;
@@ -420,7 +435,7 @@ function routePolicies(
           : checkConcurrency(`${at}.concurrency`, r.concurrency, owned),
       policyName: r.policyName ?? base.policyName,
       label: r.policyName ?? r.path ?? base.policyName,
-      windowSec: r.windowSec ?? (r.limiter === undefined ? options.windowSec : undefined),
+      windowSec: r.windowSec ?? (r.limiter === undefined ? windowSec : undefined),
     });
   });
 }
@@ -494,9 +509,27 @@ export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks):
     policyName: options.policyName ?? d.policyName,
     windowSec: options.windowSec,
   });
-  const routes = routePolicies(options, base, addressOf, hooks.onInvalid, ownedLimiters);
+  const routes = routePolicies(
+    options.routes ?? [],
+    options.windowSec,
+    base,
+    addressOf,
+    hooks.onInvalid,
+    ownedLimiters,
+  );
   const table = new RouteTable(routes, base, bypass);
   buildPipelines(table, turn);
+  const compileRoutes = (next: unknown) => {
+    const owned: ConcurrencyLimiter[] = [];
+    try {
+      const compiled = routePolicies(next, options.windowSec, base, addressOf, hooks.onInvalid, owned);
+      return { routes: compiled, owned };
+    } catch (err) {
+      // Nothing of a refused change stays: limiters it created for its routes are closed.
+      for (const l of owned) l.close();
+      throw err;
+    }
+  };
   const name = options.name ?? 'default';
   if (typeof name !== 'string' || name.length === 0 || name.length > 100)
     throw new ConfigError('name', name, 'a non-empty string of at most 100 characters');
@@ -505,12 +538,14 @@ export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks):
     table,
     statusPath,
     statusPathFolded: statusPath?.toLowerCase(),
+    usesPath: statusPath !== undefined || table.usesPath,
     governor: options.governor,
     response,
     turnBudgetMs: options.turnBudgetMs,
     turn,
     feedGovernor: feedGovernorOption(options.feedGovernor),
     ownedLimiters,
+    compileRoutes,
   };
 }
 

@@ -75,7 +75,7 @@ export function buildRefusal(
   // server's close is not held up by an idle keep-alive socket.
   if (d === CLOSING) headers.connection = 'close';
   if (quota !== undefined && settings.headersMode !== 'none' && Number.isFinite(quota.limit)) {
-    headers['ratelimit-policy'] = formatPolicy(route.policyQuoted, quota.limit, route.windowSec);
+    headers['ratelimit-policy'] = policyField(route, quota.limit);
     headers.ratelimit = formatRateLimit(route.policyQuoted, quota.remaining, quota.resetMs / 1000);
   }
   return {
@@ -93,17 +93,37 @@ export function buildRefusal(
   };
 }
 
-/** Sets the RateLimit fields of an admitted response (when the mode is 'all' and the limit is finite). */
+/**
+ * Sets the RateLimit fields of an admitted response (when the mode is 'all' and the limit is
+ * finite): on `res`, or on `fields` when given (a Fastify reply).
+ */
 export function setQuotaHeaders(
   settings: ResponseSettings,
   res: ServerResponse,
   route: Route,
   quota: Decision | undefined,
+  fields?: { header(name: string, value: string): unknown },
 ): void {
-  if (quota !== undefined && settings.headersMode === 'all' && Number.isFinite(quota.limit)) {
-    res.setHeader('ratelimit-policy', formatPolicy(route.policyQuoted, quota.limit, route.windowSec));
-    res.setHeader('ratelimit', formatRateLimit(route.policyQuoted, quota.remaining, quota.resetMs / 1000));
+  if (quota === undefined || settings.headersMode !== 'all' || !Number.isFinite(quota.limit)) return;
+  const policy = policyField(route, quota.limit);
+  const state = formatRateLimit(route.policyQuoted, quota.remaining, quota.resetMs / 1000);
+  if (fields === undefined) {
+    res.setHeader('ratelimit-policy', policy);
+    res.setHeader('ratelimit', state);
+  } else {
+    fields.header('ratelimit-policy', policy);
+    fields.header('ratelimit', state);
   }
+}
+
+/** The route's `RateLimit-Policy` value for `limit`: formatted again only when the limit changed (the factor moved). */
+function policyField(route: Route, limit: number): string {
+  const cache = route.policyField;
+  if (cache.limit !== limit) {
+    cache.value = formatPolicy(route.policyQuoted, limit, route.windowSec);
+    cache.limit = limit;
+  }
+  return cache.value;
 }
 
 /** The body for a refusal: the default problem+json, or the `problem` builder's answer, with its headers. */

@@ -28,6 +28,8 @@ export interface Route {
   readonly policyName: string;
   readonly policyQuoted: string;
   readonly policyJson: string;
+  /** The last `RateLimit-Policy` value sent and the limit it was formatted for (see setQuotaHeaders). */
+  readonly policyField: { limit: number; value: string };
   readonly windowSec: number | undefined;
   /** A bounded label for decision messages: the route's `policyName` when it set one, else its path, else 'default'. */
   readonly label: string;
@@ -81,7 +83,16 @@ export function requestPath(req: IncomingMessage, folded = false): string {
 export class RouteTable {
   readonly routes: readonly Route[];
   readonly fallback: Route;
+  /**
+   * Whether matching reads the request's path (a bypass path or a route with a path prefix): when
+   * not, the guard does not compute it at all.
+   */
+  readonly usesPath: boolean;
   readonly #bypassPaths: readonly string[];
+  /** The bypass paths lower-cased once, for routers that ignore case. */
+  readonly #bypassFolded: readonly string[];
+  /** Each route's prefix lower-cased once (same order as `routes`). */
+  readonly #prefixFolded: readonly (string | undefined)[];
   readonly #bypassFn: ((req: IncomingMessage) => boolean) | undefined;
 
   constructor(
@@ -98,20 +109,25 @@ export class RouteTable {
       this.#bypassFn = undefined;
       this.#bypassPaths = bypass;
     }
+    this.#bypassFolded = this.#bypassPaths.map((p) => p.toLowerCase());
+    this.#prefixFolded = routes.map((r) => r.prefix?.toLowerCase());
+    this.usesPath = this.#bypassPaths.length > 0 || routes.some((r) => r.prefix !== undefined);
   }
 
   /** True when the request skips the guard (bypass list or predicate). `folded`: `path` is lower-cased. */
   bypassed(req: IncomingMessage, path: string, folded = false): boolean {
     if (this.#bypassFn !== undefined) return this.#bypassFn(req);
-    for (const p of this.#bypassPaths) if (pathHasPrefix(path, folded ? p.toLowerCase() : p)) return true;
+    for (const p of folded ? this.#bypassFolded : this.#bypassPaths) if (pathHasPrefix(path, p)) return true;
     return false;
   }
 
   /** The first route whose method, path and predicate match, else the default. */
   match(req: IncomingMessage, path: string, folded = false): Route {
-    for (const r of this.routes) {
+    const routes = this.routes;
+    for (let i = 0; i < routes.length; i++) {
+      const r = routes[i]!;
       if (r.methods !== undefined && !r.methods.has(req.method ?? 'GET')) continue;
-      if (r.prefix !== undefined && !pathHasPrefix(path, folded ? r.prefix.toLowerCase() : r.prefix))
+      if (r.prefix !== undefined && !pathHasPrefix(path, folded ? this.#prefixFolded[i]! : r.prefix))
         continue;
       if (r.match !== undefined && !r.match(req)) continue;
       return r;
@@ -123,6 +139,31 @@ export class RouteTable {
   all(): Route[] {
     return [...this.routes, this.fallback];
   }
+
+  /** The same default route and bypass list with other routes. */
+  withRoutes(routes: readonly Route[]): RouteTable {
+    return new RouteTable(routes, this.fallback, this.#bypassFn ?? this.#bypassPaths);
+  }
+}
+
+/**
+ * Closes a concurrency limiter that routes no longer use, once its last waiter is answered and its
+ * last permit released: nothing in flight or waiting is cut short by a route change.
+ */
+export function closeWhenIdle(limiter: ConcurrencyLimiter): void {
+  const idle = () => limiter.inFlight === 0 && limiter.waiting === 0;
+  if (idle()) {
+    limiter.close();
+    return;
+  }
+  const check = (): void => {
+    if (!idle()) return;
+    limiter.off('released', check);
+    limiter.off('refused', check);
+    limiter.close();
+  };
+  limiter.on('released', check);
+  limiter.on('refused', check);
 }
 
 const UNRESERVED = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;

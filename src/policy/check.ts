@@ -3,6 +3,7 @@
  * effective rate and burst per tier and priority at factors 1, 0.5 and the governor's floor.
  */
 import { GOVERNOR_DEFAULTS } from '../governor/governor.js';
+import { CONCURRENCY_DEFAULTS } from '../limiters/concurrency/options.js';
 import { effectiveFactor } from '../limiters/priority.js';
 import type { Priority } from '../limiters/types.js';
 import type { Policy } from './schema.js';
@@ -52,15 +53,17 @@ export function describePolicy(policy: Policy): string {
       const m = r.method === undefined ? 'any' : [r.method].flat().join(',');
       const what = r.bypass
         ? 'bypass'
-        : `limiter ${r.limiter === null ? 'none' : (r.limiter ?? 'default')}, priority ${r.priority ?? 'normal'}, cost ${r.cost ?? 1}`;
+        : `limiter ${r.limiter === null ? 'none' : (r.limiter ?? "the guard's")}, priority ${r.priority ?? 'normal'}, cost ${r.cost ?? 1}${r.maxWaitMs ? `, waits up to ${r.maxWaitMs} ms` : ''}`;
       out.push(`  ${m.padEnd(8)} ${(r.path ?? '/').padEnd(20)} ${what}`);
     }
   }
-  for (const [name, p] of Object.entries(policy.pools))
+  for (const [name, p] of Object.entries(policy.pools)) {
+    const c = CONCURRENCY_DEFAULTS;
     out.push(
       '',
-      `pool ${name}: ${p.maxConcurrent} at once, queue ${p.maxQueue}${p.queueTimeoutMs ? `, ${p.queueTimeoutMs} ms wait at most` : ''}`,
+      `pool ${name}: limit ${p.limit} in flight, queue ${p.maxQueue ?? c.maxQueue} waiters, wait ${p.maxWaitMs ?? c.maxWaitMs} ms at most`,
     );
+  }
   for (const [name, s] of Object.entries(policy.stores))
     out.push(
       '',

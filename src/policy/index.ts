@@ -3,6 +3,7 @@
  * reload. Needs the optional peer dependency zod (`npm install zod`). Nothing but exports.
  */
 export { describePolicy } from './check.js';
+export type { RoutedGuard } from './guard-routes.js';
 export {
   applyEnv,
   isPolicyError,

@@ -1,9 +1,11 @@
 /**
- * A running policy: the governor, the limiters and the routes a policy describes, and a reload that
- * takes a new policy without dropping state. Limiters keep their buckets in stores that outlive a
- * reload (a StoreLimiter passes the limits with every call), so a bucket keeps its tokens and
- * follows the new limits from that moment on. A policy that does not validate is refused and the
- * old one keeps running.
+ * A running policy: the governor, the limiters, the pools and the routes a policy describes, and a
+ * reload that takes a new policy without dropping state. Limiters keep their buckets in stores that
+ * outlive a reload (a StoreLimiter passes the limits with every call), so a bucket keeps its tokens
+ * and follows the new limits from that moment on; a limiter whose settings did not change is kept
+ * as it is. Pools are ConcurrencyLimiters changed in place (`update`). The guards the runtime
+ * serves (`serve`) get the routes of the policy in force. A policy that does not validate is
+ * refused and the old one keeps running.
  */
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, systemClock } from '../clock.js';
@@ -21,7 +23,11 @@ import { memory } from '../signals/memory.js';
 import type { Signal } from '../signals/types.js';
 import { MemoryStore } from '../stores/memory.js';
 import type { Store } from '../stores/types.js';
+import type { RoutePolicy } from '../adapters/guard-options.js';
+import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
+import { guardRoutes, type RoutedGuard } from './guard-routes.js';
 import { type ParsePolicyOptions, PolicyError, parsePolicy } from './load.js';
+import { PolicyPools } from './pools.js';
 import type { LimiterPolicy, Policy, RoutePolicySpec, StorePolicy } from './schema.js';
 import { clockOption } from '../validate.js';
 
@@ -42,7 +48,7 @@ export interface PolicyRuntimeOptions {
 /** A policy change, as the runtime reports it. */
 export interface PolicyReload {
   readonly policy: Policy;
-  /** The top-level sections whose settings changed (`governor`, `limiters.perUser`, `routes`, …). */
+  /** What changed: `signals`, `governor`, `limiters.<name>`, `routes`, `pools.<name>`, `stores`. */
   readonly changed: readonly string[];
 }
 
@@ -62,6 +68,8 @@ export interface PolicyLimiter {
   take(key: string, options?: TakeOptions): Promise<KeyedDecision>;
   peek(key: string, options?: TakeOptions): Promise<KeyedDecision>;
   acquire(key: string, options?: KeyedAcquireOptions): Promise<KeyedDecision>;
+  /** Gives back what `take` charged (a guard refunds a key when a later stage refuses). */
+  refund(key: string, options?: TakeOptions): Promise<void>;
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -85,6 +93,10 @@ export class PolicyRuntime extends EventEmitter<PolicyRuntimeEvents> {
   readonly #limiters = new Map<string, StoreLimiter>();
   readonly #facades = new Map<string, PolicyLimiter>();
   readonly #stores = new Map<string, { spec: unknown; store: Store; own: boolean }>();
+  readonly #pools: PolicyPools;
+  /** The guards served the policy's routes, and the routes they have. */
+  readonly #guards = new Set<RoutedGuard>();
+  #routes: readonly RoutePolicy[];
   #policy: Policy;
   #governor: Governor;
   #unsubscribe: () => void = () => {};
@@ -97,7 +109,10 @@ export class PolicyRuntime extends EventEmitter<PolicyRuntimeEvents> {
     this.#policy = policy;
     this.#governor = this.#createGovernor(policy);
     this.#follow(this.#governor);
-    this.#buildLimiters(policy);
+    this.#buildLimiters(policy, undefined);
+    this.#pools = new PolicyPools(this.#clock);
+    this.#pools.apply(policy.pools);
+    this.#routes = guardRoutes(policy, (n) => this.#facade(n));
   }
 
   /** The policy in force. */
@@ -122,25 +137,63 @@ export class PolicyRuntime extends EventEmitter<PolicyRuntimeEvents> {
     return this;
   }
 
-  /** Stops sampling and closes the limiters and the stores the runtime created. */
+  /**
+   * Stops sampling, stops serving guards, and closes the limiters, the pools (their waiters are
+   * refused `closed`; permits out stay releasable) and the stores the runtime created.
+   */
   stop(): void {
     this.#running = false;
     this.#governor.stop();
     this.#unsubscribe();
+    this.#guards.clear();
     for (const l of this.#limiters.values()) l.close();
+    this.#pools.close();
     for (const s of this.#stores.values()) if (s.own) void s.store.close();
+  }
+
+  /**
+   * The ConcurrencyLimiter of the pool of that name (`pools.<name>`): the same object across
+   * reloads, which change its `limit`, `maxQueue` and `maxWaitMs` in place. Give it to a pool guard
+   * (`guardPgPool(pool, { limiter })`, `guardPool`, `guardGenericPool`) or to an HTTP guard
+   * (`concurrency`). A reload that removes the pool closes it. Throws a ConfigError naming the
+   * known ones.
+   */
+  pool(name: string): ConcurrencyLimiter {
+    return this.#pools.get(name);
+  }
+
+  /**
+   * Builds the policy's `routes` into `guard` (an HttpGuard: `protect(...).guard`,
+   * `createMiddleware(...).guard`, Fastify's `app.spillway`) now, and again on every reload that
+   * changes the routes or the limiters: first match wins, a route's `limiter` is the runtime's
+   * limiter of that name (or `null`: none; absent: the guard's own). The guard's other options
+   * stay. Returns a function that stops serving it.
+   */
+  serve(guard: RoutedGuard): () => void {
+    if (typeof guard !== 'object' || guard === null || typeof guard.setRoutes !== 'function')
+      throw new ConfigError('guard', guard, 'an HttpGuard (with setRoutes)');
+    guard.setRoutes(this.#routes);
+    this.#guards.add(guard);
+    return () => {
+      this.#guards.delete(guard);
+    };
   }
 
   /** The limiter of that name. Throws a ConfigError naming the known ones. */
   limiter(name: string): PolicyLimiter {
-    const facade = this.#facades.get(name);
-    if (facade !== undefined) return facade;
-    if (!this.#limiters.has(name))
+    if (!this.#facades.has(name) && !this.#limiters.has(name))
       throw new ConfigError(
         'limiter',
         name,
         `a limiter of the policy (${[...this.#limiters.keys()].join(', ') || 'none'})`,
       );
+    return this.#facade(name);
+  }
+
+  /** The stable face of a limiter by name: every call goes to the limiter of the policy in force. */
+  #facade(name: string): PolicyLimiter {
+    const facade = this.#facades.get(name);
+    if (facade !== undefined) return facade;
     const current = () => {
       const l = this.#limiters.get(name);
       if (l === undefined)
@@ -157,6 +210,7 @@ export class PolicyRuntime extends EventEmitter<PolicyRuntimeEvents> {
       },
       take: (key, o) => current().take(key, o),
       peek: (key, o) => current().peek(key, o),
+      refund: (key, o) => current().refund(key, o),
       acquire: async (key, o = {}) => {
         // A reload closes the limiter a wait started on; the wait goes on with the new one.
         const deadline = this.#clock.now() + (o.maxWaitMs ?? Infinity);
@@ -199,40 +253,63 @@ export class PolicyRuntime extends EventEmitter<PolicyRuntimeEvents> {
       next = options.validated ? (input as Policy) : parsePolicy(input, options);
       this.#checkStores(next);
     } catch (err) {
-      const error =
-        err instanceof PolicyError
-          ? err
-          : new PolicyError(
-              [
-                {
-                  path: (err as ConfigError).option ?? '(root)',
-                  value: (err as ConfigError).value,
-                  allowed: (err as Error).message,
-                },
-              ],
-              options.source,
-            );
-      this.emit('rejected', error);
-      throw error;
+      throw this.#reject(err, options.source);
     }
     const prev = this.#policy;
-    const changed: string[] = [];
-    if (!same(prev.signals, next.signals) || !same(prev.governor, next.governor)) {
-      changed.push(...(['signals', 'governor'] as const).filter((k) => !same(prev[k], next[k])));
+    const changed = changes(prev, next);
+    // Routes first, while nothing else has changed: a guard that refuses them (it cannot, for a
+    // validated policy, short of a bug) leaves every guard and the policy as they were.
+    if (changed.some((c) => c === 'routes' || c.startsWith('limiters.'))) {
+      const routes = guardRoutes(next, (n) => this.#facade(n));
+      this.#serveAll(routes, options.source);
+      this.#routes = routes;
+    }
+    if (changed.includes('signals') || changed.includes('governor')) {
       const old = this.#governor;
       this.#governor = this.#createGovernor(next);
       this.#follow(this.#governor);
       if (this.#running) this.#governor.start();
       old.stop();
     }
-    for (const name of new Set([...Object.keys(prev.limiters), ...Object.keys(next.limiters)]))
-      if (!same(prev.limiters[name], next.limiters[name])) changed.push(`limiters.${name}`);
-    for (const k of ['routes', 'pools', 'stores'] as const) if (!same(prev[k], next[k])) changed.push(k);
     this.#policy = next;
-    this.#buildLimiters(next);
+    this.#buildLimiters(next, prev);
+    this.#pools.apply(next.pools);
     const reload = { policy: next, changed };
     this.emit('reloaded', reload);
     return reload;
+  }
+
+  /** Gives `routes` to every guard served, or to none (those done are given the old ones back). */
+  #serveAll(routes: readonly RoutePolicy[], source: string | undefined): void {
+    const done: RoutedGuard[] = [];
+    try {
+      for (const g of this.#guards) {
+        g.setRoutes(routes);
+        done.push(g);
+      }
+    } catch (err) {
+      for (const g of done) g.setRoutes(this.#routes);
+      throw this.#reject(err, source, 'routes');
+    }
+  }
+
+  /** Reports a refused policy (`rejected`) and returns the PolicyError to throw. */
+  #reject(err: unknown, source: string | undefined, section?: string): PolicyError {
+    const error =
+      err instanceof PolicyError
+        ? err
+        : new PolicyError(
+            [
+              {
+                path: (err as ConfigError).option ?? section ?? '(root)',
+                value: (err as ConfigError).value,
+                allowed: (err as Error).message,
+              },
+            ],
+            source,
+          );
+    this.emit('rejected', error);
+    return error;
   }
 
   #createGovernor(policy: Policy): Governor {
@@ -284,10 +361,13 @@ export class PolicyRuntime extends EventEmitter<PolicyRuntimeEvents> {
     return store;
   }
 
-  #buildLimiters(policy: Policy): void {
+  /** Builds the limiters of `policy`; one whose settings and store are those of `prev` is kept. */
+  #buildLimiters(policy: Policy, prev: Policy | undefined): void {
     const tierOf = this.#options.tierOf;
     for (const [name, l] of Object.entries(policy.limiters)) {
+      const held = this.#limiters.get(name);
       const store = this.#store(name, l, policy);
+      if (held !== undefined && held.store === store && same(prev?.limiters[name], l)) continue;
       const byKey = new Map<string, { ratePerSec: number; burst: number }>();
       const byName = new Map<string, { ratePerSec: number; burst: number }>();
       for (const [tier, t] of Object.entries(l.tiers ?? {})) {
@@ -323,4 +403,18 @@ export class PolicyRuntime extends EventEmitter<PolicyRuntimeEvents> {
         this.#limiters.delete(name);
       }
   }
+}
+
+/** What differs between two policies, as `PolicyReload.changed` names it. */
+function changes(prev: Policy, next: Policy): string[] {
+  const changed: string[] = (['signals', 'governor'] as const).filter((k) => !same(prev[k], next[k]));
+  const named = (section: 'limiters' | 'pools') => {
+    for (const name of new Set([...Object.keys(prev[section]), ...Object.keys(next[section])]))
+      if (!same(prev[section][name], next[section][name])) changed.push(`${section}.${name}`);
+  };
+  named('limiters');
+  if (!same(prev.routes, next.routes)) changed.push('routes');
+  named('pools');
+  if (!same(prev.stores, next.stores)) changed.push('stores');
+  return changed;
 }

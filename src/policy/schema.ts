@@ -140,11 +140,17 @@ export const routeSchema = settings({
   maxWaitMs: nonNegative.optional(),
 });
 
+/**
+ * A pool guard's concurrency limiter, with the names, units and defaults of the library's
+ * (`guardPool`, `guardPgPool`, the HTTP guard's `concurrency`): a reload changes them in place.
+ */
 export const poolSchema = settings({
-  maxConcurrent: int(1),
-  maxQueue: int(0).default(0),
-  queueTimeoutMs: positive.optional(),
-  priority: priority.optional(),
+  /** At most this many units in flight (a fixed limit). */
+  limit: int(1),
+  /** Waiters held at most. @default 1000 (CONCURRENCY_DEFAULTS) */
+  maxQueue: int(0).optional(),
+  /** The longest a request waits for a slot, in ms. @default 1000 (CONCURRENCY_DEFAULTS) */
+  maxWaitMs: nonNegative.optional(),
 });
 
 export const storeSchema = z.discriminatedUnion(

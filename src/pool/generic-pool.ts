@@ -24,7 +24,7 @@ export interface GuardedGenericPool<R> extends GuardedPool<R> {
 
 /**
  * Guards `pool`. A lease released with an error destroys the resource instead of returning it.
- * Without `limit` or `adaptive`, the limit is the pool's `max`.
+ * Without `limit`, `adaptive` or `limiter`, the limit is the pool's `max`.
  */
 export function guardGenericPool<R>(
   pool: GenericPoolLike<R>,
@@ -39,7 +39,10 @@ export function guardGenericPool<R>(
     throw new ConfigError('pool', pool, 'a generic-pool Pool (acquire, release, destroy)');
   }
   const defaults =
-    options.limit === undefined && options.adaptive === undefined && pool.max !== undefined
+    options.limit === undefined &&
+    options.adaptive === undefined &&
+    options.limiter === undefined &&
+    pool.max !== undefined
       ? { limit: pool.max }
       : {};
   const guarded = guardPool<R>({

@@ -13,6 +13,7 @@ import type {
   ConcurrencyAcquireOptions,
   ConcurrencyDecision,
   ConcurrencyPermit,
+  ConcurrencyRefusal,
 } from '../limiters/concurrency/types.js';
 import type { Priority } from '../limiters/types.js';
 import { DECISION_CHANNEL, type DecisionMessage, type DecisionOutcome } from '../observability/channels.js';
@@ -22,6 +23,13 @@ const decisions = channel(DECISION_CHANNEL);
 export interface PoolGuardOptions extends ConcurrencyLimiterOptions {
   /** A name for errors and DECISION_CHANNEL messages (`route` is `pool:<name>`). @default 'default' */
   name?: string;
+  /**
+   * A ConcurrencyLimiter to take permits from instead of creating one (a policy's
+   * `runtime.pool(name)`, or one an HTTP guard's `concurrency` shares): then no other limiter
+   * option. The guard does not own it: `close()` refuses this guard's waiters and later acquires,
+   * and the limiter stays open for the others. @default a new limiter from the options
+   */
+  limiter?: ConcurrencyLimiter;
 }
 
 export interface GuardPoolOptions<R> extends PoolGuardOptions {
@@ -50,21 +58,91 @@ export interface GuardedPool<R> {
   close(): void;
 }
 
-/** Creates the limiter of a pool guard, or throws ConfigError. Internal. */
-export function poolLimiter(
-  options: PoolGuardOptions,
-  defaults: ConcurrencyLimiterOptions = {},
-): {
-  name: string;
-  limiter: ConcurrencyLimiter;
-} {
-  const { name = 'default', ...rest } = options;
-  if (typeof name !== 'string' || name.length === 0 || name.length > 64) {
-    throw new ConfigError('name', name, 'a string of 1 to 64 characters');
+/**
+ * The limiter of a pool guard and how the guard takes its permits: its own limiter (from the
+ * options; `close()` closes it), or one it was given (`limiter`; `close()` refuses this guard's
+ * waiters and later acquires and leaves the limiter open). Internal.
+ */
+export class PoolGate {
+  readonly name: string;
+  readonly limiter: ConcurrencyLimiter;
+  readonly #owned: boolean;
+  #closed = false;
+  /** Waits on a shared limiter, to refuse them when this guard closes. */
+  readonly #waits = new Set<AbortController>();
+
+  /** Throws ConfigError on a bad option. `defaults` apply to a limiter the gate creates. */
+  constructor(options: PoolGuardOptions, defaults: ConcurrencyLimiterOptions = {}) {
+    const { name = 'default', limiter, ...rest } = options;
+    if (typeof name !== 'string' || name.length === 0 || name.length > 64) {
+      throw new ConfigError('name', name, 'a string of 1 to 64 characters');
+    }
+    this.name = name;
+    if (limiter !== undefined) {
+      if (!(limiter instanceof ConcurrencyLimiter))
+        throw new ConfigError('limiter', limiter, 'a ConcurrencyLimiter of this package');
+      const other = Object.keys(rest).find((k) => (rest as Record<string, unknown>)[k] !== undefined);
+      if (other !== undefined)
+        throw new ConfigError(
+          other,
+          (rest as Record<string, unknown>)[other],
+          'absent when `limiter` is given',
+        );
+      this.limiter = limiter;
+      this.#owned = false;
+      return;
+    }
+    const merged: ConcurrencyLimiterOptions = { ...defaults, ...rest };
+    if (rest.adaptive !== undefined && rest.limit === undefined) delete merged.limit;
+    this.limiter = new ConcurrencyLimiter(merged);
+    this.#owned = true;
   }
-  const merged: ConcurrencyLimiterOptions = { ...defaults, ...rest };
-  if (rest.adaptive !== undefined && rest.limit === undefined) delete merged.limit;
-  return { name, limiter: new ConcurrencyLimiter(merged) };
+
+  /** Waits for a permit; publishes the decision; throws the typed error on refusal. */
+  async admit(options: ConcurrencyAcquireOptions | undefined): Promise<ConcurrencyPermit> {
+    const { name, limiter } = this;
+    const priority = options?.priority ?? 'normal';
+    if (this.#owned) return settle(name, limiter, options, await limiter.acquire(options ?? {}));
+    if (this.#closed) return settle(name, limiter, options, refusedClosed(limiter, priority));
+    // A shared limiter: this guard's own abort, so that close() ends its waits (and only its).
+    const ac = new AbortController();
+    const user = options?.signal;
+    const onAbort = () => ac.abort(user?.reason);
+    if (user?.aborted) ac.abort(user.reason);
+    else user?.addEventListener('abort', onAbort, { once: true });
+    this.#waits.add(ac);
+    let d: ConcurrencyDecision;
+    try {
+      d = await limiter.acquire({ ...options, signal: ac.signal });
+    } finally {
+      this.#waits.delete(ac);
+      user?.removeEventListener('abort', onAbort);
+    }
+    if (!d.allowed && d.reason === 'aborted' && user?.aborted !== true) d = { ...d, reason: 'closed' };
+    return settle(name, limiter, options, d);
+  }
+
+  close(): void {
+    if (this.#owned) {
+      this.limiter.close();
+      return;
+    }
+    this.#closed = true;
+    for (const ac of this.#waits) ac.abort();
+    this.#waits.clear();
+  }
+}
+
+function refusedClosed(limiter: ConcurrencyLimiter, priority: Priority): ConcurrencyRefusal {
+  return {
+    allowed: false,
+    reason: 'closed',
+    retryAfterMs: 1,
+    waitedMs: 0,
+    limit: limiter.limitFor(priority),
+    factor: limiter.factor,
+    priority,
+  };
 }
 
 function publish(
@@ -97,14 +175,14 @@ function outcomeOf(d: ConcurrencyDecision): DecisionOutcome {
   return 'shed';
 }
 
-/** Waits for a permit of `limiter`; publishes the decision; throws the typed error on refusal. Internal. */
-export async function admit(
+/** Publishes the decision; returns the permit, or throws the typed error for a refusal. */
+function settle(
   name: string,
   limiter: ConcurrencyLimiter,
   options: ConcurrencyAcquireOptions | undefined,
-): Promise<ConcurrencyPermit> {
+  d: ConcurrencyDecision,
+): ConcurrencyPermit {
   const priority = options?.priority ?? 'normal';
-  const d = await limiter.acquire(options ?? {});
   if (d.waitedMs > 0 && decisions.hasSubscribers) publish(name, 'queued', undefined, priority, limiter);
   publish(name, outcomeOf(d), d, priority, limiter);
   if (d.allowed) return d;
@@ -119,10 +197,10 @@ export function guardPool<R>(options: GuardPoolOptions<R>): GuardedPool<R> {
   if (typeof acquire !== 'function')
     throw new ConfigError('acquire', acquire, 'a function returning a Promise');
   if (typeof release !== 'function') throw new ConfigError('release', release, 'a function');
-  const { name, limiter } = poolLimiter(rest);
+  const gate = new PoolGate(rest);
 
   const lease = async (opts?: ConcurrencyAcquireOptions): Promise<Lease<R>> => {
-    const permit = await admit(name, limiter, opts);
+    const permit = await gate.admit(opts);
     let resource: R;
     try {
       resource = await acquire();
@@ -148,7 +226,7 @@ export function guardPool<R>(options: GuardPoolOptions<R>): GuardedPool<R> {
   };
 
   return {
-    limiter,
+    limiter: gate.limiter,
     acquire: lease,
     async use<T>(work: (resource: R) => Promise<T> | T, opts?: ConcurrencyAcquireOptions): Promise<T> {
       const l = await lease(opts);
@@ -161,6 +239,6 @@ export function guardPool<R>(options: GuardPoolOptions<R>): GuardedPool<R> {
         throw err;
       }
     },
-    close: () => limiter.close(),
+    close: () => gate.close(),
   };
 }

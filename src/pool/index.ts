@@ -5,7 +5,10 @@
  */
 export { isPoolOverloadedError, PoolOverloadedError } from '../errors.js';
 export { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
-export type { ConcurrencyLimiterOptions } from '../limiters/concurrency/options.js';
+export type {
+  ConcurrencyLimiterOptions,
+  ConcurrencyLimiterUpdate,
+} from '../limiters/concurrency/options.js';
 export type { ConcurrencyAcquireOptions } from '../limiters/concurrency/types.js';
 export { type GenericPoolLike, type GuardedGenericPool, guardGenericPool } from './generic-pool.js';
 export {

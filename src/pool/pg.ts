@@ -6,7 +6,7 @@
 import { ConfigError } from '../errors.js';
 import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
 import type { ConcurrencyAcquireOptions } from '../limiters/concurrency/types.js';
-import { admit, type PoolGuardOptions, poolLimiter } from './guard.js';
+import { type PoolGuardOptions, PoolGate } from './guard.js';
 
 /** The part of a `pg.PoolClient` the guard uses. */
 export interface PgClientLike {
@@ -31,8 +31,8 @@ export interface GuardedPgPool<C extends PgClientLike> {
 }
 
 /**
- * Guards `pool`. Without `limit` or `adaptive`, the limit is the pool's `max` (node-postgres
- * defaults it to 10); give `adaptive: {}` to learn it from latency instead.
+ * Guards `pool`. Without `limit`, `adaptive` or `limiter`, the limit is the pool's `max`
+ * (node-postgres defaults it to 10); give `adaptive: {}` to learn it from latency instead.
  */
 export function guardPgPool<C extends PgClientLike>(
   pool: PgPoolLike<C>,
@@ -47,11 +47,11 @@ export function guardPgPool<C extends PgClientLike>(
     throw new ConfigError('pool', pool, 'a pg.Pool (connect, query)');
   }
   const max = pool.options?.max ?? 10;
-  const { name, limiter } = poolLimiter(options, options.adaptive === undefined ? { limit: max } : {});
+  const gate = new PoolGate(options, options.adaptive === undefined ? { limit: max } : {});
   return {
-    limiter,
+    limiter: gate.limiter,
     async query<T>(text: unknown, values?: unknown, admission?: ConcurrencyAcquireOptions): Promise<T> {
-      const permit = await admit(name, limiter, admission);
+      const permit = await gate.admit(admission);
       try {
         return (await (values === undefined ? pool.query(text) : pool.query(text, values))) as T;
       } finally {
@@ -59,7 +59,7 @@ export function guardPgPool<C extends PgClientLike>(
       }
     },
     async connect(admission?: ConcurrencyAcquireOptions): Promise<C> {
-      const permit = await admit(name, limiter, admission);
+      const permit = await gate.admit(admission);
       let client: C;
       try {
         client = await pool.connect();
@@ -76,6 +76,6 @@ export function guardPgPool<C extends PgClientLike>(
       };
       return client;
     },
-    close: () => limiter.close(),
+    close: () => gate.close(),
   };
 }

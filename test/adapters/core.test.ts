@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   createGuard,
   type HttpGuard,
@@ -10,6 +10,7 @@ import {
 } from '../../src/adapters/core.js';
 import { ManualClock } from '../../src/clock.js';
 import { isConfigError } from '../../src/errors.js';
+import { ConcurrencyLimiter } from '../../src/limiters/concurrency/limiter.js';
 import { ManualFactor } from '../../src/limiters/factor.js';
 import { createLimiter } from '../../src/limiters/keyed-limiter.js';
 import { Shedder } from '../../src/limiters/shedder.js';
@@ -88,6 +89,31 @@ describe('HttpGuard admission', () => {
     expect(sync(g.check(req('/', { ip: '198.51.100.2' }), res())).kind).toBe('pass');
     clock.advance(1000);
     expect(sync(g.check(req(), res())).kind).toBe('pass');
+  });
+
+  it('advertises the scaled quota as the factor moves, on the response or on a field sink (Fastify reply)', () => {
+    const clock = new ManualClock();
+    const factor = new ManualFactor(1);
+    const limiter = createLimiter({ ratePerSec: 10, burst: 100, clock, factor });
+    const g = createGuard({ limiter });
+    const policyOf = (h: Record<string, string>) => parseList(h['ratelimit-policy']!)[0]!.params.q;
+    const a = res();
+    g.check(req(), a);
+    expect(policyOf(a.headers)).toBe(100);
+    factor.set(0.5);
+    const b = res();
+    g.check(req(), b);
+    expect(policyOf(b.headers)).toBe(50);
+    const sink: Record<string, string> = {};
+    const c = res();
+    g.check(req(), c, { header: (name: string, value: string) => (sink[name] = value) });
+    expect(c.headers).toEqual({});
+    expect(policyOf(sink)).toBe(50);
+    expect(Object.keys(sink).sort()).toEqual(['ratelimit', 'ratelimit-policy']);
+    factor.set(1);
+    const d = res();
+    g.check(req(), d);
+    expect(policyOf(d.headers)).toBe(100);
   });
 
   it('answers 503 when the shedder refuses, with a jittered Retry-After from the injected source', () => {
@@ -257,6 +283,79 @@ describe('HttpGuard admission', () => {
     expect(sync(g.check(req('/own'), res())).kind).toBe('pass');
     expect(g.status()).toEqual({ factor: 0.1, inFlight: 1, queued: 0 });
     expect(() => g.attach({ shedder: {} as never })).toThrow(/shedder/);
+  });
+
+  it('setRoutes() replaces the routes while serving: limiters keep their state, a bad route changes nothing', () => {
+    const clock = new ManualClock();
+    const perUser = createLimiter({ ratePerSec: 1, burst: 3, clock });
+    const exports = createLimiter({ ratePerSec: 1, burst: 1, clock });
+    const g = createGuard({ limiter: perUser, routes: [{ path: '/health', bypass: true }] });
+    // Two of alice's three tokens spent under the first routes.
+    expect(sync(g.check(req('/a', { ip: '10.0.0.1' }), res())).kind).toBe('pass');
+    expect(sync(g.check(req('/a', { ip: '10.0.0.1' }), res())).kind).toBe('pass');
+    g.setRoutes([
+      { method: 'POST', path: '/export', limiter: exports, cost: 1, policyName: 'export' },
+      { path: '/cheap', cost: 2 },
+    ]);
+    // /health is no longer bypassed: it counts against perUser, whose bucket kept its state (1 left).
+    expect(sync(g.check(req('/health', { ip: '10.0.0.1' }), res())).kind).toBe('pass');
+    expect(refused(g.check(req('/health', { ip: '10.0.0.1' }), res())).status).toBe(429);
+    // The new route's own limiter and cost.
+    expect(sync(g.check(req('/export', { method: 'POST', ip: '10.0.0.2' }), res())).kind).toBe('pass');
+    const f = refused(g.check(req('/export', { method: 'POST', ip: '10.0.0.2' }), res()));
+    expect(f.policyName).toBe('export');
+    expect(sync(g.check(req('/cheap', { ip: '10.0.0.3' }), res())).kind).toBe('pass');
+    expect(refused(g.check(req('/cheap', { ip: '10.0.0.3' }), res())).status).toBe(429); // cost 2 of 3
+    // A bad route: a ConfigError naming it, and the routes in force stay.
+    try {
+      g.setRoutes([{ path: '/ok' }, { path: 'no-slash', cost: 1 }]);
+      expect.unreachable('no error');
+    } catch (err) {
+      expect(isConfigError(err)).toBe(true);
+      expect((err as { option: string }).option).toBe('routes[1].path');
+    }
+    expect(() => g.setRoutes([{ cost: -1 }])).toThrow(/routes\[0\]\.cost/);
+    expect(() => g.setRoutes('x' as never)).toThrow(/routes/);
+    expect(refused(g.check(req('/export', { method: 'POST', ip: '10.0.0.2' }), res())).policyName).toBe(
+      'export',
+    );
+    // Back to none: every request takes the guard's defaults.
+    g.setRoutes([]);
+    // A guard that started with nothing to match on a path matches the prefixes it is given later.
+    const bare = createGuard({ limiter: null });
+    bare.setRoutes([{ path: '/export', limiter: exports }]);
+    expect(refused(bare.check(req('/export/x', { ip: '10.0.0.2' }), res())).status).toBe(429);
+    expect(sync(bare.check(req('/other', { ip: '10.0.0.2' }), res())).kind).toBe('pass');
+    expect(refused(g.check(req('/export', { method: 'POST', ip: '10.0.0.1' }), res())).policyName).toBe(
+      'default',
+    );
+  });
+
+  it('setRoutes() lets a request admitted under the old routes release its own slot, and closes their concurrency limiter once idle', async () => {
+    const clock = new ManualClock();
+    const close = vi.spyOn(ConcurrencyLimiter.prototype, 'close'); // calls through
+    const g = createGuard({ routes: [{ path: '/db', concurrency: { limit: 1, maxWaitMs: 1000, clock } }] });
+    const r1 = res();
+    expect(sync(g.check(req('/db'), r1)).kind).toBe('pass');
+    const old = g.status(); // no guard-wide limiter
+    expect(old).toEqual({ inFlight: 1, queued: 0 });
+    const r2 = res();
+    const waiting = g.check(req('/db'), r2);
+    expect(waiting).toBeInstanceOf(Promise);
+    g.setRoutes([{ path: '/db', concurrency: { limit: 5, clock } }]);
+    // The new route's limiter admits at once; the old one still holds r1 and its waiter.
+    const r3 = res();
+    expect(sync(g.check(req('/db'), r3)).kind).toBe('pass');
+    r1.emit('close'); // r1 releases the old limiter's slot: its waiter goes in
+    expect((await waiting).kind).toBe('pass');
+    expect(close).not.toHaveBeenCalled(); // r2 still holds the old limiter
+    r2.emit('close');
+    expect(close).toHaveBeenCalledTimes(1); // the old limiter, idle, is closed
+    r3.emit('close');
+    expect(g.inFlight).toBe(0);
+    g.close();
+    expect(close).toHaveBeenCalledTimes(2); // the new one closes with the guard
+    close.mockRestore();
   });
 
   it('offers its counts as queue-depth signals', () => {

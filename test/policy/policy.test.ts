@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { EventEmitter } from 'node:events';
+import { createGuard } from '../../src/adapters/core.js';
 import { ManualClock } from '../../src/clock.js';
 import { isConfigError } from '../../src/errors.js';
 import {
@@ -14,6 +17,8 @@ import {
   parsePolicy,
   watchPolicy,
 } from '../../src/policy/index.js';
+import type { Priority } from '../../src/limiters/types.js';
+import { guardPool } from '../../src/pool/guard.js';
 import { queueDepth } from '../../src/signals/queue-depth.js';
 import type { Signal } from '../../src/signals/types.js';
 
@@ -54,7 +59,7 @@ describe('the policy schema', () => {
           memory: { kind: 'rss' },
         },
         ...base,
-        pools: { pg: { maxConcurrent: 10, maxQueue: 50, queueTimeoutMs: 1000 } },
+        pools: { pg: { limit: 10, maxQueue: 50, maxWaitMs: 1000 } },
         stores: { shared: { kind: 'redis', url: 'redis://127.0.0.1:6379', prefix: 'app:' } },
       },
       { env: {} },
@@ -150,17 +155,59 @@ describe('the policy schema', () => {
     ],
     ['routes[0].limiter unknown', { routes: [{ limiter: 'nope' }] }, 'routes.0.limiter', 'null'],
     ['routes[0].cost', { routes: [{ cost: 0 }] }, 'routes.0.cost', '> 0'],
+    ['pools.pg.limit 0', { pools: { pg: { limit: 0 } } }, 'pools.pg.limit', 'an integer from 1'],
+    ['pools.pg.limit 1.5', { pools: { pg: { limit: 1.5 } } }, 'pools.pg.limit', 'an integer from 1'],
+    ['pools.pg.limit "4"', { pools: { pg: { limit: '4' } } }, 'pools.pg.limit', 'an integer from 1'],
+    ['pools.pg.limit missing', { pools: { pg: { maxQueue: 3 } } }, 'pools.pg.limit', 'an integer from 1'],
     [
-      'pools.pg.maxConcurrent',
-      { pools: { pg: { maxConcurrent: 0 } } },
-      'pools.pg.maxConcurrent',
-      'an integer from 1',
-    ],
-    [
-      'pools.pg.maxQueue',
-      { pools: { pg: { maxConcurrent: 1, maxQueue: -1 } } },
+      'pools.pg.maxQueue -1',
+      { pools: { pg: { limit: 1, maxQueue: -1 } } },
       'pools.pg.maxQueue',
       'an integer from 0',
+    ],
+    [
+      'pools.pg.maxQueue 2.5',
+      { pools: { pg: { limit: 1, maxQueue: 2.5 } } },
+      'pools.pg.maxQueue',
+      'an integer from 0',
+    ],
+    ['pools.pg.maxWaitMs -1', { pools: { pg: { limit: 1, maxWaitMs: -1 } } }, 'pools.pg.maxWaitMs', '>= 0'],
+    [
+      'pools.pg.maxWaitMs "1s"',
+      { pools: { pg: { limit: 1, maxWaitMs: '1s' } } },
+      'pools.pg.maxWaitMs',
+      '>= 0',
+    ],
+    // The names before 0.1 (one spelling per concept: the library's): refused, naming the right ones.
+    [
+      'pools.pg.maxConcurrent (now limit)',
+      { pools: { pg: { limit: 1, maxConcurrent: 4 } } },
+      'pools.pg.maxConcurrent',
+      'only the settings limit, maxQueue, maxWaitMs',
+    ],
+    [
+      'pools.pg.queueTimeoutMs (now maxWaitMs)',
+      { pools: { pg: { limit: 1, queueTimeoutMs: 4 } } },
+      'pools.pg.queueTimeoutMs',
+      'only the settings limit, maxQueue, maxWaitMs',
+    ],
+    [
+      'pools.pg.priority (per acquire)',
+      { pools: { pg: { limit: 1, priority: 'critical' } } },
+      'pools.pg.priority',
+      'only the settings limit, maxQueue, maxWaitMs',
+    ],
+    ['pool name', { pools: { '9pg': { limit: 1 } } }, 'pools.9pg', 'a name of letters'],
+    ['pools not an object', { pools: [] }, 'pools', 'an object of pool guards by name'],
+    ['routes[0].method', { routes: [{ method: 5 }] }, 'routes.0.method', 'a method or a list of methods'],
+    ['routes[0].bypass', { routes: [{ bypass: 'yes' }] }, 'routes.0.bypass', 'true or false'],
+    ['routes[0].maxWaitMs', { routes: [{ maxWaitMs: -1 }] }, 'routes.0.maxWaitMs', '>= 0'],
+    ['routes[0].limiter 5', { routes: [{ limiter: 5 }] }, 'routes.0.limiter', 'a limiter name or null'],
+    [
+      'routes[0] unknown setting',
+      { routes: [{ concurrency: 'db' }] },
+      'routes.0.concurrency',
+      'only the settings',
     ],
     ['stores.s.kind', { stores: { s: { kind: 'disk' } } }, 'stores.s.kind', '"memory" or "redis"'],
     ['stores.s.url', { stores: { s: { kind: 'redis', url: 'http://x' } } }, 'stores.s.url', 'redis://'],
@@ -219,6 +266,16 @@ describe('SPILLWAY_* environment overrides', () => {
     expect(err.issues.some((i) => i.env === 'SPILLWAY_LIMITERS__NOBODY__BURST')).toBe(true);
   });
 });
+
+const fakeReq = (url: string, method: string, ip: string) =>
+  ({
+    url,
+    method,
+    headers: {},
+    socket: { remoteAddress: `10.0.0.${ip.charCodeAt(0)}` },
+  }) as unknown as IncomingMessage;
+const fakeRes = () =>
+  Object.assign(new EventEmitter(), { destroyed: false, setHeader() {} }) as unknown as ServerResponse;
 
 const quietSignal = (): Signal => queueDepth('test', () => 0, { target: 5, limit: 50 });
 
@@ -305,6 +362,191 @@ describe('PolicyRuntime', () => {
     }
   });
 
+  it('pools: runtime.pool(name) is a ConcurrencyLimiter that a reload changes in place; nothing waiting is lost', async () => {
+    const clock = new ManualClock();
+    const pol = (db: object, more: object = {}) => ({ pools: { db: { limit: 2, ...db }, ...more } });
+    const rt = new PolicyRuntime(parsePolicy(pol({ maxQueue: 4, maxWaitMs: 5000 }), { env: {} }), {
+      clock,
+      signals: [quietSignal()],
+    });
+    const reloads: string[][] = [];
+    rt.on('reloaded', (r) => reloads.push([...r.changed]));
+    const db = rt.pool('db');
+    expect(db.options).toMatchObject({ limit: 2, maxQueue: 4, maxWaitMs: 5000 });
+    const guarded = guardPool({ acquire: async () => ({}), release: () => {}, limiter: db, name: 'db' });
+    const held = [await guarded.acquire(), await guarded.acquire()];
+    const answers: string[] = [];
+    const waits = ['critical', 'normal', 'sheddable', 'sheddable'].map((p) =>
+      guarded.acquire({ priority: p as Priority }).then(
+        (lease) => {
+          answers.push(`${p} in`);
+          return lease;
+        },
+        (err) => {
+          answers.push(`${p} ${err.reason}`);
+          return undefined;
+        },
+      ),
+    );
+    expect(db.waiting).toBe(4);
+    // Lower the queue to 2 and the limit to 1: the two sheddable waiters are refused queue-full,
+    // the work in flight keeps its slots.
+    rt.update(pol({ limit: 1, maxQueue: 2, maxWaitMs: 5000 }), { env: {} });
+    expect(reloads.at(-1)).toEqual(['pools.db']);
+    expect(rt.pool('db')).toBe(db);
+    await new Promise((r) => setImmediate(r));
+    expect(answers).toEqual(['sheddable queue-full', 'sheddable queue-full']);
+    expect(db.inFlight).toBe(2);
+    held[0]!.release();
+    await new Promise((r) => setImmediate(r));
+    expect(answers).toHaveLength(2); // 1 in flight = the new limit: nobody admitted
+    // Raise the limit to 3: both waiters are admitted at once.
+    rt.update(pol({ limit: 3, maxQueue: 2 }), { env: {} });
+    const leases = await Promise.all(waits);
+    expect(answers.slice(2)).toEqual(['critical in', 'normal in']);
+    expect(db.options).toMatchObject({ limit: 3, maxQueue: 2, maxWaitMs: 1000 }); // left out: the default
+    // A bad pool: refused, the settings in force kept.
+    expect(() => rt.update(pol({ limit: 0 }), { env: {} })).toThrow(/pools\.db\.limit/);
+    expect(db.options.limit).toBe(3);
+    // A new pool appears; a removed one is closed (a later acquire is refused closed).
+    rt.update({ pools: { cache: { limit: 5 } } }, { env: {} });
+    expect(reloads.at(-1)).toEqual(['pools.db', 'pools.cache']);
+    expect(rt.pool('cache').options.limit).toBe(5);
+    expect(db.closed).toBe(true);
+    expect(() => rt.pool('db')).toThrow(/a pool of the policy \(cache\)/);
+    expect(await guarded.acquire().catch((e) => e.reason)).toBe('closed');
+    for (const l of [held[1], ...leases]) l?.release();
+    expect(db.inFlight).toBe(0);
+    rt.stop();
+    expect(rt.pool('cache').closed).toBe(true);
+  });
+
+  it('routes: serve(guard) builds them into a running guard, and a reload changes them there without dropping limiter state', async () => {
+    const clock = new ManualClock();
+    const pol = (routes: unknown[], exportsBurst = 1) => ({
+      limiters: {
+        perUser: { ratePerSec: 1, burst: 3, followGovernor: false, global: { ratePerSec: 1, burst: 4 } },
+        exports: { ratePerSec: 1, burst: exportsBurst, followGovernor: false },
+      },
+      routes,
+    });
+    const rt = new PolicyRuntime(
+      parsePolicy(
+        pol([
+          { path: '/api', limiter: 'perUser' },
+          { path: '/health', bypass: true },
+        ]),
+        { env: {} },
+      ),
+      { clock, signals: [quietSignal()] },
+    );
+    const guard = createGuard({ limiter: null, turnBudgetMs: false });
+    const stop = rt.serve(guard);
+    const status = async (path: string, ip: string, method = 'GET') => {
+      const r = fakeReq(path, method, ip);
+      const o = await guard.check(r, fakeRes());
+      return o.kind === 'refused' ? o.refusal.status : o.kind;
+    };
+    // perUser: 3 per client, 4 for everyone (global bucket).
+    expect(await status('/api/x', 'a')).toBe('pass');
+    expect(await status('/api/x', 'a')).toBe('pass');
+    expect(await status('/api/x', 'b')).toBe('pass');
+    expect(await status('/other', 'a')).toBe('pass'); // no route: the guard's own (none)
+    for (let i = 0; i < 3; i++) expect(await status('/health', 'a')).toBe('pass');
+
+    // Add an exports route before /api, with a cost and a priority; /health is no longer bypassed.
+    rt.update(
+      pol([
+        { method: 'POST', path: '/api/export', limiter: 'exports', cost: 1, priority: 'sheddable' },
+        { path: '/api', limiter: 'perUser', cost: 1 },
+        { path: '/health', limiter: null },
+        { limiter: 'perUser' },
+      ]),
+      { env: {} },
+    );
+    // perUser did not change: its buckets and its global bucket are as they were (1 global left).
+    expect(await status('/api/x', 'c')).toBe('pass');
+    expect(await status('/api/x', 'd')).toBe(503); // the global bucket is capacity: 503
+    expect(await status('/other', 'e')).toBe(503); // the catch-all route: perUser, global spent
+    expect(await status('/health', 'a')).toBe('pass'); // limiter null: none
+    expect(await status('/api/export', 'f', 'POST')).toBe('pass');
+    expect(await status('/api/export', 'f', 'POST')).toBe(429);
+
+    // Change the exports limiter (burst 5): the route follows; perUser still keeps its state.
+    clock.advance(1000);
+    rt.update(
+      pol(
+        [
+          { method: 'POST', path: '/api/export', limiter: 'exports', cost: 2 },
+          { path: '/api', limiter: 'perUser' },
+        ],
+        5,
+      ),
+      { env: {} },
+    );
+    expect(await status('/api/export', 'g', 'POST')).toBe('pass');
+    expect(await status('/api/export', 'g', 'POST')).toBe('pass');
+    expect(await status('/api/export', 'g', 'POST')).toBe(429); // 2 + 2 of 5, then 1 left < cost 2
+    expect(await status('/api/x', 'h')).toBe('pass'); // the global bucket refilled 1 in 1 s, not reset to 4
+    expect(await status('/api/x', 'i')).toBe(503);
+
+    // A bad policy: refused, the guard keeps the routes in force.
+    expect(() => rt.update(pol([{ path: '/api', limiter: 'nobody' }]), { env: {} })).toThrow(
+      /routes\.0\.limiter/,
+    );
+    expect(await status('/api/export', 'j', 'POST')).toBe('pass');
+    expect(await status('/api/export', 'j', 'POST')).toBe('pass');
+    expect(await status('/api/export', 'j', 'POST')).toBe(429);
+
+    // Removing every route: the guard's own settings (no limiter) again.
+    rt.update(pol([]), { env: {} });
+    expect(await status('/api/export', 'j', 'POST')).toBe('pass');
+    stop();
+    rt.update(pol([{ limiter: 'perUser' }]), { env: {} });
+    expect(await status('/api/export', 'j', 'POST')).toBe('pass'); // no longer served
+    expect(() => rt.serve({} as never)).toThrow(/`guard`/);
+    rt.stop();
+  });
+
+  it("routes: a reload changes a route's priority and cost as the guard's stages see them", async () => {
+    const seen: string[] = [];
+    const shedder = {
+      admit: (o: { priority: Priority; cost: number }) => {
+        seen.push(`${o.priority}/${o.cost}`);
+        return {
+          allowed: true,
+          reason: 'ok',
+          remaining: 1,
+          limit: 1,
+          retryAfterMs: 0,
+          resetMs: 0,
+          factor: 1,
+        } as const;
+      },
+    };
+    const rt = new PolicyRuntime(
+      parsePolicy({ routes: [{ path: '/report', priority: 'sheddable', cost: 3 }] }, { env: {} }),
+      { signals: [quietSignal()] },
+    );
+    const guard = createGuard({ shedder, turnBudgetMs: false });
+    rt.serve(guard);
+    await guard.check(fakeReq('/report/1', 'GET', 'a'), fakeRes());
+    await guard.check(fakeReq('/home', 'GET', 'a'), fakeRes());
+    rt.update(
+      {
+        routes: [
+          { path: '/report', priority: 0.9, cost: 0.5 },
+          { path: '/home', priority: 'critical' },
+        ],
+      },
+      { env: {} },
+    );
+    await guard.check(fakeReq('/report/1', 'GET', 'a'), fakeRes());
+    await guard.check(fakeReq('/home', 'GET', 'a'), fakeRes());
+    expect(seen).toEqual(['sheddable/3', 'normal/1', '0.9/0.5', 'critical/1']);
+    rt.stop();
+  });
+
   it('describes the effective limits per tier and priority at factors 1, 0.5 and the floor', () => {
     const text = describePolicy(parsePolicy(base, { env: {} }));
     expect(text).toContain('factor 0.1');
@@ -327,12 +569,29 @@ describe('spillway check', () => {
   };
 
   it('prints what a good policy does, exit 0', () => {
-    writeFileSync(join(dir, 'good.json'), JSON.stringify(base));
-    const r = check('good.json');
+    writeFileSync(
+      join(dir, 'good.json'),
+      JSON.stringify({
+        ...base,
+        routes: [
+          { method: 'POST', path: '/api/export', limiter: 'perUser', cost: 10, priority: 'sheddable' },
+          ...base.routes,
+          { path: '/slow', maxWaitMs: 250 },
+        ],
+        pools: { db: { limit: 10, maxWaitMs: 250 } },
+      }),
+    );
+    const r = check('good.json', { SPILLWAY_POOLS__DB__MAX_QUEUE: '20' });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('good.json: valid');
     expect(r.stdout).toContain('limiter perUser');
+    expect(r.stdout).toMatch(/POST\s+\/api\/export\s+limiter perUser, priority sheddable, cost 10/);
+    expect(r.stdout).toMatch(/any\s+\/api\s+limiter perUser, priority normal, cost 1/);
+    expect(r.stdout).toMatch(
+      /any\s+\/slow\s+limiter the guard's, priority normal, cost 1, waits up to 250 ms/,
+    );
+    expect(r.stdout).toContain('pool db: limit 10 in flight, queue 20 waiters, wait 250 ms at most');
   });
 
   it('lists every problem of a bad policy with the env overrides applied, exit 1', () => {

@@ -2,7 +2,9 @@
  * Hot reload under load: a real node:http server on 127.0.0.1 whose guard's key limiter is a
  * policy limiter; traffic flows while the policy file is changed to a tighter limit (it applies
  * within the watcher's debounce plus a read), then to a bad file (refused, reported, the tighter
- * policy kept). No request is lost or answered 500 through any of it.
+ * policy kept). A second server takes its routes (`runtime.serve`) and its concurrency limit
+ * (`runtime.pool`) from the policy: a reload adds a route and raises, then lowers, the pool's
+ * limit, under load. No request is lost or answered 500 through any of it.
  */
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -122,6 +124,163 @@ it('a tighter policy applies under load within the debounce; a bad file keeps it
     const afterBad = answers.filter((a) => a.sentAt > rejectedAt);
     const badSpanSec = (Math.max(...afterBad.map((a) => a.sentAt)) - rejectedAt) / 1000;
     expect(afterBad.filter((a) => a.status === 200).length).toBeLessThanOrEqual(5 + 5 * (badSpanSec + 0.1));
+  } finally {
+    stop = true;
+    await Promise.all(workers);
+    watcher.close();
+    runtime.stop();
+    agent.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+}, 30_000);
+
+it('a reload adds a route and changes a pool limit on the running guard, under load; nothing lost', async () => {
+  const file = join(dir, 'routes-pools.json');
+  const HOLD_MS = 20;
+  const write = (o: { exportRoute: boolean; poolLimit: number }) =>
+    writeFileSync(
+      file,
+      JSON.stringify({
+        limiters: {
+          perClient: { ratePerSec: 100_000, burst: 100_000, followGovernor: false },
+          exports: { ratePerSec: 5, burst: 5, followGovernor: false },
+        },
+        routes: [
+          ...(o.exportRoute ? [{ method: 'GET', path: '/api/export', limiter: 'exports' }] : []),
+          { path: '/api', limiter: 'perClient' },
+        ],
+        pools: { db: { limit: o.poolLimit, maxQueue: 1000, maxWaitMs: 5000 } },
+      }),
+    );
+  write({ exportRoute: false, poolLimit: 2 });
+  const runtime = new PolicyRuntime(await loadPolicy(file, { env: {} }));
+  const reloads: { at: number; changed: readonly string[] }[] = [];
+  const rejections: PolicyError[] = [];
+  runtime.on('reloaded', (r) => reloads.push({ at: performance.now(), changed: r.changed }));
+  runtime.on('rejected', (e) => rejections.push(e));
+  const watcher = watchPolicy(file, runtime, { debounceMs: DEBOUNCE_MS, env: {} });
+
+  // The handler holds its slot HOLD_MS (a query); `starts` records how many ran at once when each began.
+  let running = 0;
+  const starts: { at: number; running: number }[] = [];
+  const listener = protect(
+    (_req, res) => {
+      running++;
+      starts.push({ at: performance.now(), running });
+      setTimeout(() => {
+        running--;
+        res.end('ok');
+      }, HOLD_MS);
+    },
+    { concurrency: runtime.pool('db'), key: () => 'one-client', turnBudgetMs: false },
+  );
+  runtime.serve(listener.guard);
+  const server: Server = createServer(listener);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  const answers: (Answer & { path: string })[] = [];
+  let sent = 0;
+  const one = (path: string) =>
+    new Promise<void>((done) => {
+      const sentAt = performance.now();
+      sent++;
+      const r = request({ host: '127.0.0.1', port, path, agent }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          answers.push({ sentAt, status: res.statusCode!, path });
+          done();
+        });
+      });
+      r.on('error', () => {
+        answers.push({ sentAt, status: 'error', path });
+        done();
+      });
+      r.end();
+    });
+  let stop = false;
+  // Eight clients, half on /api/export, half on /api/items.
+  const workers = Array.from({ length: 8 }, async (_, i) => {
+    for (let n = 0; n < 2000 && !stop; n++) await one(i % 2 === 0 ? '/api/export' : '/api/items');
+  });
+  const until = async (what: string, cond: () => boolean, ms = 5000) => {
+    const end = performance.now() + ms;
+    while (!cond()) {
+      if (performance.now() > end) throw new Error(`${what} not within ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  const reloadAfter = async (change: () => void) => {
+    const n = reloads.length;
+    const writtenAt = performance.now();
+    change();
+    await until('the reload', () => reloads.length === n + 1);
+    const r = reloads[n]!;
+    console.log(
+      `reload (${r.changed.join(', ')}) applied ${(r.at - writtenAt).toFixed(0)} ms after the write`,
+    );
+    return r;
+  };
+  const startsBetween = (from: number, to = Infinity) => starts.filter((s) => s.at > from && s.at <= to);
+
+  try {
+    await until('traffic', () => answers.length >= 100);
+    const first = performance.now();
+    await until('more traffic', () => answers.filter((a) => a.sentAt > first).length >= 100);
+    // Pool limit 2: never more than 2 handlers at once; no route for exports yet, so no 429.
+    expect(Math.max(...starts.map((s) => s.running))).toBeLessThanOrEqual(2);
+    expect(answers.filter((a) => a.status === 429)).toEqual([]);
+
+    // Reload: a route for /api/export with its own limiter (5/s, burst 5), and the pool raised to 6.
+    const raised = await reloadAfter(() => write({ exportRoute: true, poolLimit: 6 }));
+    expect(raised.changed).toEqual(['routes', 'pools.db']);
+    expect(runtime.pool('db').limit).toBe(6);
+    await until('429s on the new route', () =>
+      answers.some((a) => a.sentAt > raised.at && a.path === '/api/export' && a.status === 429),
+    );
+    await until('more than 2 handlers at once', () => startsBetween(raised.at).some((s) => s.running > 2));
+    await new Promise((r) => setTimeout(r, 300));
+    const raisedSpan = startsBetween(raised.at);
+    expect(Math.max(...raisedSpan.map((s) => s.running))).toBeLessThanOrEqual(6);
+
+    // Reload: the pool lowered to 1. Work in flight finishes; no handler starts beside another after.
+    const lowered = await reloadAfter(() => write({ exportRoute: true, poolLimit: 1 }));
+    expect(lowered.changed).toEqual(['pools.db']);
+    await until('traffic at limit 1', () => startsBetween(lowered.at).length >= 20);
+    expect(startsBetween(lowered.at).filter((s) => s.running > 1)).toEqual([]);
+
+    // A bad file: refused, reported; the limit of 1 and the export route stay.
+    writeFileSync(file, JSON.stringify({ pools: { db: { limit: 0 } } }));
+    await until('the refusal', () => rejections.length === 1);
+    const rejectedAt = performance.now();
+    expect(rejections[0]!.issues[0]).toMatchObject({ path: 'pools.db.limit', value: 0 });
+    expect(runtime.pool('db').limit).toBe(1);
+    await until('traffic after the refusal', () => startsBetween(rejectedAt).length >= 20);
+    expect(startsBetween(rejectedAt).filter((s) => s.running > 1)).toEqual([]);
+    stop = true;
+    await Promise.all(workers);
+
+    // Nothing lost: every request answered, 200, 429 (the export route's quota) or 503 (the pool's
+    // queue shed by CoDel), never 500 or a broken connection.
+    expect(answers).toHaveLength(sent);
+    expect(answers.filter((a) => a.status !== 200 && a.status !== 429 && a.status !== 503)).toEqual([]);
+    // 429 only on /api/export, only under the route the reload added, and within its quota.
+    const limited = answers.filter((a) => a.status === 429);
+    expect(limited.every((a) => a.path === '/api/export' && a.sentAt > raised.at)).toBe(true);
+    const exportsAfter = answers.filter((a) => a.path === '/api/export' && a.sentAt > raised.at);
+    const spanSec = (Math.max(...exportsAfter.map((a) => a.sentAt)) - raised.at) / 1000;
+    const exportsAdmitted = exportsAfter.filter((a) => a.status === 200).length;
+    expect(exportsAdmitted).toBeLessThanOrEqual(5 + 5 * (spanSec + 0.1));
+    const counts = (from: number, to: number) => {
+      const xs = answers.filter((a) => a.sentAt > from && a.sentAt <= to);
+      return `${xs.length} sent: ${[200, 429, 503].map((s) => `${xs.filter((a) => a.status === s).length}×${s}`).join(' ')}`;
+    };
+    console.log(
+      `limit 2: ${counts(0, raised.at)}; limit 6 + route: ${counts(raised.at, lowered.at)}; limit 1: ${counts(lowered.at, Infinity)}`,
+    );
+    expect(runtime.pool('db').inFlight).toBe(0);
   } finally {
     stop = true;
     await Promise.all(workers);

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadScenario, parseScenario, type Scenario } from '../../simulations/src/scenario.js';
+import type { SimReport, SimSummary } from '../../simulations/src/report.js';
 import { simulate } from '../../simulations/src/simulate.js';
 
 const dir = 'simulations/scenarios';
@@ -207,5 +208,69 @@ describe('priorities', () => {
     const by = s.shedShareByPriority;
     expect(by.sheddable!).toBeGreaterThan(by.normal! + 0.05);
     expect(by.normal!).toBeGreaterThan(by.critical! + 0.05);
+  });
+});
+
+describe('tenants of different rates at 2.25x, each within its quota (tenants-3x.json)', () => {
+  const share = (s: SimSummary, tenant: string) => {
+    const t = s.tenants.find((x) => x.tenant === tenant)!;
+    return t.overloadGoodput! / t.overloadSent!;
+  };
+  const refusedFrom = (r: SimReport, t: number) =>
+    r.series.filter((p) => p.t >= t).reduce((a, p) => a + p.shed + p.limited, 0);
+
+  it('the light tenants keep >= 95% of what they send while the heavy one is cut; without protection all lose alike', async () => {
+    const sc = await loadScenario(`${dir}/tenants-3x.json`);
+    const none = simulate(sc, { mode: 'none' }).summary;
+    // Unprotected: everyone gets ~27% of what they sent, and late (p99 17 s).
+    for (const t of ['heavy', 'light', 'lighter']) expect(share(none, t)).toBeLessThan(0.35);
+
+    const fed = simulate(sc, { mode: 'spillway' });
+    const unfed = simulate(
+      { ...sc, spillway: { ...sc.spillway, feedGovernor: false } },
+      { mode: 'spillway' },
+    );
+    for (const r of [fed, unfed]) {
+      const s = r.summary;
+      // Measured (seed 1): light 97.1%, lighter 97.8% (fed); 96.8%, 97.1% (not fed); heavy 27-29%.
+      expect(share(s, 'light')).toBeGreaterThan(0.95);
+      expect(share(s, 'lighter')).toBeGreaterThan(0.95);
+      expect(share(s, 'heavy')).toBeLessThan(0.35);
+      expect(s.episodes[0]!.switches).toBeLessThanOrEqual(2);
+      // Nothing refused from 2 s after the load fell (the step ends at 40 s).
+      expect(refusedFrom(r, 42)).toBe(0);
+    }
+    // Fed, the factor moves (measured: down to 0.20) and the heavy tenant's quota shrinks; not fed, it
+    // stays at 1 and the turn budget alone refuses the heavy tenant.
+    expect(fed.summary.minFactor!).toBeLessThan(0.5);
+    expect(unfed.summary.minFactor).toBe(1);
+    // Goodput, p99 and the refusals' wait (issue 10 asks >= 98%, <= 35 ms, 503 p50 <= 2xx p50):
+    // measured 93.1% / 96.8% of capacity (fed / not), p99 of the worst second 46 ms both, 503 p50
+    // 26.0 / 30.1 ms against 2xx 12.4 / 26.5 ms. Missed in the model: each refusal costs 0.05 ms of
+    // loop here (~3.5% of it at 700 refusals/s), the factor undershoots the heavy tenant's fair
+    // share when fed (its quota only binds below it: see docs/governor.md), and the model's turns
+    // are longer than live ones. Stated, not asserted as passing marks.
+    expect(unfed.summary.episodes[0]!.goodputShare).toBeGreaterThan(0.95);
+    expect(fed.summary.episodes[0]!.goodputShare).toBeGreaterThan(0.9);
+    expect(fed.summary.episodes[0]!.p99Ms!).toBeLessThan(50);
+  });
+
+  it('at 0.8x of capacity: nothing refused but a Poisson burst now and then', async () => {
+    const sc = await loadScenario(`${dir}/tenants-3x.json`);
+    const scale = 0.8 / 2.25;
+    const light: Scenario = {
+      ...sc,
+      traffic: sc.traffic.map((t) =>
+        t.pattern.kind === 'step'
+          ? { ...t, pattern: { ...t.pattern, peakPerSec: t.pattern.peakPerSec * scale } }
+          : t,
+      ),
+    };
+    const r = simulate(light, { mode: 'spillway' });
+    // Measured: 4 refusals of ~13,000 requests (in seconds 28 and 31), by the turn budget on turns
+    // that a burst of Poisson arrivals ran past 25 ms; the same 4 with every tenant on one key (the
+    // uniform rule), so not the fair sharing's doing. Issue 10 asks for none: missed by 0.03%.
+    expect(refusedFrom(r, 0)).toBeLessThanOrEqual(0.001 * r.summary.offered);
+    expect(r.summary.minFactor).toBe(1);
   });
 });

@@ -15,11 +15,17 @@ describe('pool-bound service with the concurrency stage', () => {
     const r = await simulateAsync(sc, { mode: 'spillway' });
     const ep = r.summary.episodes[0]!;
     expect([ep.startSec, ep.endSec]).toEqual([10, 20]);
-    // Measured: 96.5% of capacity served during the 3x step (the pool is never idle for long).
+    // Measured: 98.1% of capacity served during the 3x step (the pool is never idle for long).
     expect(ep.goodputShare).toBeGreaterThan(0.95);
     // Admitted requests wait at most a few CoDel targets for a slot: the worst second's p99 was
-    // 98 ms (20 ms of service; issue 9's target is 150 ms), against 2.5 s without protection.
+    // 93 ms (the first second, while the queue built for an interval before it stood), 34 ms
+    // over the whole step (20 ms of service; issue 9's target is 150 ms), against 2.5 s without.
     expect(ep.p99Ms!).toBeLessThan(150);
+    expect(ep.p99AllMs!).toBeLessThan(50);
+    // Refusals are steady: on once the queue stands, off once after the step, in 100 ms slices
+    // too (issue 9: <= 2 on/off switches); the last one within 100 ms of the fall.
+    expect(ep.switches100Ms).toBe(2);
+    expect(ep.lastRefusalAfterEndMs!).toBeLessThanOrEqual(200);
     const step = r.series.slice(10, 20);
     expect(step.every((p) => p.shed > p.offered * 0.5)).toBe(true);
     // Within a second of the load falling, no refusals and p99 back near the service time.
@@ -40,7 +46,7 @@ describe('pool-bound service with the concurrency stage', () => {
     const t = sc.traffic[0]!;
     const low: Scenario = { ...sc, traffic: [{ ...t, pattern: { kind: 'steady', ratePerSec: 320 } }] };
     const s = (await simulateAsync(low, { mode: 'spillway' })).summary;
-    // Measured: 66 of 9,746 refused (0.68%), p99 41 ms. Not the zero issue 9 asks for: with Poisson
+    // Measured: 61 of 9,746 refused (0.63%), p99 42 ms. Not the zero issue 9 asks for: with Poisson
     // arrivals at ρ = 0.8 the 8 slots build short queues, and CoDel (5 ms target, 100 ms interval)
     // refuses waiters of a queue that stood for 100 ms. A bound, not a pass mark: see the report.
     expect(s.shed / s.offered).toBeLessThan(0.01);

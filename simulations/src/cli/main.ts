@@ -6,7 +6,7 @@
  * Exit codes: 0 success, 1 failure (an invalid scenario file, a run that failed), 2 usage error.
  */
 import { constants, realpathSync } from 'node:fs';
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -24,6 +24,15 @@ import {
   simLiveDifferences,
 } from '../live/live.js';
 import { LIVE_MODES, type LiveMode } from '../live/server.js';
+import {
+  DEMO_PHASES,
+  type DemoPhaseName,
+  demoChartSpec,
+  readmeBlock,
+  replaceReadmeBlock,
+  runDemo,
+} from '../live/demo.js';
+import { renderSpec } from '../chart.js';
 import { ProgressBar } from './progress.js';
 
 /** A command-line mistake: printed with the command's usage, exit code 2. */
@@ -49,6 +58,8 @@ Commands:
   simulate <scenario.json>   run a scenario in the simulator (virtual time, seconds to run)
   tune <scenario.json>       search governor settings for a scenario with the simulator
   live <scenario.json>       run a scenario against a real server under real open-loop load
+  demo [scenario.json]       the live demo: tenants under CPU-bound and pool-bound overload, with
+                             and without Spillway, and what acted in each phase
 
 Run 'spillway <command> --help' for a command's options.
 `;
@@ -93,6 +104,26 @@ Options:
   -h, --help             show this help
 
 The peer modes need their packages (devDependencies of Spillway).
+`,
+  demo: `Usage: spillway demo [scenario.json] [options]
+
+Runs the demo's phases one after another, each a real server under real open-loop load on
+127.0.0.1: CPU-bound (2 ms a request) without protection and behind Spillway (per-tenant quotas
+scaled by the governor, the loop-turn budget), then pool-bound (8 slots held 20 ms) without
+protection and behind Spillway's concurrency stage. The scenario (three tenants of different rates)
+defaults to simulations/scenarios/demo-tenants.json. Prints one line per phase saying which
+mechanism acted, read from the guard's recorded decisions, and writes the chart (factor, per-key
+quota, queue time).
+
+Options:
+  --phases <list>        a comma-separated list of ${DEMO_PHASES.map((p) => p.name).join(', ')}
+                                                                    [default: all]
+  --duration-scale <k>   multiply every time in the scenario by k (0.5: twice as fast) [default: 1]
+  --capacity-cpu <n>     skip the CPU-bound measurement, use n requests/s  [default: measured]
+  --capacity-pool <n>    skip the pool-bound measurement, use n requests/s [default: measured]
+  --out <dir>            where to write demo.json, demo.svg, demo.md [default: simulations/out/demo]
+  --readme <file>        rewrite the block between the demo markers in this file with the lines
+  -h, --help             show this help
 `,
 };
 
@@ -383,10 +414,81 @@ function table(rows: readonly (readonly string[])[]): string {
     .join('\n');
 }
 
+async function cmdDemo(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parse('demo', args, {
+    phases: { type: 'string' },
+    'duration-scale': { type: 'string' },
+    'capacity-cpu': { type: 'string' },
+    'capacity-pool': { type: 'string' },
+    out: { type: 'string' },
+    readme: { type: 'string' },
+  });
+  if (values.help) {
+    io.stdout.write(HELP['demo']!);
+    return 0;
+  }
+  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`, 'demo');
+  const path =
+    positionals[0] === undefined
+      ? fileURLToPath(new URL('../../scenarios/demo-tenants.json', import.meta.url))
+      : resolve(io.cwd, positionals[0]);
+  const names = DEMO_PHASES.map((p) => p.name);
+  const phases = (values.phases ?? names.join(',')).split(',').map((p) => p.trim());
+  for (const p of phases) {
+    if (!names.includes(p as DemoPhaseName))
+      throw new UsageError(`--phases must list some of ${names.join(', ')}, got "${p}"`, 'demo');
+  }
+  const durationScale = numOption('demo', 'duration-scale', values['duration-scale']) ?? 1;
+  const cpu = numOption('demo', 'capacity-cpu', values['capacity-cpu']);
+  const pool = numOption('demo', 'capacity-pool', values['capacity-pool']);
+  const scenario = await readScenario(path);
+  const bar = new ProgressBar(io.stderr);
+  const demo = await runDemo(scenario, {
+    phases: phases as DemoPhaseName[],
+    durationScale,
+    capacityPerSec: { ...(cpu === undefined ? {} : { cpu }), ...(pool === undefined ? {} : { pool }) },
+    onProgress: (done, total, label) => bar.update(done, total, label),
+  });
+  bar.done();
+  const reports = demo.phases.map((p) => ({
+    ...p.report,
+    summary: { ...p.report.summary, label: p.phase.name },
+  }));
+  io.stdout.write(`${formatSummaryTable(reports)}
+
+`);
+  const block = readmeBlock(demo);
+  io.stdout.write(`${block}
+`);
+  const dir = resolve(io.cwd, values.out ?? join('simulations', 'out', 'demo'));
+  await mkdir(dir, { recursive: true });
+  const files = [join(dir, 'demo.json'), join(dir, 'demo.md'), join(dir, 'demo.svg')];
+  const spec = demoChartSpec(demo);
+  await writeFile(
+    files[0]!,
+    `${JSON.stringify({ ...demo, chart: spec }, null, 2)}
+`,
+  );
+  await writeFile(
+    files[1]!,
+    `${block}
+`,
+  );
+  await writeFile(files[2]!, await renderSpec(spec));
+  if (values.readme !== undefined) {
+    const readme = resolve(io.cwd, values.readme);
+    await writeFile(readme, replaceReadmeBlock(await readFile(readme, 'utf8'), block));
+    files.push(readme);
+  }
+  wrote(io, files);
+  return 0;
+}
+
 const COMMANDS: Record<string, (args: string[], io: CliIO) => Promise<number>> = {
   simulate: cmdSimulate,
   tune: cmdTune,
   live: cmdLive,
+  demo: cmdDemo,
 };
 
 /** Runs the command line `argv` (without node and the script) and resolves with the exit code. */

@@ -36,7 +36,7 @@ import type { Distribution } from '../random.js';
 import { LatencyHistogram } from './histogram.js';
 import type { LoadResult } from './load-generator.js';
 import { runLoadProcess, spawnServer } from './processes.js';
-import type { LiveMode, ServerStats } from './server.js';
+import type { DecisionSecond, LiveMode, LiveServerOptions, ServerStats } from './server.js';
 
 export interface CapacityMeasurement {
   /** Requests per second the unprotected server completed in a short closed-loop run (autocannon). */
@@ -65,6 +65,8 @@ export interface LiveOptions {
   seed?: number;
   /** Called after each second of the load with (second, total seconds). */
   onProgress?: (done: number, total: number, phase: string) => void;
+  /** The server's handler and guard: a pool-bound handler, the guard's parts. @default CPU-bound, a Shedder */
+  server?: Pick<LiveServerOptions, 'pool' | 'guard'>;
 }
 
 export interface LiveReport extends SimReport {
@@ -84,19 +86,31 @@ export interface LiveReport extends SimReport {
     /** Per episode: on/off transitions of "any request refused" in 100 ms slices. */
     readonly sliceSwitches: readonly number[];
     /**
-     * Per episode: p50 and p99 of every 2xx answered during it (not the worst second's), in ms
-     * (null when none was answered).
+     * Per episode: p50 and p99 of every 2xx answered during it (not the worst second's), and of every
+     * refusal (429 or 503), in ms (null when none was answered).
      */
-    readonly episodeLatency: readonly { readonly p50Ms: number | null; readonly p99Ms: number | null }[];
+    readonly episodeLatency: readonly {
+      readonly p50Ms: number | null;
+      readonly p99Ms: number | null;
+      readonly refusedP50Ms: number | null;
+      readonly refusedP99Ms: number | null;
+    }[];
+    /** Per second (as `series`): the guard's decisions (`spillway` mode), else null. */
+    readonly decisions: readonly (DecisionSecond | null)[];
   };
 }
 
 /** Measures the unprotected server's capacity with a short closed-loop autocannon run. */
 export async function measureCapacity(
-  options: { cpuMs?: number; durationSec?: number } = {},
+  options: { cpuMs?: number; durationSec?: number; pool?: LiveServerOptions['pool'] } = {},
 ): Promise<CapacityMeasurement> {
   const cpuMs = options.cpuMs ?? 2;
-  const derived = cpuMs > 0 ? 1000 / cpuMs : Infinity;
+  const pool = options.pool;
+  // A pool-bound handler completes at most slots / holdMs; a CPU-bound one 1000 / cpuMs.
+  const derived = Math.min(
+    cpuMs > 0 ? 1000 / cpuMs : Infinity,
+    pool === undefined || !(pool.holdMs > 0) ? Infinity : (pool.slots * 1000) / pool.holdMs,
+  );
   let measured: number | null = null;
   let autocannon: AutocannonFn | undefined;
   try {
@@ -106,11 +120,11 @@ export async function measureCapacity(
     autocannon = undefined;
   }
   if (autocannon !== undefined) {
-    const server = await spawnServer({ mode: 'none', cpuMs });
+    const server = await spawnServer({ mode: 'none', cpuMs, ...(pool === undefined ? {} : { pool }) });
     try {
       const result = await autocannon({
         url: `http://127.0.0.1:${server.port}/`,
-        connections: 16,
+        connections: pool === undefined ? 16 : Math.max(16, pool.slots * 2),
         duration: options.durationSec ?? 3,
       });
       measured = result.requests.total / (options.durationSec ?? 3);
@@ -199,7 +213,11 @@ export async function runLive(scenario: Scenario, options: LiveOptions = {}): Pr
   options.onProgress?.(0, 1, 'measuring capacity');
   const capacity: CapacityMeasurement =
     options.capacityPerSec === undefined
-      ? await measureCapacity({ cpuMs, durationSec: options.capacityRunSec ?? 3 })
+      ? await measureCapacity({
+          cpuMs,
+          durationSec: options.capacityRunSec ?? 3,
+          ...(options.server?.pool === undefined ? {} : { pool: options.server.pool }),
+        })
       : {
           measuredPerSec: null,
           derivedPerSec: 1000 / cpuMs,
@@ -215,7 +233,9 @@ export async function runLive(scenario: Scenario, options: LiveOptions = {}): Pr
     mode,
     cpuMs,
     governor: live.spillway.governor,
-    shedder: live.spillway.shedder,
+    shedder: live.spillway.shedder === false ? {} : live.spillway.shedder,
+    ...(options.server?.pool === undefined ? {} : { pool: options.server.pool }),
+    ...(options.server?.guard === undefined ? {} : { guard: options.server.guard }),
   });
   let load: LoadResult;
   try {
@@ -268,6 +288,8 @@ function toReport(
   // Seconds after the scheduled duration (the drain) fold into the last second.
   const series: SeriesPoint[] = [];
   const okHist = new LatencyHistogram();
+  const refusedHist = new LatencyHistogram();
+  for (const sec of load.seconds) refusedHist.merge(sec.latencyRefused);
   for (let t = 0; t < dur; t++) {
     const c = load.seconds[t];
     const hist = new LatencyHistogram();
@@ -348,6 +370,10 @@ function toReport(
       p99: okHist.count > 0 ? round(okHist.percentile(99)) : null,
       max: okHist.count > 0 ? round(okHist.maxMs) : null,
     },
+    refusedLatencyMs: {
+      p50: refusedHist.count > 0 ? round(refusedHist.percentile(50)) : null,
+      p99: refusedHist.count > 0 ? round(refusedHist.percentile(99)) : null,
+    },
     shed,
     shedShare: offered > 0 ? shed / offered : 0,
     shedShareByPriority: Object.fromEntries(
@@ -386,12 +412,16 @@ function toReport(
       sliceSwitches: episodeWindows(scenario, dur).map(([a, b]) =>
         sliceSwitches(refusedSlices, a * 10, b * 10),
       ),
+      decisions: series.map((p) => serverSecond.get(p.t)?.decisions ?? null),
       episodeLatency: runs(overloadedSeconds(scenario)).map(([a, b]) => {
         const h = new LatencyHistogram();
-        for (const sec of load.seconds.slice(a, b)) h.merge(sec.latencyOk);
-        return h.count > 0
-          ? { p50Ms: round(h.percentile(50)), p99Ms: round(h.percentile(99)) }
-          : { p50Ms: null, p99Ms: null };
+        const r = new LatencyHistogram();
+        for (const sec of load.seconds.slice(a, b)) {
+          h.merge(sec.latencyOk);
+          r.merge(sec.latencyRefused);
+        }
+        const at = (x: LatencyHistogram, p: number) => (x.count > 0 ? round(x.percentile(p)) : null);
+        return { p50Ms: at(h, 50), p99Ms: at(h, 99), refusedP50Ms: at(r, 50), refusedP99Ms: at(r, 99) };
       }),
     },
   };

@@ -9,6 +9,7 @@
  * READMEs show. `/warm` answers at once and unprotected: it opens the client's keep-alive
  * connections before the measured period and must not teach a shedder a false rate.
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -17,6 +18,8 @@ import { ConfigError } from 'spillway';
 import { createGovernor } from 'spillway';
 import type { Governor } from 'spillway';
 import { Shedder } from 'spillway';
+import { createLimiter } from 'spillway';
+import { DECISION_CHANNEL, type DecisionMessage } from 'spillway/observability';
 
 export type LiveMode = 'none' | 'spillway' | 'under-pressure' | 'toobusy' | 'overload-protection';
 export const LIVE_MODES: readonly LiveMode[] = Object.freeze([
@@ -43,6 +46,46 @@ export interface LiveServerOptions {
   shedder?: Readonly<Record<string, number>>;
   /** @default 0 (any free port) */
   port?: number;
+  /**
+   * A pool-bound handler: after its CPU time each request holds one of `slots` async slots for
+   * `holdMs` (as a query holds a database connection), waiting FIFO for a free one. @default none
+   */
+  pool?: { readonly slots: number; readonly holdMs: number };
+  /** What the guard holds besides the governor, in `spillway` mode. @default a Shedder only */
+  guard?: LiveGuardOptions;
+}
+
+/** The guard's parts in `spillway` mode (JSON, as the options cross a process boundary). */
+export interface LiveGuardOptions {
+  /**
+   * A per-key limit (key: the `x-source` header, the traffic source's name), scaled by the
+   * governor's factor. @default none
+   */
+  readonly keyLimit?: { readonly ratePerSec: number; readonly burst: number };
+  /** The guard's `concurrency` option (a ConcurrencyLimiter's options). @default none */
+  readonly concurrency?: Readonly<Record<string, number>>;
+  /** The guard's `turnBudgetMs`. @default on with a shedder (25 ms), else off */
+  readonly turnBudgetMs?: number | false;
+  /** Leave the Shedder out. @default false */
+  readonly noShedder?: boolean;
+}
+
+/**
+ * What the guard's decisions said in one second (from `spillway:decision`, in `spillway` mode): the
+ * mechanisms that acted, as the run records them.
+ */
+export interface DecisionSecond {
+  readonly admitted: number;
+  /** Refusals by `stage:reason` (`turn-budget:shed`, `key:limited`, `concurrency:queue-full`...). */
+  readonly refused: Record<string, number>;
+  /** The key limiter's factor as its decisions carried it (lowest in the second), if any was seen. */
+  readonly keyFactor: number | null;
+  /** The key limiter's scaled limit (its `limit`, lowest in the second), if any was seen. */
+  readonly keyLimit: number | null;
+  /** Requests that waited (for a concurrency slot or their key), and their wait: mean and max, in ms. */
+  readonly waited: number;
+  readonly queueMeanMs: number;
+  readonly queueMaxMs: number;
 }
 
 /** The server's own view of one second (wall clock, epoch seconds). */
@@ -60,6 +103,8 @@ export interface ServerSecond {
   /** p99 and max event-loop delay over the second, in ms (measured the same way for every mode). */
   readonly eventLoopDelayP99Ms: number;
   readonly eventLoopDelayMaxMs: number;
+  /** The guard's decisions in the second (`spillway` mode), else undefined. */
+  readonly decisions?: DecisionSecond;
 }
 
 export interface ServerStats {
@@ -120,6 +165,7 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
   let shed = 0;
   let governor: Governor | undefined;
   let stopExtra: () => void = () => {};
+  let takeDecisions: (() => DecisionSecond) | undefined;
 
   const track = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (req.url === '/warm') return;
@@ -132,10 +178,15 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
       } else if (s >= 200 && s < 300) okSlices[slice] = (okSlices[slice] ?? 0) + 1;
     });
   };
-  const work = (res: http.ServerResponse) => {
-    burn(cpuMs);
+  const answer = (res: http.ServerResponse) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('ok');
+  };
+  const pool = options.pool === undefined ? undefined : new SlotPool(options.pool.slots, options.pool.holdMs);
+  const work = (res: http.ServerResponse) => {
+    burn(cpuMs);
+    if (pool === undefined) answer(res);
+    else pool.hold(() => answer(res));
   };
   const warm = (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
     if (req.url !== '/warm') return false;
@@ -156,16 +207,34 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
       break;
     case 'spillway': {
       governor = createGovernor({ ...(options.governor ?? {}) });
-      const shedder = new Shedder({ factor: governor, ...(options.shedder ?? {}) });
+      const parts = options.guard ?? {};
+      const shedder = parts.noShedder
+        ? undefined
+        : new Shedder({ factor: governor, ...(options.shedder ?? {}) });
       const g = governor;
+      const keyLimit = parts.keyLimit;
+      const limiter =
+        keyLimit === undefined
+          ? undefined
+          : createLimiter({ ratePerSec: keyLimit.ratePerSec, burst: keyLimit.burst, factor: g });
       const guard = createHttpGuard({
-        shedder: {
-          admit(o) {
-            const d = shedder.admit(o);
-            if (!d.allowed) shed++;
-            return d;
-          },
-        },
+        ...(shedder === undefined
+          ? {}
+          : {
+              shedder: {
+                admit(o: Parameters<Shedder['admit']>[0]) {
+                  const d = shedder.admit(o);
+                  if (!d.allowed) shed++;
+                  return d;
+                },
+                complete: (cost?: number) => shedder.complete(cost),
+              },
+            }),
+        ...(limiter === undefined
+          ? {}
+          : { limiter, key: (req) => String(req.headers['x-source'] ?? 'none') }),
+        ...(parts.concurrency === undefined ? {} : { concurrency: { ...parts.concurrency } }),
+        ...(parts.turnBudgetMs === undefined ? {} : { turnBudgetMs: parts.turnBudgetMs }),
         governor: g,
         bypass: ['/warm'],
         priority: (req) => {
@@ -184,9 +253,14 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
       });
       g.start();
       readyAtEpochMs = epochNow() + g.options.warmupMs;
+      const decisions = new DecisionRecorder();
+      decisions.start();
+      takeDecisions = () => decisions.take();
       stopExtra = () => {
+        decisions.stop();
         g.stop();
-        shedder.close();
+        shedder?.close();
+        limiter?.close();
         guard.close();
       };
       break;
@@ -268,6 +342,7 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
     const p99Ms = eld.count > 0 ? eld.percentile(99) / 1e6 : 0;
     // A loop blocked across whole seconds ran no sampler in them: they share this reading, and
     // the block itself (the time since the last sample) is their loop delay.
+    const decided = takeDecisions?.();
     for (let sec = lastSecond; sec < nowSec; sec++) {
       const refusedInSecond = Object.keys(refusedSlices).some((k) => Math.floor(Number(k) / 10) === sec);
       seconds.push({
@@ -279,6 +354,7 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
         smoothedPressure: snap?.smoothedPressure ?? 0,
         eventLoopDelayP99Ms: Math.max(p99Ms, nowSec - lastSecond > 1 ? blockedMs : 0),
         eventLoopDelayMaxMs: Math.max(maxMs, nowSec - lastSecond > 1 ? blockedMs : 0),
+        ...(decided === undefined ? {} : { decisions: decided }),
       });
     }
     eld.reset();
@@ -313,6 +389,103 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
       else await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A fixed set of async slots (a connection pool): FIFO waiters, each slot held `holdMs`. */
+class SlotPool {
+  #free: number;
+  readonly #holdMs: number;
+  readonly #waiting: (() => void)[] = [];
+  #head = 0;
+
+  constructor(slots: number, holdMs: number) {
+    if (!Number.isInteger(slots) || slots < 1) throw new ConfigError('pool.slots', slots, 'an integer >= 1');
+    if (!(holdMs >= 0) || !Number.isFinite(holdMs))
+      throw new ConfigError('pool.holdMs', holdMs, 'a finite number >= 0');
+    this.#free = slots;
+    this.#holdMs = holdMs;
+  }
+
+  /** Runs `done` once a slot has been held for `holdMs`. */
+  hold(done: () => void): void {
+    if (this.#free > 0) {
+      this.#free--;
+      this.#run(done);
+    } else this.#waiting.push(done);
+  }
+
+  #run(done: () => void): void {
+    setTimeout(() => {
+      done();
+      if (this.#head < this.#waiting.length) {
+        const next = this.#waiting[this.#head++]!;
+        if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
+          this.#waiting.splice(0, this.#head);
+          this.#head = 0;
+        }
+        this.#run(next);
+      } else this.#free++;
+    }, this.#holdMs);
+  }
+}
+
+/** Counts the guard's decisions from `spillway:decision`, a second at a time (see DecisionSecond). */
+class DecisionRecorder {
+  #admitted = 0;
+  #refused: Record<string, number> = {};
+  #keyFactor = Infinity;
+  #keyLimit = Infinity;
+  #waited = 0;
+  #waitSum = 0;
+  #waitMax = 0;
+  readonly #onMessage = (m: unknown): void => {
+    const d = m as DecisionMessage;
+    if (d.outcome === 'queued') return;
+    if (d.queueWaitMs !== undefined) {
+      this.#waited++;
+      this.#waitSum += d.queueWaitMs;
+      if (d.queueWaitMs > this.#waitMax) this.#waitMax = d.queueWaitMs;
+    }
+    if (d.outcome === 'admitted') this.#admitted++;
+    else if (d.outcome !== 'canceled') {
+      const k = `${d.stage}:${d.reason}`;
+      this.#refused[k] = (this.#refused[k] ?? 0) + 1;
+    }
+    // An admission carries the key limiter's decision (the quota), a key refusal its own.
+    if ((d.outcome === 'admitted' || d.stage === 'key') && Number.isFinite(d.limit)) {
+      if (d.factor < this.#keyFactor) this.#keyFactor = d.factor;
+      if (d.limit < this.#keyLimit) this.#keyLimit = d.limit;
+    }
+  };
+
+  start(): void {
+    subscribe(DECISION_CHANNEL, this.#onMessage);
+  }
+
+  stop(): void {
+    unsubscribe(DECISION_CHANNEL, this.#onMessage);
+  }
+
+  /** The counts since the last call, and a fresh start. */
+  take(): DecisionSecond {
+    const out: DecisionSecond = {
+      admitted: this.#admitted,
+      refused: this.#refused,
+      keyFactor: Number.isFinite(this.#keyFactor) ? this.#keyFactor : null,
+      keyLimit: Number.isFinite(this.#keyLimit) ? this.#keyLimit : null,
+      waited: this.#waited,
+      queueMeanMs: this.#waited > 0 ? this.#waitSum / this.#waited : 0,
+      queueMaxMs: this.#waitMax,
+    };
+    this.#admitted = 0;
+    this.#refused = {};
+    this.#keyFactor = Infinity;
+    this.#keyLimit = Infinity;
+    this.#waited = 0;
+    this.#waitSum = 0;
+    this.#waitMax = 0;
+    return out;
+  }
 }
 
 interface TooBusy {

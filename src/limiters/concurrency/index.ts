@@ -5,6 +5,7 @@ export {
   CONCURRENCY_DEFAULTS,
   type CodelOptions,
   type ConcurrencyLimiterOptions,
+  type ConcurrencyLimiterUpdate,
 } from './options.js';
 export type {
   ConcurrencyAcquireOptions,

@@ -19,8 +19,10 @@ import type { Priority } from '../types.js';
 import { StandingQueue } from './codel.js';
 import {
   type ConcurrencyLimiterOptions,
+  type ConcurrencyLimiterUpdate,
   type ResolvedConcurrencyOptions,
   resolveConcurrencyOptions,
+  updateConcurrencyOptions,
   waitMs,
 } from './options.js';
 import type {
@@ -49,8 +51,7 @@ interface Waiter extends QueueNode {
 const HOLD_WEIGHT = 0.1;
 
 export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
-  /** The resolved, frozen options. */
-  readonly options: ResolvedConcurrencyOptions;
+  #options: ResolvedConcurrencyOptions;
   readonly #clock: Clock;
   readonly #queue = new WaitQueue<Waiter>();
   readonly #codel: StandingQueue | undefined;
@@ -65,15 +66,45 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
 
   constructor(options: ConcurrencyLimiterOptions = {}) {
     super();
-    this.options = resolveConcurrencyOptions(options);
+    this.#options = resolveConcurrencyOptions(options);
     this.#clock = clockOption('clock', options.clock, systemClock);
     const now = this.#clock.now();
-    const c = this.options.codel;
+    const c = this.#options.codel;
     this.#codel = c === undefined ? undefined : new StandingQueue(c.targetMs, c.intervalMs, now);
-    this.#vegas = this.options.vegas === undefined ? undefined : new VegasEstimator(this.options.vegas, now);
-    const f = this.options.factor;
+    this.#vegas = this.#options.vegas === undefined ? undefined : new VegasEstimator(this.#options.vegas, now);
+    const f = this.#options.factor;
     this.#unsubscribe = typeof f === 'number' ? undefined : f.subscribe(() => this.#onFactor());
     this.#lastLimit = this.limit;
+  }
+
+  /** The resolved, frozen options in force (`update` replaces them). */
+  get options(): ResolvedConcurrencyOptions {
+    return this.#options;
+  }
+
+  /**
+   * Changes `limit` (a fixed limit), `maxQueue` and `maxWaitMs` in place, for a policy reload.
+   * Every setting is validated first: a bad one throws a ConfigError naming it, and nothing
+   * changes. Nothing is lost:
+   * - a lower `limit` leaves the work in flight alone and admits no more until it is below the
+   *   new limit; a higher one admits waiters at once;
+   * - a `maxQueue` below the waiters now refuses the excess with `queue-full` (lowest priority,
+   *   oldest first, as a newcomer's eviction does); the others keep waiting;
+   * - `maxWaitMs` applies to waits that start from now on (a waiter keeps the deadline it got).
+   */
+  update(settings: ConcurrencyLimiterUpdate): void {
+    this.#options = updateConcurrencyOptions(this.#options, settings);
+    if (this.#closed) return;
+    const now = this.#clock.now();
+    const max = this.#options.maxQueue;
+    while (this.#queue.size > max) {
+      const w = this.#queue.peekLowest()!;
+      this.#queue.remove(w);
+      this.#finish(w, this.#refusal(w.priority, 'queue-full', now - w.enqueuedAt));
+    }
+    this.#noteOldest(now);
+    this.#limitMoved();
+    this.#dispatch();
   }
 
   /** Units in flight now. */
@@ -88,12 +119,12 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
 
   /** The limit before the factor: fixed, or the adaptive estimate now. */
   get limit(): number {
-    return this.options.limit ?? this.#vegas!.limit;
+    return this.#options.limit ?? this.#vegas!.limit;
   }
 
   /** The throttle factor now, from 0 to 1. */
   get factor(): number {
-    const f = this.options.factor;
+    const f = this.#options.factor;
     return typeof f === 'number' ? f : f.factor;
   }
 
@@ -144,7 +175,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
   acquire(options: ConcurrencyAcquireOptions = {}): Promise<ConcurrencyDecision> {
     const { priority, level, cost } = this.#request(options);
     const maxWaitMs =
-      options.maxWaitMs === undefined ? this.options.maxWaitMs : waitMs('maxWaitMs', options.maxWaitMs);
+      options.maxWaitMs === undefined ? this.#options.maxWaitMs : waitMs('maxWaitMs', options.maxWaitMs);
     const signal = abortSignalOption('signal', options.signal);
     if (this.#closed) return Promise.resolve(this.#refuse(priority, 'closed', 0));
     if (signal?.aborted) return Promise.resolve(this.#refuse(priority, 'aborted', 0));
@@ -179,8 +210,8 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
           keepAlive: true,
         });
       }
-      if (this.#queue.size === 0) this.#codel?.empty(now);
       this.#queue.push(w);
+      this.#noteOldest(now);
       this.emit('queued', { priority, waiting: this.#queue.size });
       this.#schedule(now);
     });
@@ -227,7 +258,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
 
   /** Refuses the newcomer, or evicts a waiter to make room for it; undefined when it may queue. */
   #makeRoom(priority: Priority, level: number): ConcurrencyRefusal | undefined {
-    const max = this.options.maxQueue;
+    const max = this.#options.maxQueue;
     const size = this.#queue.size;
     // The factor shortens the queue for each priority as it shortens the limit.
     const e = effectiveFactor(this.factor, level);
@@ -249,7 +280,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
   }
 
   #lifo(now: number): boolean {
-    return this.options.order === 'adaptive' && this.#standing(now);
+    return this.#options.order === 'adaptive' && this.#standing(now);
   }
 
   #targetMs(): number {
@@ -263,8 +294,15 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     // The same expression as the timer's due time (#schedule), so rounding cannot leave a waiter
     // that the timer finds due but the sweep does not.
     const expired = this.#queue.removeExpired((t) => t + target <= now);
+    if (expired.length === 0) return;
+    this.#codel!.above(now);
+    this.#noteOldest(now);
     for (const w of expired) this.#finish(w, this.#refusal(w.priority, 'codel', now - w.enqueuedAt));
-    if (this.#queue.size === 0) this.#codel!.empty(now);
+  }
+
+  /** Tells CoDel where the oldest waiter stands after the queue changed. */
+  #noteOldest(now: number): void {
+    this.#codel?.oldest(now, this.#queue.oldestEnqueuedAt(), this.#targetMs());
   }
 
   /** Admits waiters while slots are free: highest priority first, newest first while the queue stands. */
@@ -275,10 +313,13 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     // first would leave the slots idle until the next arrival. CoDel drops at dequeue but still
     // sends; here too a free slot always takes the best waiter (the newest, while the queue stands).
     for (;;) {
-      const w = this.#queue.peek(this.#lifo(now));
+      const standing = this.#standing(now);
+      const w = this.#queue.peek(standing && this.options.order === 'adaptive');
       if (w === undefined || !this.#fits(w.level, w.cost)) break;
       this.#queue.remove(w);
-      if (this.#queue.size === 0) this.#codel?.empty(now);
+      // A waiter served at or past the target while the queue stands reached it all the same.
+      if (standing && w.enqueuedAt + this.#targetMs() <= now) this.#codel!.above(now);
+      this.#noteOldest(now);
       this.#finish(w, this.#admit(w.priority, w.level, w.cost, now - w.enqueuedAt));
     }
     this.#sweep(now);
@@ -312,7 +353,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
   #settleWaiter(w: Waiter, reason: ConcurrencyRefusalReason): void {
     if (!this.#queue.remove(w)) return;
     const now = this.#clock.now();
-    if (this.#queue.size === 0) this.#codel?.empty(now);
+    this.#noteOldest(now);
     this.#finish(w, this.#refusal(w.priority, reason, now - w.enqueuedAt));
     this.#schedule(now);
   }
@@ -379,7 +420,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     const limit = this.limitFor(priority);
     // About when a slot frees for a newcomer: the mean hold time, once per round of the queue ahead.
     const est =
-      this.#holdMs > 0 ? this.#holdMs * (1 + this.#queue.size / limit) : (this.options.codel?.targetMs ?? 1);
+      this.#holdMs > 0 ? this.#holdMs * (1 + this.#queue.size / limit) : (this.#options.codel?.targetMs ?? 1);
     return {
       allowed: false,
       reason,

@@ -9,7 +9,10 @@ import { VEGAS_DEFAULTS, type VegasOptions } from './vegas.js';
 export interface CodelOptions {
   /** Sojourn time a waiter may reach while the queue stands, in ms; never below 2·holdMs/limit. @default 5 */
   targetMs?: number;
-  /** How long the queue must stay non-empty to count as standing, in ms. @default 100 */
+  /**
+   * How long the oldest waiter must stay at or past the target for the queue to stand, and how long
+   * it stands after the last waiter that reached the target, in ms. @default 100
+   */
   intervalMs?: number;
 }
 
@@ -168,5 +171,46 @@ export function resolveConcurrencyOptions(options: ConcurrencyLimiterOptions): R
     codel,
     order: oneOf('order', o.order ?? d.order, ['adaptive', 'fifo'] as const),
     factor,
+  });
+}
+
+/**
+ * What `ConcurrencyLimiter.update` changes on a live limiter, with the same names, units and
+ * bounds as the options of a new one. Settings left out keep their value.
+ */
+export interface ConcurrencyLimiterUpdate {
+  /** The fixed limit of units in flight, an integer >= 1 (not for a limiter that learns its limit). */
+  limit?: number;
+  /** Waiters held at most, an integer >= 0. */
+  maxQueue?: number;
+  /** The longest a wait that starts from now on lasts, in ms (Infinity: no deadline). */
+  maxWaitMs?: number;
+}
+
+const UPDATE = ['limit', 'maxQueue', 'maxWaitMs'] as const;
+
+/** The options after `update`, every setting validated before any is taken. Throws ConfigError. */
+export function updateConcurrencyOptions(
+  current: ResolvedConcurrencyOptions,
+  update: ConcurrencyLimiterUpdate,
+): ResolvedConcurrencyOptions {
+  const u = object('update', update) as ConcurrencyLimiterUpdate;
+  knownKeys('update', u, UPDATE);
+  let limit = current.limit;
+  if (u.limit !== undefined) {
+    if (current.limit === undefined) {
+      throw new ConfigError(
+        'limit',
+        u.limit,
+        'absent: this limiter learns its limit (adaptive); set minConcurrent/maxConcurrent when you create it',
+      );
+    }
+    limit = integer('limit', u.limit, 1);
+  }
+  return Object.freeze({
+    ...current,
+    limit,
+    maxQueue: u.maxQueue === undefined ? current.maxQueue : integer('maxQueue', u.maxQueue, 0),
+    maxWaitMs: u.maxWaitMs === undefined ? current.maxWaitMs : waitMs('maxWaitMs', u.maxWaitMs),
   });
 }

@@ -82,7 +82,7 @@ export interface ConcurrencyEvents {
     readonly limit: number;
   }) => void;
   released: (e: { readonly heldMs: number; readonly inFlight: number }) => void;
-  /** The (unscaled) limit changed: the adaptive estimate moved. */
+  /** The (unscaled) limit changed: the adaptive estimate moved, or `update` set a new fixed limit. */
   limit: (e: { readonly limit: number; readonly previous: number }) => void;
 }
 

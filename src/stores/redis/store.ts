@@ -15,6 +15,7 @@ import { boolean, clockOption, integer, knownKeys, oneOf, positiveNumber } from 
 import type { Store, StoreDecision, StoreTakeRequest } from '../types.js';
 import { type BreakerState, CircuitBreaker } from './breaker.js';
 import { adaptClient, type RedisClient, type RedisClientKind, type ScriptClient } from './client.js';
+import { Deadlines } from './deadlines.js';
 import { isNoScript, RedisStoreError } from './errors.js';
 import { LocalBuckets } from './local-buckets.js';
 import { type ScriptOp, TOKEN_BUCKET_SCRIPT, TOKEN_BUCKET_SHA } from './script.js';
@@ -131,6 +132,8 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
   readonly #breaker: CircuitBreaker;
   readonly #local: LocalBuckets;
   readonly #batch: boolean;
+  /** The timeout of every call in flight, on one timer. */
+  readonly #deadlines: Deadlines;
   #queue: Pending[] = [];
   /** Calls sent and not yet answered. */
   #inFlight = 0;
@@ -172,6 +175,7 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
     this.#timeoutMs = positiveNumber('timeoutMs', options.timeoutMs ?? 100);
     this.#batch = boolean('batch', options.batch ?? true) && !this.#client.cluster;
     this.#clock = clockOption('clock', options.clock, systemClock);
+    this.#deadlines = new Deadlines(this.#clock, this.#timeoutMs);
     this.#breaker = new CircuitBreaker(
       this.#clock,
       {
@@ -290,28 +294,43 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
       );
     }
     this.#inFlight++;
-    this.#withTimeout(this.#run(keys, args))
-      .finally(() => this.#inFlight--)
-      .then((reply) => parseReplies(reply, batch.length))
-      .then(
-        (decisions) => {
-          this.#breaker.success();
-          for (let i = 0; i < batch.length; i++) {
-            const p = batch[i]!;
-            if (p.op !== 'r') this.#redisDecisions++;
-            p.resolve(decisions[i]!);
-          }
-        },
-        (err: unknown) => {
-          // One failed call is one failure for the breaker, however many decisions it carried.
-          this.#breaker.failure();
-          const error = asStoreError(err);
-          for (const p of batch) {
-            this.#report(OP_NAMES[p.op], p.request.key, error);
-            p.resolve(this.#fallback(p.op, p.request));
-          }
-        },
-      );
+    const watched = this.#deadlines.watch(() => {
+      this.#inFlight--;
+      this.#failed(batch, new RedisStoreError('timeout', `Redis did not answer within ${this.#timeoutMs} ms`));
+    });
+    this.#run(keys, args).then(
+      (reply) => {
+        if (!watched.settle()) return;
+        this.#inFlight--;
+        let decisions: StoreDecision[];
+        try {
+          decisions = parseReplies(reply, batch.length);
+        } catch (err) {
+          this.#failed(batch, asStoreError(err));
+          return;
+        }
+        this.#breaker.success();
+        for (let i = 0; i < batch.length; i++) {
+          const p = batch[i]!;
+          if (p.op !== 'r') this.#redisDecisions++;
+          p.resolve(decisions[i]!);
+        }
+      },
+      (err: unknown) => {
+        if (!watched.settle()) return;
+        this.#inFlight--;
+        this.#failed(batch, asStoreError(err));
+      },
+    );
+  }
+
+  /** One failed call is one failure for the breaker, however many decisions it carried. */
+  #failed(batch: Pending[], error: RedisStoreError): void {
+    this.#breaker.failure();
+    for (const p of batch) {
+      this.#report(OP_NAMES[p.op], p.request.key, error);
+      p.resolve(this.#fallback(p.op, p.request));
+    }
   }
 
   #run(keys: string[], args: string[]): Promise<unknown> {
@@ -333,24 +352,15 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
 
   #withTimeout<T>(promise: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      let settled = false;
-      const timer = this.#clock.setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        reject(new RedisStoreError('timeout', `Redis did not answer within ${this.#timeoutMs} ms`));
-      }, this.#timeoutMs);
+      const watched = this.#deadlines.watch(() =>
+        reject(new RedisStoreError('timeout', `Redis did not answer within ${this.#timeoutMs} ms`)),
+      );
       promise.then(
         (value) => {
-          if (settled) return;
-          settled = true;
-          timer.cancel();
-          resolve(value);
+          if (watched.settle()) resolve(value);
         },
         (err: unknown) => {
-          if (settled) return;
-          settled = true;
-          timer.cancel();
-          reject(err);
+          if (watched.settle()) reject(err);
         },
       );
     });

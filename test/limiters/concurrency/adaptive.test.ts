@@ -7,6 +7,7 @@ import {
   vegasLambda,
   vegasStep,
 } from '../../../src/limiters/concurrency/vegas.js';
+import { advance, runPool } from './pool-model.js';
 
 describe('Vegas step', () => {
   it('λ is max(1, ⌊log10 L⌋)', () => {
@@ -57,67 +58,12 @@ describe('Vegas step', () => {
   });
 });
 
-/**
- * A FIFO pool of `slots` connections each held `holdMs`, behind the limiter, on virtual time;
- * open-loop arrivals every `gapMs`. Returns what it saw.
- */
-function runPool(
-  l: ConcurrencyLimiter,
-  clock: ManualClock,
-  opts: { slots: number; holdMs: number; gapMs: number; durationMs: number },
-) {
-  let free = opts.slots;
-  const poolQueue: (() => void)[] = [];
-  const stats = { admitted: 0, refused: 0, maxLatencyMs: 0, completed: 0, limits: [] as number[] };
-  const useConnection = (done: () => void) => {
-    const start = () => {
-      free--;
-      clock.setTimeout(() => {
-        free++;
-        done();
-        const next = poolQueue.shift();
-        if (next) next();
-      }, opts.holdMs);
-    };
-    if (free > 0) start();
-    else poolQueue.push(start);
-  };
-  const end = clock.now() + opts.durationMs;
-  const arrive = () => {
-    const t0 = clock.now();
-    void l.acquire().then((d) => {
-      if (!d.allowed) {
-        stats.refused++;
-        return;
-      }
-      stats.admitted++;
-      useConnection(() => {
-        d.release();
-        stats.completed++;
-        stats.maxLatencyMs = Math.max(stats.maxLatencyMs, clock.now() - t0);
-      });
-    });
-    if (clock.now() + opts.gapMs < end) clock.setTimeout(arrive, opts.gapMs);
-  };
-  arrive();
-  return stats;
-}
-
-async function advance(clock: ManualClock, ms: number, stepMs = 1) {
-  for (let t = 0; t < ms; t += stepMs) {
-    clock.advance(stepMs);
-    // Let promise continuations (admissions) run between virtual milliseconds.
-    await Promise.resolve();
-    await Promise.resolve();
-  }
-}
-
 describe('adaptive limit in front of a pool', () => {
   it('learns a limit a little above the pool size at 3x overload, keeping the pool busy', async () => {
     const clock = new ManualClock();
     const l = new ConcurrencyLimiter({ clock, maxWaitMs: 1000 });
     // 8 slots × 20 ms = 400/s; arrivals every 0.833 ms = 1200/s.
-    const stats = runPool(l, clock, { slots: 8, holdMs: 20, gapMs: 2.5 / 3, durationMs: 5000 });
+    const stats = runPool(l, clock, { slots: 8, holdMs: 20, segments: [{ ms: 5000, perSec: 1200 }] });
     const limitsSeen: number[] = [];
     l.on('limit', (e) => limitsSeen.push(e.limit));
     const completedBefore = stats.completed;

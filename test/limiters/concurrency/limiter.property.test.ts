@@ -16,6 +16,7 @@ type Op =
   | { kind: 'release'; index: number; dropped: boolean }
   | { kind: 'abort'; index: number }
   | { kind: 'factor'; factor: number }
+  | { kind: 'update'; limit: number | undefined; maxQueue: number | undefined; maxWaitMs: number | undefined }
   | { kind: 'advance'; ms: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -44,6 +45,15 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: 3,
     arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 120 }) }),
   },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('update' as const),
+      limit: fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }),
+      maxQueue: fc.option(fc.integer({ min: 0, max: 8 }), { nil: undefined }),
+      maxWaitMs: fc.option(fc.integer({ min: 0, max: 300 }), { nil: undefined }),
+    }),
+  },
 );
 
 const configArb = fc.record({
@@ -54,7 +64,7 @@ const configArb = fc.record({
 });
 
 describe('ConcurrencyLimiter properties', () => {
-  it('never exceeds its limit, answers every waiter, serves priority first, releases every slot exactly once', async () => {
+  it('never exceeds its limit, answers every waiter, serves priority first, releases every slot exactly once (across live updates)', async () => {
     await fc.assert(
       fc.asyncProperty(configArb, fc.array(opArb, { maxLength: 80 }), async (cfg, ops) => {
         const clock = new ManualClock();
@@ -129,8 +139,22 @@ describe('ConcurrencyLimiter properties', () => {
             case 'advance':
               clock.advance(op.ms);
               break;
+            case 'update': {
+              const limitBefore = l.limit;
+              l.update({
+                // A limiter that learns its limit takes no fixed one.
+                ...(op.limit === undefined || cfg.limit === undefined ? {} : { limit: op.limit }),
+                ...(op.maxQueue === undefined ? {} : { maxQueue: op.maxQueue }),
+                ...(op.maxWaitMs === undefined ? {} : { maxWaitMs: op.maxWaitMs }),
+              });
+              if (op.limit !== undefined && cfg.limit !== undefined && l.limit !== op.limit)
+                violations.push(`limit ${l.limit} after update to ${op.limit} (was ${limitBefore})`);
+              break;
+            }
           }
           await settle();
+          if (l.waiting > l.options.maxQueue)
+            violations.push(`${l.waiting} waiting > maxQueue ${l.options.maxQueue}`);
           // Work conservation: with nothing in flight, nobody waits (a lone unit always fits).
           if (l.inFlight === 0 && l.waiting > 0) violations.push('a waiter waits with nothing in flight');
         }
@@ -154,6 +178,94 @@ describe('ConcurrencyLimiter properties', () => {
       }),
       { numRuns: 150 },
     );
+  });
+
+  it('live updates: admissions within the limit in force, the queue within maxQueue, excess refused queue-full, every waiter answered', async () => {
+    type U =
+      | { kind: 'acquire'; priority: 'critical' | 'normal' | 'sheddable' }
+      | { kind: 'release'; index: number }
+      | { kind: 'update'; limit: number | undefined; maxQueue: number | undefined }
+      | { kind: 'advance'; ms: number };
+    const uArb: fc.Arbitrary<U> = fc.oneof(
+      {
+        weight: 5,
+        arbitrary: fc.record({
+          kind: fc.constant('acquire' as const),
+          priority: fc.constantFrom('critical' as const, 'normal' as const, 'sheddable' as const),
+        }),
+      },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('release' as const), index: fc.nat() }) },
+      {
+        weight: 2,
+        arbitrary: fc.record({
+          kind: fc.constant('update' as const),
+          limit: fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }),
+          maxQueue: fc.option(fc.integer({ min: 0, max: 8 }), { nil: undefined }),
+        }),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 50 }) }),
+      },
+    );
+    let totalEvicted = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(uArb, { minLength: 10, maxLength: 60, size: 'max' }), async (ops) => {
+        const clock = new ManualClock();
+        const l = new ConcurrencyLimiter({ limit: 2, maxQueue: 8, maxWaitMs: 1000, codel: false, clock });
+        const violations: string[] = [];
+        l.on('admitted', (e) => {
+          if (e.inFlight > 1 && e.inFlight > l.limit)
+            violations.push(`inFlight ${e.inFlight} > limit ${l.limit}`);
+        });
+        const settle = () => new Promise<void>((r) => setImmediate(r));
+        const held: ConcurrencyPermit[] = [];
+        const answers: (ConcurrencyDecision | undefined)[] = [];
+        let evicted = 0;
+        for (const op of ops) {
+          if (op.kind === 'acquire') {
+            const i = answers.push(undefined) - 1;
+            void l.acquire({ priority: op.priority }).then((d) => {
+              answers[i] = d;
+              if (d.allowed) held.push(d);
+            });
+          } else if (op.kind === 'release') {
+            if (held.length > 0) held.splice(op.index % held.length, 1)[0]!.release();
+          } else if (op.kind === 'update') {
+            const before = l.waiting;
+            const queueFull = answers.filter((d) => d?.reason === 'queue-full').length;
+            l.update({
+              ...(op.limit === undefined ? {} : { limit: op.limit }),
+              ...(op.maxQueue === undefined ? {} : { maxQueue: op.maxQueue }),
+            });
+            await settle();
+            const excess = op.maxQueue === undefined ? 0 : Math.max(0, before - op.maxQueue);
+            evicted += excess;
+            const nowFull = answers.filter((d) => d?.reason === 'queue-full').length;
+            if (nowFull - queueFull !== excess)
+              violations.push(`${nowFull - queueFull} refused, excess ${excess}`);
+          } else clock.advance(op.ms);
+          await settle();
+          if (l.waiting > l.options.maxQueue) violations.push(`${l.waiting} waiting > ${l.options.maxQueue}`);
+          // Factor 1, cost 1: a free slot never stays free while someone waits (a raised limit admits at once).
+          if (l.waiting > 0 && l.inFlight < l.limit)
+            violations.push(`${l.waiting} waiting with ${l.inFlight} of ${l.limit} in flight`);
+        }
+        while (held.length > 0 || l.waiting > 0) {
+          while (held.length > 0) held.pop()!.release();
+          clock.advance(10);
+          await settle();
+        }
+        expect(violations).toEqual([]);
+        expect(answers.every((d) => d !== undefined)).toBe(true);
+        expect(l.inFlight).toBe(0);
+        expect(clock.pendingTimers).toBe(0);
+        totalEvicted += evicted;
+      }),
+      { numRuns: 150 },
+    );
+    // The runs did lower the queue below its waiters (the case under test), not only raise it.
+    expect(totalEvicted).toBeGreaterThan(0);
   });
 
   it('admits waiters in priority order when slots free one at a time', async () => {

@@ -202,7 +202,7 @@ describe('ConcurrencyLimiter, fixed limit', () => {
 });
 
 describe('ConcurrencyLimiter, CoDel and adaptive LIFO', () => {
-  it('serves FIFO until the queue has stood for an interval, then newest first and refuses waiters past the target', async () => {
+  it('serves FIFO until the oldest waiter has stood past the target for an interval, then newest first and refuses waiters past the target', async () => {
     const clock = new ManualClock();
     const l = new ConcurrencyLimiter({
       limit: 1,
@@ -220,12 +220,16 @@ describe('ConcurrencyLimiter, CoDel and adaptive LIFO', () => {
     const d1 = permit(await w1);
     expect(d1.waitedMs).toBe(2);
     held.push(d1);
-    // Keep the queue non-empty for the whole interval with fresh arrivals.
+    // The oldest waiter (since 2 ms) reaches the target at 7 ms: keep it there for the interval,
+    // with fresh arrivals behind it. Not standing one step before 107 ms, standing at 107 ms.
     const waits: Promise<ConcurrencyDecision>[] = [];
-    for (let t = 0; t < 100; t += 4) {
+    for (let t = 0; t < 104; t += 4) {
       clock.advance(4);
       waits.push(track(l.acquire(), log));
     }
+    expect(clock.now()).toBe(106);
+    expect(l.snapshot().standingQueue).toBe(false);
+    clock.advance(1);
     expect(l.snapshot().standingQueue).toBe(true);
     await flush();
     // Everything that waited 5 ms or more was refused with codel once the queue stood.
@@ -293,13 +297,19 @@ describe('ConcurrencyLimiter, CoDel and adaptive LIFO', () => {
       limit: 1,
       clock,
       order: 'fifo',
-      codel: { targetMs: 50, intervalMs: 10 },
+      maxWaitMs: 10_000,
+      codel: { targetMs: 50, intervalMs: 20 },
     });
     const a = permit(await l.acquire());
+    // A waiter past the target for an interval makes the queue stand, and is refused.
+    const stale = l.acquire();
+    clock.advance(70);
+    expect(await stale).toMatchObject({ allowed: false, reason: 'codel', waitedMs: 70 });
+    // The queue stands on for an interval after that refusal: two fresh waiters.
     const first = l.acquire();
     clock.advance(5);
     const second = l.acquire();
-    clock.advance(10);
+    clock.advance(5);
     expect(l.snapshot().standingQueue).toBe(true);
     a.release();
     expect((await first).allowed).toBe(true);
@@ -357,5 +367,150 @@ describe('StandingQueue at the boundary', () => {
     clock.advance(1000);
     expect((await waiting).allowed).toBe(false);
     limiter.close();
+  });
+});
+
+describe('ConcurrencyLimiter.update (a live change of limit, maxQueue, maxWaitMs)', () => {
+  it('a lower limit lets the work in flight finish and admits no more until below it', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({ limit: 4, clock, codel: false, maxWaitMs: Infinity });
+    const held = [];
+    for (let i = 0; i < 4; i++) held.push(permit(await l.acquire()));
+    const log: ConcurrencyDecision[] = [];
+    const waiters = [track(l.acquire(), log), track(l.acquire(), log)];
+    const limits: number[][] = [];
+    l.on('limit', (e) => limits.push([e.previous, e.limit]));
+    l.update({ limit: 2 });
+    expect(limits).toEqual([[4, 2]]);
+    expect(l.limit).toBe(2);
+    expect(l.inFlight).toBe(4); // nothing taken away
+    held.pop()!.release();
+    held.pop()!.release();
+    await flush();
+    expect(log).toHaveLength(0); // 2 in flight = the new limit: nobody admitted
+    expect(l.tryAcquire()).toMatchObject({ allowed: false });
+    held.pop()!.release();
+    await flush();
+    expect(log).toHaveLength(1); // 1 in flight: one waiter in
+    expect(l.inFlight).toBe(2);
+    expect(l.waiting).toBe(1);
+    held.pop()!.release();
+    const [a, b] = await Promise.all(waiters);
+    expect(a!.allowed && b!.allowed).toBe(true);
+    expect(l.inFlight).toBe(2);
+  });
+
+  it('a higher limit admits waiters at once, highest priority first', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({ limit: 1, clock, codel: false, maxWaitMs: 500 });
+    permit(await l.acquire());
+    const log: ConcurrencyDecision[] = [];
+    track(l.acquire({ priority: 'sheddable' }), log);
+    track(l.acquire({ priority: 'critical' }), log);
+    track(l.acquire(), log);
+    clock.advance(7);
+    l.update({ limit: 3 });
+    await flush();
+    expect(log.map((d) => [d.allowed, d.priority, d.waitedMs])).toEqual([
+      [true, 'critical', 7],
+      [true, 'normal', 7],
+    ]);
+    expect(l.inFlight).toBe(3);
+    expect(l.waiting).toBe(1);
+    // The last waiter keeps its deadline: refused at 500 ms, not before.
+    clock.advance(492);
+    await flush();
+    expect(log).toHaveLength(2);
+    clock.advance(1);
+    await flush();
+    expect(log[2]).toMatchObject({
+      allowed: false,
+      reason: 'deadline',
+      priority: 'sheddable',
+      waitedMs: 500,
+    });
+  });
+
+  it('a queue shorter than its waiters refuses the excess with queue-full, lowest priority and oldest first', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({ limit: 1, clock, codel: false, maxWaitMs: Infinity, maxQueue: 10 });
+    const a = permit(await l.acquire());
+    const log: ConcurrencyDecision[] = [];
+    const order = ['sheddable', 'critical', 'sheddable', 'normal', 'normal'] as const;
+    const waits = order.map((p) => {
+      clock.advance(1);
+      return track(l.acquire({ priority: p }), log);
+    });
+    l.update({ maxQueue: 2 });
+    await flush();
+    expect(log.map((d) => [d.reason, d.priority, d.waitedMs])).toEqual([
+      ['queue-full', 'sheddable', 4],
+      ['queue-full', 'sheddable', 2],
+      ['queue-full', 'normal', 1],
+    ]);
+    expect(l.waiting).toBe(2);
+    // The queue holds 2 from now on; the two left are served as usual.
+    expect(await l.acquire({ priority: 'sheddable' })).toMatchObject({
+      allowed: false,
+      reason: 'queue-full',
+    });
+    a.release();
+    await flush();
+    expect(log[3]).toMatchObject({ allowed: true, priority: 'critical' });
+    expect((await waits[0]!).reason).toBe('queue-full');
+    expect(l.waiting).toBe(1);
+    l.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('maxWaitMs applies to waits that start afterwards', async () => {
+    const clock = new ManualClock();
+    const l = new ConcurrencyLimiter({ limit: 1, clock, codel: false, maxWaitMs: 100 });
+    permit(await l.acquire());
+    const log: ConcurrencyDecision[] = [];
+    track(l.acquire(), log);
+    l.update({ maxWaitMs: 20 });
+    expect(l.options.maxWaitMs).toBe(20);
+    track(l.acquire(), log);
+    clock.advance(20);
+    await flush();
+    expect(log.map((d) => [d.reason, d.waitedMs])).toEqual([['deadline', 20]]);
+    clock.advance(80);
+    await flush();
+    expect(log.map((d) => [d.reason, d.waitedMs])).toEqual([
+      ['deadline', 20],
+      ['deadline', 100],
+    ]);
+  });
+
+  it('refuses a bad setting with a ConfigError naming it, and changes nothing', () => {
+    const l = new ConcurrencyLimiter({ limit: 3, maxQueue: 5, maxWaitMs: 50 });
+    const bad: [unknown, string][] = [
+      [{ limit: 0 }, 'limit'],
+      [{ limit: 2.5 }, 'limit'],
+      [{ limit: '4' }, 'limit'],
+      [{ maxQueue: -1 }, 'maxQueue'],
+      [{ maxQueue: 1, maxWaitMs: -5 }, 'maxWaitMs'],
+      [{ maxWaitMs: Number.NaN }, 'maxWaitMs'],
+      [{ limti: 3 }, 'update.limti'],
+      [{ factor: 0.5 }, 'update.factor'],
+      [null, 'update'],
+      [{ limit: null }, 'update.limit'],
+    ];
+    for (const [u, name] of bad) {
+      try {
+        l.update(u as never);
+        expect.unreachable(`no error for ${JSON.stringify(u)}`);
+      } catch (err) {
+        expect(isConfigError(err)).toBe(true);
+        expect((err as { option: string }).option).toBe(name);
+      }
+    }
+    expect(l.options).toMatchObject({ limit: 3, maxQueue: 5, maxWaitMs: 50 });
+    const adaptive = new ConcurrencyLimiter({ maxConcurrent: 10 });
+    expect(() => adaptive.update({ limit: 4 })).toThrow(/`limit`.*learns its limit/);
+    adaptive.update({ maxQueue: 3 });
+    expect(adaptive.options.maxQueue).toBe(3);
+    expect(adaptive.snapshot().adaptive).toBe(true);
   });
 });
