@@ -79,6 +79,12 @@ export interface Episode {
   /** The p99 of every request answered during the episode, in ms (null: none). Optional likewise. */
   readonly p99AllMs?: number | null;
   /**
+   * The p50 of the 2xx and of the refusals (429 and 503) answered during the episode, from their
+   * send time, in ms (null: none): refusals should be no slower than admissions. Optional likewise.
+   */
+  readonly p50Ms?: number | null;
+  readonly refusedP50Ms?: number | null;
+  /**
    * The same for the factor crossing 1 (exact times). Null without a factor; the simulator always
    * sets it (optional for reports built elsewhere, such as live runs).
    */
