@@ -289,10 +289,11 @@ export function demoChartSpec(demo: DemoReport): Record<string, unknown> {
     starts.push({ t: offset, phase: p.phase.name });
     p.report.series.forEach((pt, i) => {
       const t = offset + pt.t;
-      rates.push({ t, series: 'offered', value: pt.offered });
-      rates.push({ t, series: '2xx', value: pt.goodput });
-      rates.push({ t, series: '429', value: pt.limited });
-      rates.push({ t, series: '503', value: pt.shed });
+      const phase = p.phase.name;
+      rates.push({ t, phase, series: 'offered', value: pt.offered });
+      rates.push({ t, phase, series: '2xx', value: pt.goodput });
+      rates.push({ t, phase, series: '429', value: pt.limited });
+      rates.push({ t, phase, series: '503', value: pt.shed });
       if (pt.factor !== null)
         factor.push({ t, phase: p.phase.name, series: 'throttle factor', value: pt.factor });
       const d = p.report.live.decisions[i];
