@@ -146,6 +146,11 @@ export interface SimSummary {
   readonly shed: number;
   /** shed / offered. */
   readonly shedShare: number;
+  /**
+   * On/off switches of "refused anything" in 100 ms slices over the whole run, as the live
+   * benchmarks count them. Optional for reports built elsewhere.
+   */
+  readonly switches100Ms?: number;
   /** Per class: shed / arrivals of that class (null when the class sent nothing). */
   readonly shedShareByPriority: Readonly<Record<PriorityClass, number | null>>;
   readonly limited: number;

@@ -702,6 +702,7 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
       canceled,
       shed,
       shedShare: offered > 0 ? shed / offered : 0,
+      switches100Ms: sliceSwitches(refusedSlices, 0, Math.ceil(dur)),
       shedShareByPriority: Object.fromEntries(
         PRIORITY_CLASSES.map((p) => [
           p,
