@@ -191,12 +191,12 @@ describe("fairness across tenants (Jain's index of goodput / max-min fair share)
     // With a 250/s quota per tenant, polite tenants are served in full and the abuser gets 250 of 300.
     expect(withQuota.jainIndex!).toBeGreaterThan(0.99);
     // 450 req/s admitted is 90% of capacity: the governor still sheds now and then, from everyone
-    // alike. Measured: the least-served polite tenant got 78% of its demand (min factor 0.89). It was
-    // 94% before the Shedder learned from completions (`release` now reports completed work to it,
-    // and the simulator releases as the guard does): a figure to revisit with the controller work,
-    // not a pass mark. Fairness holds either way (J = 0.9996).
+    // alike (the turn budget, which shares refusals by key, is off in this scenario). Measured: the
+    // least-served polite tenant got 94.0% of its demand (min factor 0.89; seeds 2 and 3: 99.3% and
+    // 90.5%). It read 78% when this bound was lowered to 0.75 (right after the Shedder learned from
+    // completions); measured again after the governor's later changes, it is back at 94%.
     const polite = withQuota.tenants.filter((t) => t.tenant.startsWith('polite'));
-    for (const t of polite) expect(t.goodput / t.demand).toBeGreaterThan(0.75);
+    for (const t of polite) expect(t.goodput / t.demand).toBeGreaterThan(0.9);
     expect(withQuota.goodputShareOfCapacity).toBeGreaterThan(0.8);
   });
 });
