@@ -13,7 +13,6 @@
 // Writes bench/results/live-overload.json and docs/img/live-overload.svg, prints a markdown table.
 // Flags: --runs N, --episode-sec S (default 20), --quick (1 run, 8 s episode), --modes a,b,...
 // Needs dist/ (npm run bench builds it).
-import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -25,6 +24,7 @@ const root = join(here, '..');
 const { runLive, measureCapacity } = await import(join(root, 'simulations/dist/live/live.js'));
 const { parseScenario } = await import(join(root, 'simulations/dist/scenario.js'));
 const { renderChart } = await import(join(root, 'simulations/dist/chart.js'));
+const { fmt, gitHead, median, PEER_LABELS } = await import('./live-common.mjs');
 
 const { values } = parseArgs({
   options: {
@@ -72,22 +72,7 @@ const scenario = parseScenario(
 );
 
 // The commit the governor and shedder under test came from (dist/ is built from the working tree).
-function gitHead() {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-  } catch {
-    return null;
-  }
-}
-
-const median = (xs) => {
-  const v = xs.filter((x) => x !== null && Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-};
-
-const commit = gitHead();
+const commit = gitHead(root);
 const runs = [];
 let lastReports = [];
 for (let run = 0; run < runsWanted; run++) {
@@ -106,6 +91,8 @@ for (let run = 0; run < runsWanted; run++) {
       goodputShare: ep.goodputShare,
       p99Ms: r.live.episodeLatency[0]?.p99Ms ?? null,
       p50Ms: r.live.episodeLatency[0]?.p50Ms ?? null,
+      refusedP50Ms: r.live.episodeLatency[0]?.refusedP50Ms ?? null,
+      refusedP99Ms: r.live.episodeLatency[0]?.refusedP99Ms ?? null,
       switches: r.live.sliceSwitches[0] ?? null,
       engageMs: ep.engageMs,
       recoverMs: ep.recoverMs,
@@ -118,6 +105,7 @@ for (let run = 0; run < runsWanted; run++) {
     const x = results[mode];
     console.log(
       `  ${mode.padEnd(20)} goodput ${(x.goodputShare * 100).toFixed(1).padStart(5)}%  p99 ${String(x.p99Ms).padStart(8)} ms  ` +
+        `p50 2xx ${x.p50Ms} / refused ${x.refusedP50Ms} ms (p99 ${x.refusedP99Ms})  ` +
         `switches ${String(x.switches).padStart(3)}  timeouts ${x.timeouts}  generator lag p99 ${x.generatorLagP99Ms} ms`,
     );
     reports.push(r);
@@ -133,6 +121,8 @@ for (const mode of modes) {
     goodputShare: pick('goodputShare'),
     p99Ms: pick('p99Ms'),
     p50Ms: pick('p50Ms'),
+    refusedP50Ms: pick('refusedP50Ms'),
+    refusedP99Ms: pick('refusedP99Ms'),
     switches: pick('switches'),
     engageMs: pick('engageMs'),
     recoverMs: pick('recoverMs'),
@@ -159,23 +149,21 @@ if (sp && peers.length > 0) {
       met: sp.p99Ms !== null && sp.p99Ms <= bestP99 / 2,
     },
     switchesAtMost2: { value: sp.switches, target: 2, met: sp.switches !== null && sp.switches <= 2 },
+    refusalsNoSlowerP50: {
+      value: sp.refusedP50Ms,
+      target: sp.p50Ms ?? 0,
+      met: sp.refusedP50Ms !== null && sp.p50Ms !== null && sp.refusedP50Ms <= sp.p50Ms,
+    },
   };
 }
 
-const label = {
-  none: 'no protection',
-  spillway: 'Spillway (defaults)',
-  'under-pressure': '@fastify/under-pressure',
-  toobusy: 'toobusy-js',
-  'overload-protection': 'overload-protection',
-};
-const fmt = (v, d = 0) => (v === null || v === undefined ? '-' : v.toFixed(d));
+const label = { ...PEER_LABELS, spillway: 'Spillway (defaults)' };
 const lines = [
-  '| mode | goodput (share of capacity) | p99 of 2xx (ms) | on/off switches | time to engage (ms) | client timeouts |',
-  '|---|---:|---:|---:|---:|---:|',
+  '| mode | goodput (share of capacity) | p99 of 2xx (ms) | p50 of 2xx / of refusals (ms) | on/off switches | time to engage (ms) | client timeouts |',
+  '|---|---:|---:|---:|---:|---:|---:|',
   ...modes.map((m) => {
     const x = medians[m];
-    return `| ${label[m] ?? m} | ${fmt(x.goodputShare * 100, 1)}% | ${fmt(x.p99Ms)} | ${fmt(x.switches)} | ${fmt(x.engageMs)} | ${fmt(x.timeouts)} |`;
+    return `| ${label[m] ?? m} | ${fmt(x.goodputShare * 100, 1)}% | ${fmt(x.p99Ms)} | ${fmt(x.p50Ms)} / ${fmt(x.refusedP50Ms)} | ${fmt(x.switches)} | ${fmt(x.engageMs)} | ${fmt(x.timeouts)} |`;
   }),
 ];
 console.log(`\nMedians of ${runs.length} run(s), ${episodeSec} s episode at 3x capacity:\n`);

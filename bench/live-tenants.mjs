@@ -3,21 +3,26 @@
 //
 // A real node:http server in a child process, its handler burning 2 ms of CPU per request, behind
 // the HTTP guard with a per-tenant limiter (key: the `x-tenant` header, quota 2x capacity each at
-// factor 1, scaled by the governor), a Shedder and the default loop-turn budget, and a Governor
+// factor 1, scaled by the governor), the loop-turn budget (25 ms) and a Governor
 // with its default signals (warm-up shortened to 1 s). Open-loop load from this process (node:http
 // keep-alive agents, latency from each request's intended send time, 5 s timeout) for three
 // tenants, each within its own quota: heavy 1.8x capacity, light 0.3x, lighter 0.15x (2.25x in
-// all), after 3 s at 0.5x and before 5 s at 0.5x. Run with `feedGovernor` on and off.
+// all; --total scales the three), after 3 s at 0.5x and before 5 s at 0.5x. Run with
+// `feedGovernor` on and off, and without the guard (none).
 //
 // Prints per mode: each tenant's share of its overload requests answered 2xx, total goodput (2xx per
-// second over capacity), p99 of the 2xx, the lowest factor, and on/off switches of "any request
+// second over capacity), p99 of the 2xx, p50 of the 2xx, 503 and 429 and p99 of the refusals (all
+// during the overload, from the intended send time), the lowest factor, and on/off switches of "any request
 // refused" in 100 ms slices from the overload's start to the end (2 is clean).
 // By default the guard has no Shedder (the turn budget alone refuses for the process): a Shedder
 // follows the same factor, its base sits near capacity, so it binds before the scaled quotas and
 // refuses every tenant alike; --shedder adds one to show that.
-// Flags: --shedder, --overload-sec S (default 15), --modes feed,nofeed, --capacity N (req/s; default: measured
-// closed loop against an unprotected server process). Needs dist/ (npm run build).
+// Flags: --shedder, --overload-sec S (default 15), --modes feed,nofeed,none (none: the bare server, no
+// guard), --total X (the overload's total load in multiples of capacity, default 2.25; 0.8 checks
+// that nothing is refused below capacity), --capacity N (req/s; default: measured closed loop
+// against an unprotected server process). Needs dist/ (npm run build).
 import { fork } from 'node:child_process';
+import diagnostics_channel from 'node:diagnostics_channel';
 import http from 'node:http';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -54,6 +59,12 @@ async function server(mode, capacity, withShedder) {
   });
   let factorMin = 1;
   const changes = [];
+  // Refusals by the stage that decided (the key's scaled quota or the turn budget), from the guard's
+  // decision messages: a quota refusal the factor caused is a 503 too, so the status cannot tell.
+  const byStage = {};
+  diagnostics_channel.subscribe('spillway:decision', (m) => {
+    if (m.outcome === 'limited' || m.outcome === 'shed') byStage[m.stage] = (byStage[m.stage] ?? 0) + 1;
+  });
   governor.on('change', (r) => {
     factorMin = Math.min(factorMin, governor.factor);
     changes.push({ atMs: Date.now(), factor: governor.factor, reason: r.reason });
@@ -73,7 +84,7 @@ async function server(mode, capacity, withShedder) {
   srv.listen(0, '127.0.0.1', () => process.send({ port: srv.address().port }));
   process.on('message', (m) => {
     if (m === 'report') {
-      process.send({ factorMin, changes: changes.slice(-40), nChanges: changes.length });
+      process.send({ factorMin, changes: changes.slice(-40), nChanges: changes.length, byStage });
       governor.stop();
       guard.close();
       srv.close();
@@ -149,15 +160,17 @@ async function measureCapacity() {
   return Math.round(done / 3);
 }
 
-async function run(feed, capacity, overloadSec, withShedder) {
-  const { child, port } = await startServer(feed ? 'feed' : 'nofeed', capacity, withShedder);
+async function run(mode, capacity, overloadSec, withShedder, overloadTotal) {
+  const feed = mode === 'feed';
+  const { child, port } = await startServer(mode === 'none' ? 'bare' : mode, capacity, withShedder);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
   // Open the connections before the measured period (see shared/NOTES.md: the accept queue).
   await Promise.all(Array.from({ length: 256 }, () => request(agent, port, '/warm', 'warm', 5000)));
+  const scale = overloadTotal / 2.25;
   const tenants = [
-    { name: 'heavy', base: 0.3, peak: 1.8 },
-    { name: 'light', base: 0.13, peak: 0.3 },
-    { name: 'lighter', base: 0.07, peak: 0.15 },
+    { name: 'heavy', base: 0.3, peak: 1.8 * scale },
+    { name: 'light', base: 0.13, peak: 0.3 * scale },
+    { name: 'lighter', base: 0.07, peak: 0.15 * scale },
   ];
   const baseSec = 3;
   const afterSec = 5;
@@ -217,11 +230,21 @@ async function run(feed, capacity, overloadSec, withShedder) {
       timeouts: mine.filter((r) => r.status === -1).length,
     };
   }
-  const okLat = over
-    .filter((r) => r.status === 200)
-    .map((r) => r.latencyMs)
-    .sort((a, b) => a - b);
-  const p99 = okLat.length ? okLat[Math.min(okLat.length - 1, Math.ceil(0.99 * okLat.length) - 1)] : null;
+  const latencies = (status) =>
+    over
+      .filter((r) => r.status === status)
+      .map((r) => r.latencyMs)
+      .sort((a, b) => a - b);
+  const pct = (xs, q) => (xs.length ? xs[Math.min(xs.length - 1, Math.ceil(q * xs.length) - 1)] : null);
+  const okLat = latencies(200);
+  const shedLat = latencies(503);
+  const limitedLat = latencies(429);
+  const p99 = pct(okLat, 0.99);
+  const lat = {
+    ok: [pct(okLat, 0.5), p99],
+    shed: [pct(shedLat, 0.5), pct(shedLat, 0.99)],
+    limited: [pct(limitedLat, 0.5), pct(limitedLat, 0.99)],
+  };
   // On/off switches of "any request refused" per 100 ms slice (by intended send time), from the
   // overload's start to the end of the run.
   const slices = new Map();
@@ -238,7 +261,7 @@ async function run(feed, capacity, overloadSec, withShedder) {
     prev = on;
   }
   const goodput = over.filter((r) => r.status === 200).length / overloadSec / capacity;
-  const factorTrace = report.changes
+  const factorTrace = (report.changes ?? [])
     .filter((c) => c.atMs >= wall0)
     .map((c) => `${((c.atMs - wall0) / 1000).toFixed(1)}s:${c.factor.toFixed(2)}`);
   return {
@@ -246,11 +269,17 @@ async function run(feed, capacity, overloadSec, withShedder) {
     perTenant,
     goodput,
     p99,
-    factorMin: report.factorMin,
+    lat,
+    factorMin: report.factorMin ?? null,
     switches,
-    changes: report.nChanges,
+    changes: report.nChanges ?? null,
+    byStage: report.byStage ?? null,
     factorTrace,
   };
+}
+
+function ms(x) {
+  return x === null || x === undefined ? '—' : `${x.toFixed(1)} ms`;
 }
 
 async function main() {
@@ -260,12 +289,19 @@ async function main() {
       modes: { type: 'string' },
       capacity: { type: 'string' },
       shedder: { type: 'boolean' },
+      total: { type: 'string' },
     },
     strict: false,
   });
   const overloadSec = Number(values['overload-sec'] ?? 15);
+  const total = Number(values.total ?? 2.25);
+  if (!(total > 0)) throw new Error(`--total: expected a number > 0, got ${values.total}`);
   const given = values.capacity === undefined ? undefined : Number(values.capacity);
-  const modes = (values.modes ?? 'feed,nofeed').split(',');
+  const modes = (values.modes ?? 'feed,nofeed,none').split(',');
+  for (const m of modes) {
+    if (!['feed', 'nofeed', 'none'].includes(m))
+      throw new Error(`--modes: expected feed, nofeed or none, got ${m}`);
+  }
   const load = loadavg()
     .map((x) => x.toFixed(2))
     .join(' ');
@@ -275,23 +311,27 @@ async function main() {
   );
   console.log(`Shedder: ${values.shedder === true ? 'yes' : 'no'}`);
   console.log(
-    'tenants (share of capacity, each within its 2x quota): heavy 1.8x, light 0.3x, lighter 0.15x; overload',
+    `tenants (share of capacity, each within its 2x quota): heavy ${((1.8 * total) / 2.25).toFixed(2)}x, light ${((0.3 * total) / 2.25).toFixed(2)}x, lighter ${((0.15 * total) / 2.25).toFixed(2)}x; overload`,
     `${overloadSec} s`,
   );
   console.log(
-    '\n| mode | heavy 2xx | light 2xx | lighter 2xx | goodput | p99 2xx | factor min | switches | factor changes |',
+    '\n| mode | heavy 2xx | light 2xx | lighter 2xx | goodput | p99 2xx | p50 2xx / 503 / 429 | p99 503 / 429 | factor min | switches | factor changes |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const m of modes) {
-    const r = await run(m === 'feed', capacity, overloadSec, values.shedder === true);
+    const r = await run(m, capacity, overloadSec, values.shedder === true, total);
     const share = (t) => {
       const x = r.perTenant[t];
       return `${((100 * x.ok) / Math.max(1, x.sent)).toFixed(1)}% (429 ${x.limited}, 503 ${x.shed}, t/o ${x.timeouts})`;
     };
     console.log(
-      `| ${m} | ${share('heavy')} | ${share('light')} | ${share('lighter')} | ${(100 * r.goodput).toFixed(1)}% | ${r.p99?.toFixed(0)} ms | ${r.factorMin.toFixed(2)} | ${r.switches} | ${r.changes} |`,
+      `| ${m} | ${share('heavy')} | ${share('light')} | ${share('lighter')} | ${(100 * r.goodput).toFixed(1)}% | ${ms(r.p99)} | ${ms(r.lat.ok[0])} / ${ms(r.lat.shed[0])} / ${ms(r.lat.limited[0])} | ${ms(r.lat.shed[1])} / ${ms(r.lat.limited[1])} | ${r.factorMin?.toFixed(2) ?? '—'} | ${r.switches} | ${r.changes ?? '—'} |`,
     );
     if (r.factorTrace.length) console.log(`  factor: ${r.factorTrace.join(' ')}`);
+    if (r.byStage) {
+      const stages = Object.entries(r.byStage).map(([k, v]) => `${k} ${v}`);
+      console.log(`  refused by stage (whole run): ${stages.join(', ') || 'none'}`);
+    }
   }
   console.log(
     `\nload average after: ${loadavg()

@@ -28,3 +28,4 @@ export {
   type TurnBudgetOptions,
   turnBudgetFor,
 } from './admission/turn-budget.js';
+export { GovernorFeed } from './adapters/governor-feed.js';

@@ -27,6 +27,8 @@ import {
   type TurnBudget,
   type TurnBudgetOptions,
   turnBudgetFor,
+  type Verdict,
+  GovernorFeed,
 } from 'spillway/pipeline';
 import type { Mode, Scenario } from './scenario.js';
 
@@ -47,6 +49,8 @@ export interface Protection {
   readonly concurrency: ConcurrencyLimiter | undefined;
   /** The factor limiters apply now, or null when the mode has none. */
   factor(): number | null;
+  /** Counts a verdict toward the governor's feed (`spillway.feedGovernor`), as the guard does. */
+  record(v: Verdict<SimRequest>): void;
   stop(): void;
 }
 
@@ -91,7 +95,7 @@ export function createProtection(
     clock: env.govClock,
   });
   governor.start();
-  const base = { mode, governor, turn: undefined, concurrency: undefined };
+  const base = { mode, governor, turn: undefined, concurrency: undefined, record: () => {} };
 
   if (mode === 'none') {
     return { ...base, pipeline: new Pipeline([]), factor: () => null, stop: () => governor.stop() };
@@ -114,13 +118,23 @@ export function createProtection(
   }
 
   const { parts, close } = spillwayParts(scenario, env, governor, overrides);
+  const pipeline = admissionPipeline(parts) as Pipeline<SimRequest>;
+  // The guard's feed, built by the same class from the same pipeline (see governor-feed.ts).
+  const feed = new GovernorFeed();
+  if (scenario.spillway.feedGovernor) {
+    feed.connect(governor, 'default', [
+      { pipeline } as unknown as Parameters<GovernorFeed['connect']>[2][number],
+    ]);
+  }
   return {
     ...base,
-    pipeline: admissionPipeline(parts) as Pipeline<SimRequest>,
+    pipeline,
+    record: (v) => feed.record(v as Verdict),
     turn: parts.turn,
     concurrency: parts.concurrency,
     factor: () => governor.factor,
     stop() {
+      feed.close();
       close();
       governor.stop();
     },
@@ -129,8 +143,9 @@ export function createProtection(
 
 /**
  * The parts of `spillway` mode, from the scenario's `spillway` section as the guard reads its
- * options: `perTenant` is the guard's `limiter`, `shedder` its `shedder`, `turnBudgetMs` its
- * `turnBudgetMs` (the same default: on at 25 ms, since there is a shedder), `concurrency` its
+ * options: `perTenant` is the guard's `limiter` (following the governor when `scaled`), `shedder`
+ * its `shedder` (`false`: none), `turnBudgetMs` its `turnBudgetMs` (the same default: on at 25 ms
+ * when there is a shedder), `feedGovernor` its `feedGovernor`, `concurrency` its
  * concurrency limiter.
  */
 export function spillwayParts(
@@ -141,11 +156,25 @@ export function spillwayParts(
 ): { parts: PipelineParts & { turn: TurnBudget | undefined }; close: () => void } {
   const { clock } = env;
   const sp = scenario.spillway;
-  const shedder = new Shedder({ ...sp.shedder, ...(overrides.shedder ?? {}), factor: governor, clock });
+  const shedder =
+    sp.shedder === false
+      ? undefined
+      : new Shedder({ ...sp.shedder, ...(overrides.shedder ?? {}), factor: governor, clock });
   const pt = sp.perTenant;
   const limiter: KeyedLimiter | undefined =
-    pt === undefined ? undefined : createLimiter({ ratePerSec: pt.ratePerSec, burst: pt.burst, clock });
-  const turn = turnBudgetFor(sp.turnBudgetMs, true, { ...overrides.turnBudget, clock, defer: env.defer });
+    pt === undefined
+      ? undefined
+      : createLimiter({
+          ratePerSec: pt.ratePerSec,
+          burst: pt.burst,
+          clock,
+          ...(pt.scaled ? { factor: governor } : {}),
+        });
+  const turn = turnBudgetFor(sp.turnBudgetMs, shedder !== undefined, {
+    ...overrides.turnBudget,
+    clock,
+    defer: env.defer,
+  });
   const concurrency =
     sp.concurrency === undefined
       ? undefined
@@ -154,7 +183,7 @@ export function spillwayParts(
     parts: { limiter, turn, shedder, concurrency },
     close() {
       concurrency?.close();
-      shedder.close();
+      shedder?.close();
       limiter?.close();
     },
   };

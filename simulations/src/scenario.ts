@@ -282,10 +282,20 @@ export interface StaticSpec {
 export interface SpillwaySpec {
   /** Options passed to `createGovernor` (besides signals and clock). */
   readonly governor: Readonly<Record<string, number | string>>;
-  /** Options passed to `new Shedder` (besides factor and clock). */
-  readonly shedder: Readonly<Record<string, number>>;
-  /** A keyed limiter per tenant (quota, not scaled by the factor); undefined for none. */
-  readonly perTenant: { readonly ratePerSec: number; readonly burst: number } | undefined;
+  /** Options passed to `new Shedder` (besides factor and clock); `false` for no Shedder. */
+  readonly shedder: Readonly<Record<string, number>> | false;
+  /**
+   * A keyed limiter per tenant; undefined for none. `scaled`: its quota follows the governor's
+   * factor, as a guard's limiter given `factor: governor` does (default false: a fixed quota).
+   */
+  readonly perTenant:
+    | { readonly ratePerSec: number; readonly burst: number; readonly scaled: boolean }
+    | undefined;
+  /**
+   * The guard's `feedGovernor`: the turn budget's and the concurrency stage's refusal share (and the
+   * concurrency stage's queue time) are signals of the governor, as in the HTTP guard. @default false
+   */
+  readonly feedGovernor: boolean;
   /** The guard's `turnBudgetMs`: a budget in ms, `false` for none; undefined for the guard's default (25 ms with a shedder). */
   readonly turnBudgetMs: number | false | undefined;
   /** Options of a `ConcurrencyLimiter` stage (besides factor and clock); undefined for none. */
@@ -497,7 +507,7 @@ export function parseScenario(input: unknown, source = '(scenario)'): Scenario {
   };
 
   const sp = r.object('spillway', o['spillway'] ?? {});
-  r.keys('spillway', sp, ['governor', 'shedder', 'perTenant', 'turnBudgetMs', 'concurrency']);
+  r.keys('spillway', sp, ['governor', 'shedder', 'perTenant', 'turnBudgetMs', 'concurrency', 'feedGovernor']);
   const gov = r.object('spillway.governor', sp['governor'] ?? {});
   for (const [k, v] of Object.entries(gov)) {
     if (k === 'signals' || k === 'clock')
@@ -505,19 +515,21 @@ export function parseScenario(input: unknown, source = '(scenario)'): Scenario {
     if (typeof v === 'string') continue;
     r.num(`spillway.governor.${k}`, v);
   }
-  const shed = r.object('spillway.shedder', sp['shedder'] ?? {});
-  for (const [k, v] of Object.entries(shed)) {
+  const shed = sp['shedder'] === false ? false : r.object('spillway.shedder', sp['shedder'] ?? {});
+  for (const [k, v] of Object.entries(shed === false ? {} : shed)) {
     if (k === 'factor' || k === 'clock') r.fail(`spillway.shedder.${k}`, v, 'absent (the simulator sets it)');
     r.num(`spillway.shedder.${k}`, v);
   }
+  const feedGovernor = r.bool('spillway.feedGovernor', sp['feedGovernor'], false);
   let perTenant: SpillwaySpec['perTenant'];
   if (sp['perTenant'] !== undefined) {
     const pt = r.object('spillway.perTenant', sp['perTenant']);
-    r.keys('spillway.perTenant', pt, ['ratePerSec', 'burst']);
+    r.keys('spillway.perTenant', pt, ['ratePerSec', 'burst', 'scaled']);
     const rate = r.num('spillway.perTenant.ratePerSec', pt['ratePerSec'], { gt: 0 });
     perTenant = {
       ratePerSec: rate,
       burst: r.num('spillway.perTenant.burst', pt['burst'], { min: 1, def: Math.max(1, round(rate * 0.5)) }),
+      scaled: r.bool('spillway.perTenant.scaled', pt['scaled'], false),
     };
   }
 
@@ -559,8 +571,9 @@ export function parseScenario(input: unknown, source = '(scenario)'): Scenario {
     static: staticSpec,
     spillway: {
       governor: gov as Record<string, number | string>,
-      shedder: shed as Record<string, number>,
+      shedder: shed === false ? false : (shed as Record<string, number>),
       perTenant,
+      feedGovernor,
       turnBudgetMs,
       concurrency,
     },

@@ -128,7 +128,7 @@ export function baselineParams(scenario: Scenario, includeShedder = false): Gove
   const g = scenario.spillway.governor;
   const pick = (k: (typeof GOVERNOR_KEYS)[number] & keyof typeof GOVERNOR_DEFAULTS): number =>
     typeof g[k] === 'number' ? (g[k] as number) : (GOVERNOR_DEFAULTS[k] as number);
-  const sh = scenario.spillway.shedder;
+  const sh = scenario.spillway.shedder === false ? {} : scenario.spillway.shedder;
   const shedder = includeShedder
     ? {
         learnWindowMs: sh['learnWindowMs'] ?? SHEDDER_DEFAULTS.learnWindowMs,

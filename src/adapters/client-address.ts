@@ -327,6 +327,12 @@ export function clientAddress(
  */
 export function addressKey(address: string, ipv6Subnet: number): string {
   if (!address.includes(':')) return address;
+  // The usual form on a dual-stack server (`::ffff:203.0.113.7`): the IPv4 text as it stands, when
+  // it is canonical (what parsing would print), without parsing the IPv6 around it.
+  if (address.startsWith('::ffff:')) {
+    const v4 = address.slice(7);
+    if (parseIpv4(v4) !== undefined) return v4;
+  }
   const b = parseIp(address);
   if (b === undefined) return address;
   if (isMappedV4(b)) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
@@ -359,4 +365,23 @@ function compressIpv6(groups: string[]): string {
   }
   if (bestStart < 0) return groups.join(':');
   return `${groups.slice(0, bestStart).join(':')}::${groups.slice(bestStart + bestLen).join(':')}`;
+}
+
+/**
+ * `addressKey` for one `ipv6Subnet`, for the hot path: an IPv6 address's key (parsed, masked and
+ * printed: microseconds) is remembered, up to `size` addresses, all forgotten at once when full
+ * (memory stays bounded whatever the clients send). IPv4 needs no memory.
+ */
+export function addressKeyer(ipv6Subnet: number, size = 1024): (address: string) => string {
+  const cache = new Map<string, string>();
+  return (address) => {
+    if (!address.includes(':')) return address;
+    let key = cache.get(address);
+    if (key === undefined) {
+      key = addressKey(address, ipv6Subnet);
+      if (cache.size >= size) cache.clear();
+      cache.set(address, key);
+    }
+    return key;
+  };
 }

@@ -32,7 +32,7 @@ import type { AdmissionRequest } from '../admission/stage.js';
 import { type TurnBudget, turnBudgetFor } from '../admission/turn-budget.js';
 import { ConfigError } from '../errors.js';
 import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
-import type { Decision } from '../limiters/types.js';
+import type { Decision, Priority } from '../limiters/types.js';
 import type { Signal } from '../signals/types.js';
 import { fn, knownKeys } from '../validate.js';
 import { GuardCounts, type GuardSignalsOptions } from './counts.js';
@@ -90,14 +90,34 @@ const STATUS: Outcome = Object.freeze({ kind: 'status' });
 const GONE: Outcome = Object.freeze({ kind: 'gone' });
 const NOTHING = (): void => {};
 
-/** One request as the pipeline sees it. */
-interface GuardRequest extends AdmissionRequest {
-  signal?: AbortSignal;
-  /**
-   * The pipeline that decides it, and so releases or refunds it: `attach` may rebuild the route's
-   * pipeline while the request waits or runs.
-   */
-  readonly pipeline: Pipeline;
+/**
+ * One request as the pipeline sees it. Its abort signal is made on first use, by a stage that
+ * waits or by the guard when the request waits: an AbortSignal costs microseconds to make, and most
+ * requests (a free concurrency slot, an in-memory key) never wait.
+ */
+class GuardRequest implements AdmissionRequest {
+  #ac: AbortController | undefined;
+
+  constructor(
+    readonly key: string,
+    readonly priority: Priority,
+    readonly cost: number,
+    /**
+     * The pipeline that decides it, and so releases or refunds it: `attach` may rebuild the
+     * route's pipeline while the request waits or runs.
+     */
+    readonly pipeline: Pipeline,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Aborts the request's wait (its client left, the guard closed). */
+  get controller(): AbortController {
+    if (this.#ac === undefined) this.#ac = new AbortController();
+    return this.#ac;
+  }
 }
 
 /** The guard's events. */
@@ -280,12 +300,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     const route = table.match(req, path, folded);
     if (route.bypass) return PASS;
     const pipeline = route.pipeline;
-    const ar: GuardRequest = {
-      key: route.key(req),
-      priority: route.priority(req),
-      cost: route.cost(req),
-      pipeline,
-    };
+    const ar = new GuardRequest(route.key(req), route.priority(req), route.cost(req), pipeline);
     if (pipeline.waits) return this.#wait(res, route, ar, fields);
     const v = pipeline.run(ar);
     // A key limiter over a shared store (Redis) answers with a promise; the memory path does not.
@@ -320,16 +335,15 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   }
 
   /**
-   * A pipeline that may wait (queueing mode, a concurrency limit): it is given an abort signal, and
-   * answers synchronously when no stage had to wait (a free slot), with no promise and no listener.
+   * A pipeline that may wait (queueing mode, a concurrency limit): its abort signal is made only
+   * when a stage waits, and it answers synchronously when no stage had to wait (a free slot), with
+   * no promise, no signal and no listener.
    */
   #wait(res: ServerResponse, route: Route, ar: GuardRequest, fields?: FieldSink): Outcome | Promise<Outcome> {
     if (this.#closed) return this.#closing(res, route, ar, undefined);
-    const ac = new AbortController();
-    ar.signal = ac.signal;
-    if (res.destroyed) ac.abort();
+    if (res.destroyed) ar.controller.abort();
     const r = ar.pipeline.run(ar);
-    if (r instanceof Promise) return this.#waiting(res, route, ar, ac, r, true, fields);
+    if (r instanceof Promise) return this.#waiting(res, route, ar, ar.controller, r, true, fields);
     if (r.allowed && res.destroyed) {
       // Its connection is gone already: 'close' will not come to release the slot.
       ar.pipeline.refund(ar);
@@ -351,8 +365,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     pending: Promise<Verdict>,
     fields: FieldSink | undefined,
   ): Promise<Outcome> {
-    const ac = new AbortController();
-    ar.signal = ac.signal;
+    const ac = ar.controller;
     if (res.destroyed || this.#closed) ac.abort();
     return this.#waiting(res, route, ar, ac, pending, false, fields);
   }

@@ -12,7 +12,7 @@ import { priorityLevel } from '../limiters/priority.js';
 import type { Priority } from '../limiters/types.js';
 import { boolean, finiteNumber, fn, integer, knownKeys, oneOf, ratio } from '../validate.js';
 import {
-  addressKey,
+  addressKeyer,
   clientAddress,
   compileTrust,
   type ForwardedHeader,
@@ -345,16 +345,14 @@ function keyFunctions(options: HttpGuardOptions, hooks: GuardHooks): { addressOf
       ? d.forwardedHeader
       : oneOf('forwardedHeader', options.forwardedHeader, ['x-forwarded-for', 'forwarded'] as const);
   const subnet = integer('ipv6Subnet', options.ipv6Subnet ?? d.ipv6Subnet, 1, 128);
+  const keyOf = addressKeyer(subnet);
   const addressOf: KeyFn =
     trust === undefined
-      ? (req) => addressKey(req.socket.remoteAddress ?? 'unknown', subnet)
+      ? (req) => keyOf(req.socket.remoteAddress ?? 'unknown')
       : (req) => {
           const raw = req.headers[kind];
           const header = Array.isArray(raw) ? raw.join(',') : raw;
-          return addressKey(
-            clientAddress(req.socket.remoteAddress ?? 'unknown', header, kind, trust, onUntrusted),
-            subnet,
-          );
+          return keyOf(clientAddress(req.socket.remoteAddress ?? 'unknown', header, kind, trust, onUntrusted));
         };
   let keyFn = addressOf;
   if (options.keyHeader !== undefined) {

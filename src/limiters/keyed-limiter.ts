@@ -106,7 +106,7 @@ export class KeyedLimiter {
    * key costs bounded memory whatever its length.
    */
   take(key: string, options?: TakeOptions): KeyedDecision {
-    if (options === undefined) return this.#engine.decide(key, 1, undefined, 'take', 0, undefined);
+    if (options === undefined) return this.#engine.takeOne(key);
     if (typeof options !== 'object' || options === null) throw badOptions(options);
     return this.#engine.decide(key, costOf(options), options.priority, 'take', 0, undefined);
   }

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   addressKey,
+  addressKeyer,
   clientAddress,
   compileTrust,
   parseCidr,
@@ -214,6 +215,43 @@ describe('addressKey', () => {
       fc.property(fc.integer({ min: 0, max: 0xff }), fc.integer({ min: 0, max: 0xffff }), (a, b) => {
         const ip = `2001:db8:1:2${a.toString(16).padStart(2, '0')}:${b.toString(16)}::9`;
         expect(addressKey(ip, 56)).toBe('2001:db8:1:200::/56');
+      }),
+    );
+  });
+  it('unmaps any IPv4-mapped form as parsing does (the canonical one without parsing)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 4, maxLength: 4 }), (o) => {
+        const v4 = o.join('.');
+        expect(addressKey(`::ffff:${v4}`, 56)).toBe(v4);
+        expect(addressKey(`::FFFF:${v4}`, 56)).toBe(v4);
+        expect(addressKey(`0:0:0:0:0:ffff:${v4}`, 56)).toBe(v4);
+      }),
+    );
+    // Not canonical IPv4 after the prefix: parsed (and refused) as before.
+    expect(addressKey('::ffff:127.000.0.1', 56)).toBe('::ffff:127.000.0.1');
+    expect(addressKey('::ffff:1.2.3', 56)).toBe('::ffff:1.2.3');
+    expect(addressKey('::ffff:7f00:1', 56)).toBe('127.0.0.1');
+  });
+});
+
+describe('addressKeyer', () => {
+  it('answers as addressKey, remembering at most `size` IPv6 keys', () => {
+    const key = addressKeyer(56, 3);
+    const addresses = [
+      '1.2.3.4',
+      '::ffff:10.0.0.1',
+      '2001:db8:1:2::1',
+      '2001:db8:1:2::1',
+      '::1',
+      'fe80::1',
+      'x:y',
+    ];
+    for (const a of addresses) expect(key(a)).toBe(addressKey(a, 56));
+    fc.assert(
+      fc.property(fc.ipV6(), fc.integer({ min: 1, max: 128 }), (ip, subnet) => {
+        const k = addressKeyer(subnet, 2);
+        expect(k(ip)).toBe(addressKey(ip, subnet));
+        expect(k(ip)).toBe(addressKey(ip, subnet));
       }),
     );
   });

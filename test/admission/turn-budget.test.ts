@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { TurnBudget, turnBudgetFor } from '../../src/admission/turn-budget.js';
+import { LIGHT_GRACE, TurnBudget, turnBudgetFor } from '../../src/admission/turn-budget.js';
+import { MAX_TURN_KEYS, TURN_KEYS_DECAY, TurnKeys, waterLevel } from '../../src/admission/turn-keys.js';
 import { ManualClock } from '../../src/clock.js';
 import { isConfigError } from '../../src/errors.js';
 
@@ -135,6 +136,145 @@ describe('TurnBudget', () => {
     expect(s.budget.refusedEarly).toBe(1);
   });
 
+  /**
+   * One turn of keyed requests, in the order given: admitted ones cost `serviceMs`, refused ones
+   * 0.125 ms. Answers the admitted count per key.
+   */
+  function keyedTurn(s: ReturnType<typeof setup>, keys: string[], serviceMs: number) {
+    const admitted: Record<string, number> = {};
+    for (const key of keys) {
+      const ok = s.budget.admit({ key }).allowed;
+      if (ok) admitted[key] = (admitted[key] ?? 0) + 1;
+      s.clock.advance(ok ? serviceMs : 0.125);
+    }
+    s.endTurn();
+    return admitted;
+  }
+  /** 30 requests a turn: a heavy key's 23 with a light key's 5 and a lighter key's 2 among them. */
+  const mixed = () =>
+    Array.from({ length: 30 }, (_, i) => (i % 15 === 7 ? 'lighter' : i % 6 === 3 ? 'light' : 'heavy'));
+
+  it('heavy keys first: under a standing overload the light keys keep every request, the heavy one is cut', () => {
+    const s = setup(25);
+    const keys = mixed();
+    expect(keys.filter((k) => k === 'light')).toHaveLength(5);
+    expect(keys.filter((k) => k === 'lighter')).toHaveLength(2);
+    // Two overrun turns, refused by the tail rule alike: every key at the tail loses.
+    keyedTurn(s, keys, 2);
+    const second = keyedTurn(s, keys, 2);
+    expect((second.light ?? 0) + (second.lighter ?? 0)).toBeLessThan(7);
+    // From then on the carried refusals go to the heavy key only: 13 admissions a turn leave the
+    // heavy key the fair level 13 - 7 = 6 of its 23, refused a share 17/23 spread over the turn.
+    for (let t = 0; t < 5; t++) {
+      const a = keyedTurn(s, keys, 2);
+      expect(a.light).toBe(5);
+      expect(a.lighter).toBe(2);
+      expect(a.heavy).toBeGreaterThanOrEqual(5);
+      expect(a.heavy).toBeLessThanOrEqual(7);
+    }
+  });
+
+  it('heavy keys first: the refusals are spread over the turn, not bunched at its head', () => {
+    const s = setup(25);
+    const keys = Array.from({ length: 40 }, () => 'heavy');
+    keys[5] = 'light';
+    keyedTurn(s, keys, 2);
+    keyedTurn(s, keys, 2);
+    // One heavy key: its share to refuse is (39 - 12) / 39. The admitted heavy requests are spread
+    // over the turn (about one in three), not all at its end.
+    const seen: boolean[] = [];
+    for (const key of keys) {
+      const ok = s.budget.admit({ key }).allowed;
+      seen.push(ok);
+      s.clock.advance(ok ? 2 : 0.125);
+    }
+    s.endTurn();
+    expect(seen[5]).toBe(true); // the light key
+    expect(count(seen.slice(0, 20))).toBeGreaterThanOrEqual(6);
+    expect(count(seen.slice(20))).toBeGreaterThanOrEqual(5);
+  });
+
+  it('heavy keys first: a light key past the budget is admitted up to LIGHT_GRACE, the heavy one is not', () => {
+    const s = setup(20);
+    const keys = Array.from({ length: 30 }, (_, i) => (i % 10 === 9 ? 'light' : 'heavy'));
+    keyedTurn(s, keys, 2);
+    keyedTurn(s, keys, 2);
+    // A longer turn than the last: 60 requests. Past 20 ms, heavy requests not owed a refusal are
+    // refused at the tail; light ones are admitted until 25 ms.
+    const now = s.clock.now();
+    const out: { key: string; ok: boolean; at: number }[] = [];
+    for (let i = 0; i < 60; i++) {
+      const key = i % 10 === 9 ? 'light' : 'heavy';
+      const ok = s.budget.admit({ key }).allowed;
+      out.push({ key, ok, at: s.clock.now() - now });
+      s.clock.advance(ok ? 2 : 0.125);
+    }
+    s.endTurn();
+    const late = out.filter((o) => o.at > 20);
+    expect(late.filter((o) => o.key === 'heavy' && o.ok)).toHaveLength(0);
+    expect(late.filter((o) => o.key === 'light' && o.at <= 25).every((o) => o.ok)).toBe(true);
+    expect(out.filter((o) => o.at > 25).every((o) => !o.ok)).toBe(true);
+    expect(LIGHT_GRACE).toBe(1.25);
+  });
+
+  it('heavy keys first: a light key at the very end of every turn keeps being served, and turns stay near the budget', () => {
+    const s = setup(20);
+    // Every turn: 30 heavy requests, then 4 light ones at its very end (the worst case for them).
+    const keys = [...Array.from({ length: 30 }, () => 'heavy'), 'light', 'light', 'light', 'light'];
+    const lengths: number[] = [];
+    let lightServed = 0;
+    for (let t = 0; t < 12; t++) {
+      const start = s.clock.now();
+      const a = keyedTurn(s, keys, 2);
+      lengths.push(s.clock.now() - start);
+      if (t >= 3) lightServed += a.light ?? 0;
+    }
+    // Once settled, the light key keeps all it sends and the turns stay within LIGHT_GRACE of the
+    // budget: what ran past it (the heavy key's tail refusals, the light key's late admissions) is
+    // carried to the heavy key's share of the next turn.
+    expect(lightServed).toBe(9 * 4);
+    for (const ms of lengths.slice(3)) expect(ms).toBeLessThanOrEqual(LIGHT_GRACE * 20 + 2);
+  });
+
+  it('heavy keys first: falls back to the uniform rule when a turn admits fewer than it has keys', () => {
+    const s = setup(25);
+    // 40 clients, one request each, every turn: fairness within a turn has no meaning (13 admitted
+    // of 40 keys), so the next turn refuses its first 27, as without keys.
+    const keys = Array.from({ length: 40 }, (_, i) => `client-${i}`);
+    keyedTurn(s, keys, 2);
+    keyedTurn(s, keys, 2);
+    const early = s.budget.refusedEarly;
+    const seen: boolean[] = [];
+    for (const key of keys) {
+      const ok = s.budget.admit({ key }).allowed;
+      seen.push(ok);
+      s.clock.advance(ok ? 2 : 0.125);
+    }
+    s.endTurn();
+    expect(count(seen.slice(0, 27))).toBe(0);
+    expect(s.budget.refusedEarly - early).toBe(27);
+  });
+
+  it('heavy keys first: counts nothing outside an overload, and the carry ends with it', () => {
+    const s = setup(25);
+    const keys = mixed();
+    keyedTurn(s, keys, 2);
+    keyedTurn(s, keys, 2);
+    keyedTurn(s, keys, 2);
+    // The load falls to 8 requests a turn: the heavy key's share is refused once more (the carry is
+    // a prediction) and fades in proportion to the budget that turn used (one more refusal), then
+    // the turns fit and nothing is refused.
+    const light = ['heavy', 'light', 'heavy', 'heavy', 'lighter', 'heavy', 'heavy', 'heavy'];
+    const first = keyedTurn(s, light, 2);
+    expect(first.light).toBe(1);
+    expect(first.lighter).toBe(1);
+    const second = keyedTurn(s, light, 2);
+    expect(second.heavy).toBeGreaterThanOrEqual(5);
+    const refused = s.budget.refused;
+    for (let t = 0; t < 20; t++) keyedTurn(s, light, 2);
+    expect(s.budget.refused).toBe(refused);
+  });
+
   it('turnBudgetFor: the guard rule (a number, false, or the default with a shedder)', () => {
     expect(turnBudgetFor(false, true)).toBeUndefined();
     expect(turnBudgetFor(undefined, false)).toBeUndefined();
@@ -154,5 +294,70 @@ describe('TurnBudget', () => {
     } catch (err) {
       expect(isConfigError(err)).toBe(true);
     }
+  });
+});
+
+describe('TurnKeys', () => {
+  it('waterLevel: the max-min fair level over rates, with untracked keys at one request each', () => {
+    // 12 admissions over 2, 4 and 20: the two light keys fit, the heavy one gets the other 6.
+    expect(waterLevel([2, 4, 20], 0, 12)).toBe(6);
+    expect(waterLevel([2, 4, 20], 0, 4)).toBeCloseTo(4 / 3, 12);
+    // Everything fits: the level is the largest rate (no key above it), or Infinity past the sum.
+    expect(waterLevel([2, 4, 20], 0, 26)).toBe(20);
+    expect(waterLevel([2, 4, 20], 0, 27)).toBe(Number.POSITIVE_INFINITY);
+    // Three untracked keys of one each and a heavy 10: 7 admissions leave it 4.
+    expect(waterLevel([10], 3, 7)).toBe(4);
+    // 0.5 fits; 2.5 left over three keys (two untracked, one heavy): under one each.
+    expect(waterLevel([0.5, 10], 2, 3)).toBeCloseTo(2.5 / 3, 12);
+  });
+
+  it("shares a turn's refusals over the keys above the fair level, from rates smoothed over turns", () => {
+    const k = new TurnKeys();
+    const turn = (heavy: number, light: number, carry: number) => {
+      for (let i = 0; i < heavy; i++) k.count('heavy');
+      for (let i = 0; i < light; i++) k.count('light');
+      expect(k.total).toBe(heavy + light);
+      expect(k.keys).toBe((heavy > 0 ? 1 : 0) + (light > 0 ? 1 : 0));
+      return k.endTurn(carry);
+    };
+    // 24 heavy and 4 light arrivals, 16 to refuse: 12 admitted, the level is 8, the heavy key's share
+    // (24 - 8) / 24.
+    const first = turn(24, 4, 16)!;
+    expect([...first.keys()]).toEqual(['heavy']);
+    expect(first.get('heavy')!.share).toBeCloseTo(16 / 24, 12);
+    expect(first.get('heavy')!.owed).toBe(0.5);
+    for (let t = 0; t < 5; t++) turn(24, 4, 16);
+    // A turn where the light key sent 9 of 30 by chance: on that turn alone the level (12 admitted,
+    // 6 each) would put it over; smoothed over the turns before (rate ~5), it stays under (~6.3).
+    const second = turn(21, 9, 18)!;
+    expect(second.has('light')).toBe(false);
+    expect(second.get('heavy')!.share).toBeGreaterThan(0.5);
+    // Nothing to refuse: no shares.
+    expect(turn(10, 2, 0)!.size).toBe(0);
+    k.reset();
+    // One key alone: the uniform rule.
+    expect(turn(30, 0, 10)).toBeUndefined();
+  });
+
+  it('falls back to the uniform rule below one request a turn per key, and without counted arrivals', () => {
+    const k = new TurnKeys();
+    for (let i = 0; i < 40; i++) k.count(`client-${i}`);
+    expect(k.endTurn(27)).toBeUndefined();
+    k.reset();
+    expect(k.endTurn(5)).toBeUndefined();
+  });
+
+  it('tracks at most MAX_TURN_KEYS keys; the rest count as one request each for their turn', () => {
+    const k = new TurnKeys();
+    for (let i = 0; i < MAX_TURN_KEYS; i++) k.count(`k${i}`);
+    for (let i = 0; i < 10; i++) k.count('late');
+    k.count('k0');
+    expect(k.keys).toBe(MAX_TURN_KEYS + 10);
+    expect(k.total).toBe(MAX_TURN_KEYS + 11);
+    // Every key at one a turn but k0 at two: one refusal falls on k0 alone.
+    const shares = k.endTurn(1)!;
+    expect([...shares.keys()]).toEqual(['k0']);
+    expect(shares.get('k0')!.share).toBeCloseTo(0.5, 12);
+    expect(TURN_KEYS_DECAY).toBe(0.875);
   });
 });

@@ -132,22 +132,22 @@ describe('the guard feeds its governor', () => {
       const share = (t: Tenant) => t.served / t.sent;
       return { m, heavy, light, lighter, share };
     };
-    // Without the feed the factor never moves and the turn budget refuses everyone alike.
+    // Without the feed the factor never moves; the turn budget alone shares its refusals fairly
+    // over the keys (heavy keys first): measured heavy 21%, light and lighter 100%.
     const off = run(false);
     expect(off.m.factors.every((f) => f === 1)).toBe(true);
-    // Measured: heavy 29%, light 27%, lighter 22%.
-    expect(off.share(off.light)).toBeLessThan(0.4);
+    expect(off.share(off.light)).toBeGreaterThan(0.95);
+    expect(off.share(off.lighter)).toBeGreaterThan(0.95);
+    expect(off.share(off.heavy)).toBeLessThan(0.3);
 
     const on = run(true);
-    // The factor moves (measured: 0.48–0.76 over the 20 s, settling into a cycle around the edge
-    // near 0.55 where the quotas let through what the loop can do) and the heavy key is cut by its
-    // own quota. Measured: heavy 24%, light 76%, lighter 77% (issue 10 asks >= 95%: missed, see
-    // docs/governor.md "Feeding the governor").
+    // With it the factor moves (measured 0.39-0.98 over the 20 s) and the heavy key is cut by its
+    // own quota for part of its excess: the turn budget refuses less than half as often. The light
+    // keys keep what they send (measured 99.8%), the heavy one 21%.
     expect(Math.min(...on.m.factors)).toBeLessThan(0.6);
-    expect(on.share(on.light)).toBeGreaterThan(0.7);
-    expect(on.share(on.lighter)).toBeGreaterThan(0.7);
-    expect(on.share(on.light)).toBeGreaterThan(2.5 * on.share(on.heavy));
-    expect(on.share(on.light)).toBeGreaterThan(2 * off.share(off.light));
+    expect(on.share(on.light)).toBeGreaterThan(0.95);
+    expect(on.share(on.lighter)).toBeGreaterThan(0.95);
+    expect(on.share(on.heavy)).toBeLessThan(0.3);
     expect(on.m.turnRefusals).toBeLessThan(0.5 * off.m.turnRefusals);
 
     // The heavy load falls to 100/s: the quotas at the reduced factor still hold every tenant, so
@@ -234,6 +234,30 @@ describe('HttpGuard and its governor', () => {
     late.attach({ governor });
     expect(Object.keys(governor.snapshot().signals)).toEqual(['idle', 'http-refusal-share']);
     late.close();
+  });
+
+  it('two guards on one governor feed it under different names (two servers in one process)', () => {
+    const clock = new ManualClock();
+    const governor = new Governor({ signals: [idle()], clock });
+    const a = createGuard({ governor, concurrency: { limit: 2 } });
+    const b = createGuard({ governor, concurrency: { limit: 2 } });
+    const c = createGuard({ governor, name: 'api' });
+    const d = createGuard({ governor, name: 'api' });
+    expect(Object.keys(governor.snapshot().signals)).toEqual([
+      'idle',
+      'http-refusal-share',
+      'http-queue-time',
+      'http-2-refusal-share',
+      'http-2-queue-time',
+      'api-refusal-share',
+      'api-2-refusal-share',
+    ]);
+    a.close();
+    // The freed names are taken again by the next guard.
+    const e = createGuard({ governor });
+    expect(Object.keys(governor.snapshot().signals)).toContain('http-refusal-share');
+    for (const g of [b, c, d, e]) g.close();
+    expect(Object.keys(governor.snapshot().signals)).toEqual(['idle']);
   });
 
   it('turn-budget refusals through the guard read as refusal-share pressure', () => {

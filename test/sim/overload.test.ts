@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadScenario, parseScenario, type Scenario } from '../../simulations/src/scenario.js';
+import type { SimReport, SimSummary } from '../../simulations/src/report.js';
 import { simulate } from '../../simulations/src/simulate.js';
 
 const dir = 'simulations/scenarios';
@@ -190,12 +191,12 @@ describe("fairness across tenants (Jain's index of goodput / max-min fair share)
     // With a 250/s quota per tenant, polite tenants are served in full and the abuser gets 250 of 300.
     expect(withQuota.jainIndex!).toBeGreaterThan(0.99);
     // 450 req/s admitted is 90% of capacity: the governor still sheds now and then, from everyone
-    // alike. Measured: the least-served polite tenant got 78% of its demand (min factor 0.89). It was
-    // 94% before the Shedder learned from completions (`release` now reports completed work to it,
-    // and the simulator releases as the guard does): a figure to revisit with the controller work,
-    // not a pass mark. Fairness holds either way (J = 0.9996).
+    // alike (the turn budget, which shares refusals by key, is off in this scenario). Measured: the
+    // least-served polite tenant got 94.0% of its demand (min factor 0.89; seeds 2 and 3: 99.3% and
+    // 90.5%). It read 78% when this bound was lowered to 0.75 (right after the Shedder learned from
+    // completions); measured again after the governor's later changes, it is back at 94%.
     const polite = withQuota.tenants.filter((t) => t.tenant.startsWith('polite'));
-    for (const t of polite) expect(t.goodput / t.demand).toBeGreaterThan(0.75);
+    for (const t of polite) expect(t.goodput / t.demand).toBeGreaterThan(0.9);
     expect(withQuota.goodputShareOfCapacity).toBeGreaterThan(0.8);
   });
 });
@@ -207,5 +208,76 @@ describe('priorities', () => {
     const by = s.shedShareByPriority;
     expect(by.sheddable!).toBeGreaterThan(by.normal! + 0.05);
     expect(by.normal!).toBeGreaterThan(by.critical! + 0.05);
+  });
+});
+
+describe('tenants of different rates at 2.25x, each within its quota (tenants-3x.json)', () => {
+  const share = (s: SimSummary, tenant: string) => {
+    const t = s.tenants.find((x) => x.tenant === tenant)!;
+    return t.overloadGoodput! / t.overloadSent!;
+  };
+  const refusedFrom = (r: SimReport, t: number) =>
+    r.series.filter((p) => p.t >= t).reduce((a, p) => a + p.shed + p.limited, 0);
+
+  it('the light tenants keep >= 95% of what they send while the heavy one is cut; without protection all lose alike', async () => {
+    const sc = await loadScenario(`${dir}/tenants-3x.json`);
+    const none = simulate(sc, { mode: 'none' }).summary;
+    // Unprotected: everyone gets ~27% of what they sent, and late (p99 17 s).
+    for (const t of ['heavy', 'light', 'lighter']) expect(share(none, t)).toBeLessThan(0.35);
+
+    const fed = simulate(sc, { mode: 'spillway' });
+    const unfed = simulate(
+      { ...sc, spillway: { ...sc.spillway, feedGovernor: false } },
+      { mode: 'spillway' },
+    );
+    for (const r of [fed, unfed]) {
+      const s = r.summary;
+      // Measured (seed 1): light 97.1%, lighter 97.8% (fed); 96.8%, 97.1% (not fed); heavy 27-29%.
+      expect(share(s, 'light')).toBeGreaterThan(0.95);
+      expect(share(s, 'lighter')).toBeGreaterThan(0.95);
+      expect(share(s, 'heavy')).toBeLessThan(0.35);
+      expect(s.episodes[0]!.switches).toBeLessThanOrEqual(2);
+      // Nothing refused from 2 s after the load fell (the step ends at 40 s).
+      expect(refusedFrom(r, 42)).toBe(0);
+    }
+    // Fed, the factor moves (measured: down to 0.20) and the heavy tenant's quota shrinks; not fed, it
+    // stays at 1 and the turn budget alone refuses the heavy tenant.
+    expect(fed.summary.minFactor!).toBeLessThan(0.5);
+    expect(unfed.summary.minFactor).toBe(1);
+    // The refusals wait no longer than the admissions during the overload (the heavy tenant's
+    // refusals are spread over each turn): measured p50 26.0 against 27.0 ms (fed), 30.1 against
+    // 30.3 ms (not fed).
+    for (const r of [fed, unfed]) {
+      const ep = r.summary.episodes[0]!;
+      expect(ep.refusedP50Ms!).toBeLessThanOrEqual(ep.p50Ms!);
+    }
+    // Goodput and p99 (issue 10 asks >= 98% and <= 35 ms): measured 93.1% / 96.8% of capacity (fed
+    // / not), p99 of the worst second 46 ms both. Missed in the model: each refusal costs 0.05 ms of
+    // loop here (~3.5% of it at 700 refusals/s), the factor undershoots the heavy tenant's fair share
+    // when fed (its quota only binds below it: see docs/governor.md), and the model's turns run
+    // longer than live ones (the single-tenant step to 3x has the same 46 ms). Stated, not asserted
+    // as passing marks.
+    expect(unfed.summary.episodes[0]!.goodputShare).toBeGreaterThan(0.95);
+    expect(fed.summary.episodes[0]!.goodputShare).toBeGreaterThan(0.9);
+    expect(fed.summary.episodes[0]!.p99Ms!).toBeLessThan(50);
+  });
+
+  it('at 0.8x of capacity: nothing refused but a Poisson burst now and then', async () => {
+    const sc = await loadScenario(`${dir}/tenants-3x.json`);
+    const scale = 0.8 / 2.25;
+    const light: Scenario = {
+      ...sc,
+      traffic: sc.traffic.map((t) =>
+        t.pattern.kind === 'step'
+          ? { ...t, pattern: { ...t.pattern, peakPerSec: t.pattern.peakPerSec * scale } }
+          : t,
+      ),
+    };
+    const r = simulate(light, { mode: 'spillway' });
+    // Measured: 4 refusals of ~13,000 requests (in seconds 28 and 31), by the turn budget on turns
+    // that a burst of Poisson arrivals ran past 25 ms; the same 4 with every tenant on one key (the
+    // uniform rule), so not the fair sharing's doing. Issue 10 asks for none: missed by 0.03%.
+    expect(refusedFrom(r, 0)).toBeLessThanOrEqual(0.001 * r.summary.offered);
+    expect(r.summary.minFactor).toBe(1);
   });
 });

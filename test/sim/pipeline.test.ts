@@ -71,6 +71,35 @@ describe('the simulator and the HTTP guard build the same pipeline for the same 
     limiter?.close();
   });
 
+  it('without a Shedder (`shedder: false`): the guard with no shedder, the budget only when asked for', () => {
+    for (const turnBudgetMs of [undefined, 25] as const) {
+      const sim = simProtection({
+        perTenant: { ...quota, scaled: true },
+        shedder: false,
+        ...(turnBudgetMs === undefined ? {} : { turnBudgetMs }),
+      });
+      const limiter = createLimiter(quota);
+      const guard = createGuard({ limiter, ...(turnBudgetMs === undefined ? {} : { turnBudgetMs }) });
+      expect(shape(sim.pipeline)).toEqual(shape(guard.pipeline));
+      expect(shape(sim.pipeline).map((s) => s.name)).toEqual(
+        turnBudgetMs === undefined ? ['key'] : ['key', 'turn-budget'],
+      );
+      sim.stop();
+      guard.close();
+      limiter.close();
+    }
+  });
+
+  it("feedGovernor: the simulated governor gets the guard's refusal share, fed by the same class", () => {
+    const fed = simProtection({ perTenant: quota, shedder: false, turnBudgetMs: 25, feedGovernor: true });
+    expect(Object.keys(fed.governor.snapshot().signals)).toEqual(['idle', 'http-refusal-share']);
+    fed.stop();
+    expect(Object.keys(fed.governor.snapshot().signals)).toEqual(['idle']);
+    const unfed = simProtection({ perTenant: quota });
+    expect(Object.keys(unfed.governor.snapshot().signals)).toEqual(['idle']);
+    unfed.stop();
+  });
+
   it('with a concurrency stage: the same stages as the guard with `concurrency`, last, waiting and releasing', () => {
     const sim = simProtection({ perTenant: quota, concurrency: { limit: 8 } });
     const shedder = new Shedder({ factor: new ManualFactor(1) });

@@ -84,6 +84,17 @@ describe('scenario validation', () => {
     ],
     [{ ...minimal, spillway: { governor: { clock: 1 } } }, 'spillway.governor.clock must be absent', '1'],
     [{ ...minimal, colour: 'red' }, 'colour must be absent (unknown field', '"red"'],
+    [
+      { ...minimal, spillway: { feedGovernor: 'yes' } },
+      'spillway.feedGovernor must be true or false',
+      '"yes"',
+    ],
+    [
+      { ...minimal, spillway: { perTenant: { ratePerSec: 5, scaled: 1 } } },
+      'spillway.perTenant.scaled must be true or false',
+      '1',
+    ],
+    [{ ...minimal, spillway: { shedder: true } }, 'spillway.shedder must be an object', 'true'],
   ])('rejects %#', (obj, text, got) => {
     const err = errorOf(obj);
     expect(err.message).toContain(`simulations/scenarios/x.json: ${text}`);
@@ -100,6 +111,10 @@ describe('scenario validation', () => {
     expect(s.traffic[0]!.timeoutMs).toBe(10_000);
     expect(s.traffic[0]!.priorities).toEqual({ critical: 0, normal: 1, sheddable: 0 });
     expect(s.signals.map((x) => x.kind)).toEqual(['eventLoopDelay', 'memory']);
+    expect(s.spillway.feedGovernor).toBe(false);
+    expect(s.spillway.shedder).toEqual({});
+    const quota = parseScenario({ ...minimal, spillway: { perTenant: { ratePerSec: 10 } } }, 'x');
+    expect(quota.spillway.perTenant).toEqual({ ratePerSec: 10, burst: 5, scaled: false });
   });
 
   it('computes capacity from the loop and the pool, whichever is lower', () => {

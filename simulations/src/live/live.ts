@@ -86,10 +86,15 @@ export interface LiveReport extends SimReport {
     /** Per episode: on/off transitions of "any request refused" in 100 ms slices. */
     readonly sliceSwitches: readonly number[];
     /**
-     * Per episode: p50 and p99 of every 2xx answered during it (not the worst second's), in ms
-     * (null when none was answered).
+     * Per episode: p50 and p99 of every 2xx answered during it (not the worst second's), and of every
+     * refusal (429 or 503), in ms (null when none was answered).
      */
-    readonly episodeLatency: readonly { readonly p50Ms: number | null; readonly p99Ms: number | null }[];
+    readonly episodeLatency: readonly {
+      readonly p50Ms: number | null;
+      readonly p99Ms: number | null;
+      readonly refusedP50Ms: number | null;
+      readonly refusedP99Ms: number | null;
+    }[];
     /** Per second (as `series`): the guard's decisions (`spillway` mode), else null. */
     readonly decisions: readonly (DecisionSecond | null)[];
   };
@@ -228,7 +233,7 @@ export async function runLive(scenario: Scenario, options: LiveOptions = {}): Pr
     mode,
     cpuMs,
     governor: live.spillway.governor,
-    shedder: live.spillway.shedder,
+    shedder: live.spillway.shedder === false ? {} : live.spillway.shedder,
     ...(options.server?.pool === undefined ? {} : { pool: options.server.pool }),
     ...(options.server?.guard === undefined ? {} : { guard: options.server.guard }),
   });
@@ -283,6 +288,8 @@ function toReport(
   // Seconds after the scheduled duration (the drain) fold into the last second.
   const series: SeriesPoint[] = [];
   const okHist = new LatencyHistogram();
+  const refusedHist = new LatencyHistogram();
+  for (const sec of load.seconds) refusedHist.merge(sec.latencyRefused);
   for (let t = 0; t < dur; t++) {
     const c = load.seconds[t];
     const hist = new LatencyHistogram();
@@ -363,6 +370,10 @@ function toReport(
       p99: okHist.count > 0 ? round(okHist.percentile(99)) : null,
       max: okHist.count > 0 ? round(okHist.maxMs) : null,
     },
+    refusedLatencyMs: {
+      p50: refusedHist.count > 0 ? round(refusedHist.percentile(50)) : null,
+      p99: refusedHist.count > 0 ? round(refusedHist.percentile(99)) : null,
+    },
     shed,
     shedShare: offered > 0 ? shed / offered : 0,
     shedShareByPriority: Object.fromEntries(
@@ -404,10 +415,13 @@ function toReport(
       decisions: series.map((p) => serverSecond.get(p.t)?.decisions ?? null),
       episodeLatency: runs(overloadedSeconds(scenario)).map(([a, b]) => {
         const h = new LatencyHistogram();
-        for (const sec of load.seconds.slice(a, b)) h.merge(sec.latencyOk);
-        return h.count > 0
-          ? { p50Ms: round(h.percentile(50)), p99Ms: round(h.percentile(99)) }
-          : { p50Ms: null, p99Ms: null };
+        const r = new LatencyHistogram();
+        for (const sec of load.seconds.slice(a, b)) {
+          h.merge(sec.latencyOk);
+          r.merge(sec.latencyRefused);
+        }
+        const at = (x: LatencyHistogram, p: number) => (x.count > 0 ? round(x.percentile(p)) : null);
+        return { p50Ms: at(h, 50), p99Ms: at(h, 99), refusedP50Ms: at(r, 50), refusedP99Ms: at(r, 99) };
       }),
     },
   };

@@ -3,8 +3,10 @@
  * (bucket-math.ts), over the slot table, the factor timeline, the tier table, the block policy
  * and the global bucket. It owns no key state of its own.
  *
- * The hot path (`decide` in mode 'take' for an existing key) reads the clock once, allocates only
- * the decision it returns, and calls no closure: keep it that way (bench/limiter.mjs measures it).
+ * The hot path is `takeOne` (a take of cost 1 without priority, for an existing key): it reads the
+ * clock once, allocates only the decision it returns, and is small enough for V8 to inline into its
+ * caller, where a decision that does not escape is not allocated at all. Everything else goes to
+ * `decide`. Keep both that way: bench/limiter.mjs measures them against a minimal token bucket.
  */
 import type { Clock } from '../../clock.js';
 import { ConfigError } from '../../errors.js';
@@ -62,12 +64,16 @@ export class KeyedEngine {
   readonly #hasTiers: boolean;
   readonly #block: BlockPolicy | undefined;
   readonly #global: GlobalBucket | undefined;
+  /** No tiers, block or global bucket, and a burst that a cost of 1 fits: `takeOne` may decide. */
+  readonly #plain: boolean;
   // The default limits (tier 0), per ms, read without the tier table on the hot path.
   readonly #rate: number;
   readonly #burst: number;
   readonly #eps: number;
-  /** 1 / (rate·f) for the default limits, 0 at factor 0. */
-  #inv0: number;
+  /** The default limits at the factor in force (set by #setScaled). */
+  #scaled!: Scaled;
+  /** `#scaled` when `takeOne` may decide (no tiers, block or global bucket; burst >= 1), else undefined. */
+  #fast: Scaled | undefined;
   /** Asked by the slot table during eviction; bound once, not per call. */
   readonly #canDrop: (slot: number, now: number) => boolean;
   readonly #compactTiers: () => void;
@@ -83,10 +89,48 @@ export class KeyedEngine {
     this.#rate = parts.tiers.rate[0]!;
     this.#burst = parts.tiers.burst[0]!;
     this.#eps = this.#burst * TOKEN_EPSILON;
+    this.#plain =
+      !parts.hasTiers && parts.block === undefined && parts.global === undefined && this.#burst >= 1;
     const f = parts.timeline.factor;
-    this.#inv0 = f > 0 ? 1 / (this.#rate * f) : 0;
+    this.#setScaled(f);
     this.#canDrop = (slot, now) => this.#droppable(slot, now);
     this.#compactTiers = () => this.compactTiers();
+  }
+
+  /**
+   * `decide(key, 1, undefined, 'take', 0, undefined)`, the same answer and the same writes, in a
+   * few lines when nothing but the key's own bucket is involved: a limiter without tiers, block or
+   * global bucket, a key that has a bucket, and no factor change since that bucket's last settle.
+   * Anything else (a missing key, a key held under its digest, a replay) goes to `decide`.
+   */
+  takeOne(key: string): KeyedDecision {
+    const d = this.#fast;
+    const slots = this.#slots;
+    const state = slots.state;
+    const tl = this.#timeline;
+    // The map holds only strings (long ones under their digest): any other key misses here and is
+    // validated and bounded by `decide`.
+    const s = d === undefined ? undefined : slots.map.get(key);
+    if (d === undefined || s === undefined || state[2 * s + 1]! < tl.lastChange) {
+      return this.decide(key, 1, undefined, 'take', 0, undefined);
+    }
+    const now = this.#clock.now();
+    const last = state[2 * s + 1]!;
+    let x = state[2 * s]!;
+    if (now > last) {
+      // #settle, with no factor change to replay
+      x = refill(x, now - last, d.rate, d.cap);
+      state[2 * s + 1] = now;
+      tl.lastSettle = now;
+    }
+    slots.ref[s] = 1;
+    if (d.oneFits && x + this.#eps >= 1) {
+      x = x - 1 > 0 ? x - 1 : 0;
+      state[2 * s] = x;
+      return decision(true, 'ok', x, d.cap, 0, (d.cap - x) * d.inv, tl.factor, 'key');
+    }
+    state[2 * s] = x;
+    return keyRefusal(x, 1, 1, d.cap, this.#eps, d.inv, tl.factor);
   }
 
   /**
@@ -122,7 +166,7 @@ export class KeyedEngine {
     const cap = burst * f;
     const r = rate * f;
     // 1 / r: waits and reset times become products (cached for the default limits).
-    const inv = this.#hasTiers ? (r > 0 ? 1 / r : 0) : this.#inv0;
+    const inv = this.#hasTiers ? (r > 0 ? 1 / r : 0) : this.#scaled.inv;
 
     let x: number;
     let blockedMs = 0;
@@ -157,10 +201,8 @@ export class KeyedEngine {
       (mode === 'peek' || this.#block === undefined)
     ) {
       // The common refusal, by the key's own bucket alone, decided here (see #refuse for the rest).
-      const keyWait = f === 0 || charge > cap + eps ? Infinity : (charge - x) * inv;
-      const reason = keyWait !== Infinity && (f === 1 || x + eps < cost * f) ? 'limited' : 'shed';
       if (s !== undefined && mode === 'take') slots.ref[s] = 1;
-      return decision(false, reason, x > 0 ? x : 0, cap, keyWait, (cap - x) * inv, f, 'key');
+      return keyRefusal(x, cost, charge, cap, eps, inv, f);
     }
     return this.#refuse(
       key,
@@ -339,6 +381,11 @@ export class KeyedEngine {
     return quiet && x + burst * TOKEN_EPSILON >= this.#tiers.idleTokens(tier, now);
   }
 
+  #setScaled(f: number): void {
+    this.#scaled = scaleDefaults(this.#rate, this.#burst, this.#eps, f);
+    this.#fast = this.#plain ? this.#scaled : undefined;
+  }
+
   /** Follows a new factor from the source: every part brought to the change, then the change logged. */
   onFactor(next: number): void {
     if (typeof next !== 'number' || Number.isNaN(next)) return;
@@ -360,7 +407,7 @@ export class KeyedEngine {
     // Buckets settled at this very instant are not replayed (their last settle is not before the
     // change), so the shrink's clamp is applied to them here.
     if (sweep && fNew < fOld) this.#clampSettledAt(at, fNew);
-    this.#inv0 = fNew > 0 ? 1 / (this.#rate * fNew) : 0;
+    this.#setScaled(fNew);
   }
 
   #settleAll(at: number): void {
@@ -455,6 +502,24 @@ export class KeyedEngine {
   }
 }
 
+/** The default limits (tier 0) scaled by a factor `f`: what `takeOne` needs, computed once per change. */
+interface Scaled {
+  /** Tokens per ms. */
+  readonly rate: number;
+  /** Capacity. */
+  readonly cap: number;
+  /** 1 / rate (waits and reset times become products); 0 at factor 0. */
+  readonly inv: number;
+  /** Whether a cost of 1 can be admitted at all: f > 0 and 1 within the capacity (and tolerance). */
+  readonly oneFits: boolean;
+}
+
+function scaleDefaults(ratePerMs: number, burst: number, eps: number, f: number): Scaled {
+  const rate = ratePerMs * f;
+  const cap = burst * f;
+  return { rate, cap, inv: f > 0 ? 1 / rate : 0, oneFits: f > 0 && 1 <= cap + eps };
+}
+
 /**
  * What a request pays in the bucket that runs at the base factor f: a priority that sees factor
  * e pays cost·f/e, so a class alone gets exactly rate·e.
@@ -464,6 +529,25 @@ function chargeFor(cost: number, priority: Priority, f: number): number {
   if (level === 0.5 || f >= 1) return cost;
   const e = effectiveFactor(f, level);
   return e > 0 ? cost * (f / e) : Infinity;
+}
+
+/**
+ * A refusal by the key's own bucket alone (`x` tokens, capacity `cap`, `inv` = 1 / its scaled rate):
+ * 'limited' when the key is over its own quota (at factor 1, or when its fill level scaled up to
+ * factor 1 could not pay the unscaled cost either), 'shed' when the cut is the factor's.
+ */
+function keyRefusal(
+  x: number,
+  cost: number,
+  charge: number,
+  cap: number,
+  eps: number,
+  inv: number,
+  f: number,
+): KeyedDecision {
+  const keyWait = f === 0 || charge > cap + eps ? Infinity : (charge - x) * inv;
+  const reason = keyWait !== Infinity && (f === 1 || x + eps < cost * f) ? 'limited' : 'shed';
+  return decision(false, reason, x > 0 ? x : 0, cap, keyWait, (cap - x) * inv, f, 'key');
 }
 
 function resetOf(cap: number, x: number, ratePerMs: number): number {
