@@ -13,7 +13,6 @@
 // Writes bench/results/live-overload.json and docs/img/live-overload.svg, prints a markdown table.
 // Flags: --runs N, --episode-sec S (default 20), --quick (1 run, 8 s episode), --modes a,b,...
 // Needs dist/ (npm run bench builds it).
-import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -25,6 +24,7 @@ const root = join(here, '..');
 const { runLive, measureCapacity } = await import(join(root, 'simulations/dist/live/live.js'));
 const { parseScenario } = await import(join(root, 'simulations/dist/scenario.js'));
 const { renderChart } = await import(join(root, 'simulations/dist/chart.js'));
+const { fmt, gitHead, median, PEER_LABELS } = await import('./live-common.mjs');
 
 const { values } = parseArgs({
   options: {
@@ -72,22 +72,7 @@ const scenario = parseScenario(
 );
 
 // The commit the governor and shedder under test came from (dist/ is built from the working tree).
-function gitHead() {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-  } catch {
-    return null;
-  }
-}
-
-const median = (xs) => {
-  const v = xs.filter((x) => x !== null && Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-};
-
-const commit = gitHead();
+const commit = gitHead(root);
 const runs = [];
 let lastReports = [];
 for (let run = 0; run < runsWanted; run++) {
@@ -172,14 +157,7 @@ if (sp && peers.length > 0) {
   };
 }
 
-const label = {
-  none: 'no protection',
-  spillway: 'Spillway (defaults)',
-  'under-pressure': '@fastify/under-pressure',
-  toobusy: 'toobusy-js',
-  'overload-protection': 'overload-protection',
-};
-const fmt = (v, d = 0) => (v === null || v === undefined ? '-' : v.toFixed(d));
+const label = { ...PEER_LABELS, spillway: 'Spillway (defaults)' };
 const lines = [
   '| mode | goodput (share of capacity) | p99 of 2xx (ms) | p50 of 2xx / of refusals (ms) | on/off switches | time to engage (ms) | client timeouts |',
   '|---|---:|---:|---:|---:|---:|---:|',

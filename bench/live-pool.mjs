@@ -1,12 +1,19 @@
 // Live pool-bound overload benchmark (not a test), issue 9's setup: a node:http server whose handler
-// spends 0.3 ms of CPU and then holds one of 8 slots of a FIFO async pool for 20 ms (capacity
-// ~394 req/s; bench/live-pool-server.mjs), open-loop load from a separate process (the live
-// harness's load generator: fixed schedule, latency from the intended send time, keep-alive
-// connections opened first, client timeout 10 s), a fresh server per phase, side by side:
-//   none               no protection
-//   fixed              a fixed concurrency limit (8) with an unbounded FIFO queue
-//   spillway-known     the HTTP guard's `concurrency: { limit: 8 }`
-//   spillway-adaptive  the HTTP guard's `concurrency: {}` (limit learned, Vegas; no maxConcurrent told)
+// spends 0.3 ms of CPU and then holds one of 8 pool slots for 20 ms (capacity ~394 req/s;
+// bench/live-pool-server.mjs): a FIFO async pool (`--backend fifo`, the default) or a real
+// `pg.Pool` of 8 running `SELECT pg_sleep(0.02)` (`--backend pg`; PostgreSQL at 127.0.0.1:5432,
+// db test). Open-loop load from a separate process (the live harness's load generator: fixed
+// schedule, latency from the intended send time, keep-alive connections opened first, client
+// timeout 10 s), a fresh server per phase, side by side:
+//   none                 no protection
+//   fixed                a fixed concurrency limit (8) with an unbounded FIFO queue
+//   toobusy, overload-protection, under-pressure
+//                        the peers, as the live harness sets them up (their READMEs' settings)
+//   spillway-known       the HTTP guard's `concurrency: { limit: 8 }`
+//   spillway-adaptive    the HTTP guard's `concurrency: {}` (limit learned, Vegas; no maxConcurrent told)
+//   spillway-pg          (pg backend, in the default modes there) spillway/pool's `guardPgPool`
+//                        around the pg.Pool, 503 on PoolOverloadedError
+//   spillway-defaults    (on request) the guard's defaults (governor + Shedder), no concurrency stage
 // Phases (in units of the measured capacity): 3× for 20 s; a step 0.5× → 3× → 0.5× of 10 s each;
 // 0.8× for 20 s. Reported per phase and mode (medians of --runs, default 3):
 //   goodput    2xx answered within the client timeout during the overload (3× seconds), as a share
@@ -18,11 +25,11 @@
 //   late refusals (step)  refusals completed more than 2 s after the load fell; lastRefusalMs: the
 //              last refusal after the fall, in ms; p99 after: 2xx p99 from 2 s after the fall
 //   refusals (0.8×)       every 429/503 of the phase
-// Writes bench/results/live-pool.json and prints markdown tables.
+// Writes bench/results/live-pool.json (live-pool-pg.json for pg) and prints markdown tables.
 // Flags: --runs N, --time-scale K (multiplies every phase length; --quick = 1 run at 0.5),
-// --modes a,b,...
+// --modes a,b,..., --phases overload,step,below, --backend fifo|pg
 // Needs dist/ and simulations/dist/ (npm run bench builds them).
-import { execFileSync, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -33,6 +40,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const { runLoadProcess } = await import(join(root, 'simulations/dist/live/processes.js'));
 const { LatencyHistogram } = await import(join(root, 'simulations/dist/live/histogram.js'));
+const { fmt, gitHead, median, PEER_LABELS, round, sliceSwitches } = await import('./live-common.mjs');
 
 const { values } = parseArgs({
   options: {
@@ -42,6 +50,7 @@ const { values } = parseArgs({
     modes: { type: 'string' },
     phases: { type: 'string' },
     concurrency: { type: 'string' },
+    backend: { type: 'string' },
     'expose-gc': { type: 'boolean' },
   },
   strict: false,
@@ -49,7 +58,22 @@ const { values } = parseArgs({
 const quick = values.quick === true;
 const runsWanted = Number(values.runs ?? (quick ? 1 : 3));
 const timeScale = Number(values['time-scale'] ?? (quick ? 0.5 : 1));
-const modes = (values.modes ?? 'none,fixed,spillway-known,spillway-adaptive').split(',');
+const backend = values.backend ?? 'fifo';
+if (backend !== 'fifo' && backend !== 'pg') {
+  console.error(`--backend: expected fifo or pg, got ${backend}`);
+  process.exit(2);
+}
+const DEFAULT_MODES = [
+  'none',
+  'fixed',
+  'toobusy',
+  'overload-protection',
+  'under-pressure',
+  'spillway-known',
+  'spillway-adaptive',
+  ...(backend === 'pg' ? ['spillway-pg'] : []),
+];
+const modes = values.modes === undefined ? DEFAULT_MODES : values.modes.split(',');
 const phaseNames = (values.phases ?? 'overload,step,below').split(',');
 const TIMEOUT_MS = 10_000;
 const SLICE_MS = 100;
@@ -87,7 +111,7 @@ function schedule(segments, capacity) {
 const concurrencyExtra = values.concurrency === undefined ? undefined : JSON.parse(values.concurrency);
 
 function spawnServer(mode) {
-  const options = { mode, ...(concurrencyExtra ? { concurrency: concurrencyExtra } : {}) };
+  const options = { mode, backend, ...(concurrencyExtra ? { concurrency: concurrencyExtra } : {}) };
   const child = fork(join(here, 'live-pool-server.mjs'), [JSON.stringify(options)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -128,18 +152,6 @@ async function measureCapacity() {
     await server.stop();
   }
 }
-
-function sliceSwitches(on) {
-  let n = 0;
-  let prev = false;
-  for (const x of on) {
-    if (x !== prev) n++;
-    prev = x;
-  }
-  return n;
-}
-
-const round = (x, d = 1) => (x === null || !Number.isFinite(x) ? null : Math.round(x * 10 ** d) / 10 ** d);
 
 async function runPhase(name, mode, capacity) {
   const segments = PHASES[name];
@@ -217,21 +229,6 @@ async function runPhase(name, mode, capacity) {
   return out;
 }
 
-function gitHead() {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-  } catch {
-    return null;
-  }
-}
-
-const median = (xs) => {
-  const v = xs.filter((x) => x !== null && x !== undefined && Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-};
-
 const runs = [];
 for (let run = 0; run < runsWanted; run++) {
   const loadBefore = loadavg();
@@ -276,16 +273,18 @@ for (const phase of phaseNames) {
       lastRefusalAfterFallMs: pick('lastRefusalAfterFallMs'),
       refusalsLaterThan2s: pick('refusalsLaterThan2s'),
       p99After2sMs: pick('p99After2sMs'),
+      offered: pick('offered'),
     };
   }
 }
 
-const fmt = (v, d = 0) => (v === null || v === undefined ? '-' : Number(v).toFixed(d));
 const label = {
-  none: 'no protection',
+  ...PEER_LABELS,
   fixed: 'fixed limit 8, unbounded queue',
   'spillway-known': 'Spillway `concurrency: { limit: 8 }`',
   'spillway-adaptive': 'Spillway `concurrency: {}` (adaptive)',
+  'spillway-pg': 'Spillway `guardPgPool(pool)` (limit 8)',
+  'spillway-defaults': 'Spillway (defaults, no concurrency stage)',
 };
 const tables = [];
 if (medians.overload) {
@@ -321,16 +320,59 @@ if (medians.below) {
     }),
   );
 }
-console.log(`\nMedians of ${runs.length} run(s), time scale ${timeScale}:\n`);
+console.log(`\nMedians of ${runs.length} run(s), time scale ${timeScale}, backend ${backend}:\n`);
 console.log(tables.join('\n'));
 
+// The simulator's figures for the same phases (pool-bound.json's model, evenly spaced arrivals),
+// beside the live medians, each within the tolerance of docs/pool.md › Simulator and live run.
+const SIM_MODES = { 'spillway-known': { limit: 8 }, 'spillway-adaptive': {} };
+const simComparison = {};
+if (backend === 'fifo' && phaseNames.length === 3) {
+  const { loadScenario } = await import(join(root, 'simulations/dist/scenario.js'));
+  const { simulatePoolPhases, comparePoolPhases, POOL_SIM_TOLERANCE } = await import(
+    join(root, 'simulations/dist/pool-phases.js')
+  );
+  const base = await loadScenario(join(root, 'simulations/scenarios/pool-bound.json'));
+  const rows = [];
+  for (const [mode, concurrency] of Object.entries(SIM_MODES)) {
+    if (!modes.includes(mode) || concurrencyExtra !== undefined) continue;
+    const sim = await simulatePoolPhases(base, { timeScale, concurrency });
+    const m = medians;
+    const live = {
+      overload: { ...m.overload[mode], refused: m.overload[mode].refused ?? 0 },
+      step: { ...m.step[mode], refused: m.step[mode].refused ?? 0 },
+      below: { ...m.below[mode], refused: m.below[mode].refused ?? 0 },
+    };
+    const cmp = comparePoolPhases(sim, live);
+    simComparison[mode] = { sim, comparison: cmp };
+    for (const c of cmp) {
+      rows.push(
+        `| ${label[mode]} | ${c.phase} | ${c.figure} | ${fmt(c.sim, 3)} | ${fmt(c.live, 3)} | ±${c.tolerance} | ${c.within ? 'yes' : '**no**'} |`,
+      );
+    }
+  }
+  if (rows.length > 0) {
+    console.log(
+      [
+        '\nSimulator (pool-bound.json, same phases) against live medians:\n',
+        '| mode | phase | figure | sim | live | tolerance | within |',
+        '|---|---|---|---:|---:|---:|---|',
+        ...rows,
+      ].join('\n'),
+    );
+    simComparison.tolerance = POOL_SIM_TOLERANCE;
+  }
+}
+
+const resultsFile = backend === 'pg' ? 'live-pool-pg.json' : 'live-pool.json';
 await mkdir(join(here, 'results'), { recursive: true });
 await writeFile(
-  join(here, 'results', 'live-pool.json'),
+  join(here, 'results', resultsFile),
   `${JSON.stringify(
     {
       date: new Date().toISOString(),
-      commit: gitHead(),
+      commit: gitHead(root),
+      backend,
       node: process.version,
       cpus: cpus().length,
       timeScale,
@@ -338,9 +380,10 @@ await writeFile(
       clientTimeoutMs: TIMEOUT_MS,
       runs,
       medians,
+      simComparison,
     },
     null,
     2,
   )}\n`,
 );
-console.log('\nwrote bench/results/live-pool.json');
+console.log(`\nwrote bench/results/${resultsFile}`);

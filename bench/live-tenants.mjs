@@ -22,6 +22,7 @@
 // that nothing is refused below capacity), --capacity N (req/s; default: measured closed loop
 // against an unprotected server process). Needs dist/ (npm run build).
 import { fork } from 'node:child_process';
+import diagnostics_channel from 'node:diagnostics_channel';
 import http from 'node:http';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -58,6 +59,12 @@ async function server(mode, capacity, withShedder) {
   });
   let factorMin = 1;
   const changes = [];
+  // Refusals by the stage that decided (the key's scaled quota or the turn budget), from the guard's
+  // decision messages: a quota refusal the factor caused is a 503 too, so the status cannot tell.
+  const byStage = {};
+  diagnostics_channel.subscribe('spillway:decision', (m) => {
+    if (m.outcome === 'limited' || m.outcome === 'shed') byStage[m.stage] = (byStage[m.stage] ?? 0) + 1;
+  });
   governor.on('change', (r) => {
     factorMin = Math.min(factorMin, governor.factor);
     changes.push({ atMs: Date.now(), factor: governor.factor, reason: r.reason });
@@ -77,7 +84,7 @@ async function server(mode, capacity, withShedder) {
   srv.listen(0, '127.0.0.1', () => process.send({ port: srv.address().port }));
   process.on('message', (m) => {
     if (m === 'report') {
-      process.send({ factorMin, changes: changes.slice(-40), nChanges: changes.length });
+      process.send({ factorMin, changes: changes.slice(-40), nChanges: changes.length, byStage });
       governor.stop();
       guard.close();
       srv.close();
@@ -266,6 +273,7 @@ async function run(mode, capacity, overloadSec, withShedder, overloadTotal) {
     factorMin: report.factorMin ?? null,
     switches,
     changes: report.nChanges ?? null,
+    byStage: report.byStage ?? null,
     factorTrace,
   };
 }
@@ -320,6 +328,10 @@ async function main() {
       `| ${m} | ${share('heavy')} | ${share('light')} | ${share('lighter')} | ${(100 * r.goodput).toFixed(1)}% | ${ms(r.p99)} | ${ms(r.lat.ok[0])} / ${ms(r.lat.shed[0])} / ${ms(r.lat.limited[0])} | ${ms(r.lat.shed[1])} / ${ms(r.lat.limited[1])} | ${r.factorMin?.toFixed(2) ?? '—'} | ${r.switches} | ${r.changes ?? '—'} |`,
     );
     if (r.factorTrace.length) console.log(`  factor: ${r.factorTrace.join(' ')}`);
+    if (r.byStage) {
+      const stages = Object.entries(r.byStage).map(([k, v]) => `${k} ${v}`);
+      console.log(`  refused by stage (whole run): ${stages.join(', ') || 'none'}`);
+    }
   }
   console.log(
     `\nload average after: ${loadavg()

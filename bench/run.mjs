@@ -10,23 +10,26 @@ const extra = process.argv.slice(2);
 const only = extra.filter((a) => !a.startsWith('--'));
 const flags = extra.filter((a) => a.startsWith('--'));
 
+// Each entry: the file, then its own arguments (the pool benchmark runs twice: its FIFO pool, and
+// real PostgreSQL).
 const benches = [
-  'limiter.mjs',
-  'governor-cost.mjs',
-  'http-overhead.mjs',
-  'adapter-cost.mjs',
-  'live-overload.mjs',
-  'live-pool.mjs',
-  'redis.mjs',
-  'metrics-overhead.mjs',
+  ['limiter.mjs'],
+  ['governor-cost.mjs'],
+  ['http-overhead.mjs'],
+  ['adapter-cost.mjs'],
+  ['live-overload.mjs'],
+  ['live-pool.mjs'],
+  ['live-pool.mjs', '--backend', 'pg'],
+  ['redis.mjs'],
+  ['metrics-overhead.mjs'],
 ];
 let failed = 0;
-for (const file of benches) {
+for (const [file, ...args] of benches) {
   if (only.length > 0 && !only.some((o) => file.startsWith(o))) continue;
   const path = join(here, file);
   if (!existsSync(path)) continue;
-  console.log(`\n### ${file}`);
-  const r = spawnSync(process.execPath, ['--expose-gc', path, ...flags], { stdio: 'inherit' });
+  console.log(`\n### ${[file, ...args].join(' ')}`);
+  const r = spawnSync(process.execPath, ['--expose-gc', path, ...args, ...flags], { stdio: 'inherit' });
   if (r.status !== 0) {
     failed++;
     console.error(`${file} exited with ${r.status ?? r.signal}`);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `spillway` command. The core package answers `--version` and `help` itself; the simulator's
- * commands (`simulate`, `tune`, `live`) live in the separate package spillway-sim (its chart and
+ * commands (`simulate`, `tune`, `live`, `demo`) live in the separate package spillway-sim (its chart and
  * comparison dependencies stay out of a middleware user's install) and are delegated to it when it
  * is installed.
  *
@@ -25,7 +25,7 @@ export function version(): string {
   return pkg.version;
 }
 
-const SIM_COMMANDS = new Set(['simulate', 'tune', 'live']);
+const SIM_COMMANDS = new Set(['simulate', 'tune', 'live', 'demo']);
 
 const HELP = `Usage: spillway <command> [options]
 
@@ -35,6 +35,8 @@ Commands:
   simulate <scenario.json>   run a scenario in the simulator          (needs spillway-sim)
   tune <scenario.json>       search governor settings with the simulator (needs spillway-sim)
   live <scenario.json>       run a scenario against a real server      (needs spillway-sim)
+  demo [scenario.json]       the live demo: tenants, CPU- and pool-bound, with and without
+                             Spillway, and what acted in each phase     (needs spillway-sim)
 
 Options:
   -v, --version              print the version of spillway

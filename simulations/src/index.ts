@@ -6,6 +6,15 @@
  * vega and vega-lite are imported only by `renderChart` and `writeReport`, on first use.
  */
 export { chartSpec, renderChart } from './chart.js';
+export {
+  comparePoolPhases,
+  POOL_SIM_TOLERANCE,
+  type PoolComparison,
+  type PoolPhaseFigures,
+  type PoolPhases,
+  poolPhaseScenario,
+  simulatePoolPhases,
+} from './pool-phases.js';
 export { jainIndex, maxMinFairShares, quantileSorted } from './metrics.js';
 export { type Distribution, deriveRandom, mulberry32, type Random, sampler } from './random.js';
 export {

@@ -79,6 +79,12 @@ export interface Episode {
   /** The p99 of every request answered during the episode, in ms (null: none). Optional likewise. */
   readonly p99AllMs?: number | null;
   /**
+   * The p50 of the 2xx and of the refusals (429 and 503) answered during the episode, from their
+   * send time, in ms (null: none): refusals should be no slower than admissions. Optional likewise.
+   */
+  readonly p50Ms?: number | null;
+  readonly refusedP50Ms?: number | null;
+  /**
    * The same for the factor crossing 1 (exact times). Null without a factor; the simulator always
    * sets it (optional for reports built elsewhere, such as live runs).
    */
@@ -140,6 +146,11 @@ export interface SimSummary {
   readonly shed: number;
   /** shed / offered. */
   readonly shedShare: number;
+  /**
+   * On/off switches of "refused anything" in 100 ms slices over the whole run, as the live
+   * benchmarks count them. Optional for reports built elsewhere.
+   */
+  readonly switches100Ms?: number;
   /** Per class: shed / arrivals of that class (null when the class sent nothing). */
   readonly shedShareByPriority: Readonly<Record<PriorityClass, number | null>>;
   readonly limited: number;

@@ -286,6 +286,7 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
   const latencies = new Samples();
   // How many latencies were recorded by the end of each second (completions come in time order).
   const latenciesBySecondEnd: number[] = [];
+  const refusedBySecondEnd: number[] = [];
   // Refusals (shed or limited) per 100 ms slice, for on/off switches at the live bench's resolution.
   const refusedSlices = new Uint32Array(Math.ceil(durationMs / REFUSAL_SLICE_MS) + 1);
   const refusedLatencies = new Samples();
@@ -343,6 +344,7 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
       });
       b.latencies = [];
       latenciesBySecondEnd[i] = latencies.length;
+      refusedBySecondEnd[i] = refusedLatencies.length;
     }, endMs);
   }
 
@@ -700,6 +702,7 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
       canceled,
       shed,
       shedShare: offered > 0 ? shed / offered : 0,
+      switches100Ms: sliceSwitches(refusedSlices, 0, Math.ceil(dur)),
       shedShareByPriority: Object.fromEntries(
         PRIORITY_CLASSES.map((p) => [
           p,
@@ -712,11 +715,11 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
       minFactor,
       episodes: findEpisodes(scenario, series, factorPoints, mode === 'spillway', {
         refusedSlices,
-        p99Of: (from, to) => {
-          const a = from > 0 ? (latenciesBySecondEnd[from - 1] ?? 0) : 0;
-          const b = latenciesBySecondEnd[to - 1] ?? latencies.length;
-          return b > a ? quantileSorted(latencies.sortedSlice(a, b), 0.99) : null;
-        },
+        p99Of: (from, to) => quantileOf(latencies, latenciesBySecondEnd, from, to, 0.99),
+        quantileOf: (from, to, q, refused) =>
+          refused
+            ? quantileOf(refusedLatencies, refusedBySecondEnd, from, to, q)
+            : quantileOf(latencies, latenciesBySecondEnd, from, to, q),
       }),
       jainIndex: jain,
       jainIndexByDemand:
@@ -780,6 +783,15 @@ interface EpisodeSources {
   readonly refusedSlices: ArrayLike<number>;
   /** p99 of the latencies of requests answered in seconds [from, to), in ms (null: none). */
   readonly p99Of: (fromSec: number, toSec: number) => number | null;
+  /** The q quantile of the 2xx (or, `refused`, of the refusals) answered in seconds [from, to). */
+  readonly quantileOf: (fromSec: number, toSec: number, q: number, refused: boolean) => number | null;
+}
+
+/** The q quantile of `samples` recorded in seconds [from, to), given each second's end index. */
+function quantileOf(samples: Samples, ends: readonly number[], from: number, to: number, q: number) {
+  const a = from > 0 ? (ends[from - 1] ?? 0) : 0;
+  const b = ends[to - 1] ?? samples.length;
+  return b > a ? quantileSorted(samples.sortedSlice(a, b), q) : null;
 }
 
 function findEpisodes(
@@ -829,6 +841,8 @@ function findEpisodes(
       switches100Ms: sliceSwitches(sources.refusedSlices, start, windowEnd),
       lastRefusalAfterEndMs: lastRefusalAfter(sources.refusedSlices, end, windowEnd),
       p99AllMs: sources.p99Of(start, end),
+      p50Ms: sources.quantileOf(start, end, 0.5, false),
+      refusedP50Ms: sources.quantileOf(start, end, 0.5, true),
       factorSwitches: hasFactor ? onOffSwitches(points, start * 1000, windowEnd * 1000) : null,
     };
   });

@@ -16,6 +16,7 @@
  */
 import type { Verdict } from '../admission/pipeline.js';
 import type { Clock } from '../clock.js';
+import { ConfigError } from '../errors.js';
 import { type RefusalShareSignal, refusalShare } from '../signals/refusal-share.js';
 import { queueTime, type QueueTimeSource } from '../signals/queue-time.js';
 import type { Signal } from '../signals/types.js';
@@ -28,6 +29,9 @@ interface FeedableGovernor {
 }
 
 const SIGNAL_NAME = /^[a-z0-9][a-z0-9_.:-]*$/i;
+
+/** Suffixes tried for a guard's signal names before a name clash is reported. */
+const MAX_GUARDS_PER_GOVERNOR = 64;
 
 function feedable(governor: unknown): governor is FeedableGovernor {
   return (
@@ -50,9 +54,6 @@ export class GovernorFeed {
     this.close();
     if (!feedable(governor)) return;
     const base = guardName === 'default' || !SIGNAL_NAME.test(guardName) ? 'http' : guardName.slice(0, 40);
-    const clock = governor.options?.clock;
-    const share = refusalShare({ name: `${base}-refusal-share`, ...(clock === undefined ? {} : { clock }) });
-    const signals: Signal[] = [share];
     const limiters = new Set<QueueTimeSource>();
     for (const r of routes) {
       for (const s of r.pipeline.stages) {
@@ -60,18 +61,36 @@ export class GovernorFeed {
         if (s.name === 'concurrency' && limiter !== undefined) limiters.add(limiter);
       }
     }
+    // Several guards may feed one governor (two servers in one process): the second one's signals
+    // take the next free suffix (`http-2-refusal-share`) instead of failing on a taken name.
+    for (let n = 1; ; n++) {
+      const prefix = n === 1 ? base : `${base}-${n}`;
+      const signals = this.#signals(governor, prefix, limiters);
+      try {
+        for (const s of signals.all) this.#removers.push(governor.addSignal(s));
+        this.share = signals.share;
+        return;
+      } catch (err) {
+        this.close();
+        if (!(err instanceof ConfigError) || err.option !== 'signal.name' || n >= MAX_GUARDS_PER_GOVERNOR) throw err;
+      }
+    }
+  }
+
+  #signals(
+    governor: FeedableGovernor,
+    prefix: string,
+    limiters: ReadonlySet<QueueTimeSource>,
+  ): { share: RefusalShareSignal; all: Signal[] } {
+    const clock = governor.options?.clock;
+    const share = refusalShare({ name: `${prefix}-refusal-share`, ...(clock === undefined ? {} : { clock }) });
+    const all: Signal[] = [share];
     let i = 0;
     for (const l of limiters) {
       i++;
-      signals.push(queueTime(`${base}-queue-time${i === 1 ? '' : `-${i}`}`, l));
+      all.push(queueTime(`${prefix}-queue-time${i === 1 ? '' : `-${i}`}`, l));
     }
-    try {
-      for (const s of signals) this.#removers.push(governor.addSignal(s));
-    } catch (err) {
-      this.close();
-      throw err;
-    }
-    this.share = share;
+    return { share, all };
   }
 
   /** Counts one verdict of the guard's pipeline (see the module comment for what counts). */

@@ -169,24 +169,28 @@ export class TurnBudget {
       if (now - this.#turnStart <= budget) return ADMITTED_UNLIMITED;
       return this.#refuseTail(level, budget);
     }
+    return this.#admitKeyed(key, now, level, budget);
+  }
+
+  /** `admit` in a turn that counts its keys (see "Heavy keys first"). */
+  #admitKeyed(key: string, now: number, level: number, budget: number): Decision {
     this.#keys.count(key);
     const keyCarry = this.#keyCarry;
     const r = keyCarry?.get(key);
     if (this.#carry > 0 && level <= this.#carryLevel) {
-      if (keyCarry !== undefined) {
-        // The heavy keys' shares, spread over the turn, at most `carry` refusals in all (so that
-        // they end within a turn or two once the overload does, as the uniform carry does).
-        if (r !== undefined) {
-          r.owed += r.share;
-          if (r.owed >= 1) {
-            r.owed -= 1;
-            this.#carry--;
-            return this.#refuseEarly(level, budget);
-          }
-        }
-      } else {
+      if (keyCarry === undefined) {
         this.#carry--;
         return this.#refuseEarly(level, budget);
+      }
+      // The heavy keys' shares, spread over the turn, at most `carry` refusals in all (so that they
+      // end within a turn or two once the overload does, as the uniform carry does).
+      if (r !== undefined) {
+        r.owed += r.share;
+        if (r.owed >= 1) {
+          r.owed -= 1;
+          this.#carry--;
+          return this.#refuseEarly(level, budget);
+        }
       }
     }
     const ran = now - this.#turnStart;

@@ -44,6 +44,9 @@ describe('spillway', () => {
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`Usage: spillway ${sub} <scenario.json>`);
     }
+    const demo = run('demo', '--help');
+    expect(demo.code).toBe(0);
+    expect(demo.stdout).toContain('Usage: spillway demo [scenario.json]');
   });
 
   it('exits 2 on usage errors, with the usage', () => {

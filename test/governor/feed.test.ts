@@ -236,6 +236,30 @@ describe('HttpGuard and its governor', () => {
     late.close();
   });
 
+  it('two guards on one governor feed it under different names (two servers in one process)', () => {
+    const clock = new ManualClock();
+    const governor = new Governor({ signals: [idle()], clock });
+    const a = createGuard({ governor, concurrency: { limit: 2 } });
+    const b = createGuard({ governor, concurrency: { limit: 2 } });
+    const c = createGuard({ governor, name: 'api' });
+    const d = createGuard({ governor, name: 'api' });
+    expect(Object.keys(governor.snapshot().signals)).toEqual([
+      'idle',
+      'http-refusal-share',
+      'http-queue-time',
+      'http-2-refusal-share',
+      'http-2-queue-time',
+      'api-refusal-share',
+      'api-2-refusal-share',
+    ]);
+    a.close();
+    // The freed names are taken again by the next guard.
+    const e = createGuard({ governor });
+    expect(Object.keys(governor.snapshot().signals)).toContain('http-refusal-share');
+    for (const g of [b, c, d, e]) g.close();
+    expect(Object.keys(governor.snapshot().signals)).toEqual(['idle']);
+  });
+
   it('turn-budget refusals through the guard read as refusal-share pressure', () => {
     const clock = new ManualClock();
     const governor = new Governor({ signals: [idle()], clock, warmupMs: 0 });

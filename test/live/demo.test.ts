@@ -6,6 +6,7 @@ import {
   mechanismsOf,
   phaseLine,
   README_END,
+  rederive,
   README_START,
   replaceReadmeBlock,
 } from '../../simulations/src/live/demo.js';
@@ -37,20 +38,25 @@ describe('mechanismsOf', () => {
       [
         null,
         second({ 'turn-budget:shed': 5 }, 1),
-        second({ 'key:limited': 40, 'turn-budget:shed': 3 }, 0.6),
+        second({ 'key:limited': 40, 'key:shed': 5, 'turn-budget:shed': 3 }, 0.6),
         second({ 'key:limited': 20, 'concurrency:codel': 2, 'concurrency:queue-full': 1 }, 0.5),
       ],
       0.5,
     );
     const m = mechanismsOf(r);
     expect(m.map((x) => x.kind)).toEqual(['key-limiter', 'turn-budget', 'concurrency', 'governor-factor']);
-    expect(m[0]).toEqual({ kind: 'key-limiter', refused: 60, reasons: { limited: 60 }, lowest: 0.5 });
+    expect(m[0]).toEqual({
+      kind: 'key-limiter',
+      refused: 65,
+      reasons: { limited: 60, shed: 5 },
+      lowest: 0.5,
+    });
     expect(m[2]).toEqual({ kind: 'concurrency', refused: 3, reasons: { codel: 2, 'queue-full': 1 } });
     expect(m[3]).toMatchObject({ kind: 'governor-factor', lowest: 0.5 });
     const line = phaseLine(DEMO_PHASES[1]!, r, m);
     expect(line).toBe(
-      '**CPU-bound, Spillway**: acted: key limiter with scaled quota (60 limited, 429; quota down to 50%); ' +
-        'loop-turn budget (8 shed, 503); concurrency stage (2 codel, 1 queue-full, 503); governor factor (down to 0.50). ' +
+      '**CPU-bound, Spillway**: acted: key limiter with scaled quota (60 limited → 429, 5 shed → 503; quota down to 50%); ' +
+        'loop-turn budget (8 shed → 503); concurrency stage (2 codel → 503, 1 queue-full → 503); governor factor (down to 0.50). ' +
         'Served of what each sent: heavy 40%, light 99%; goodput 97% of capacity, 2xx p99 31 ms, 0 client timeouts.',
     );
   });
@@ -62,6 +68,20 @@ describe('mechanismsOf', () => {
     const quiet = report([second({}, 1)], 1);
     expect(mechanismsOf(quiet)).toEqual([]);
     expect(phaseLine(DEMO_PHASES[1]!, quiet, [])).toContain('no mechanism acted');
+  });
+});
+
+describe('rederive', () => {
+  it('derives the mechanisms and line of a recorded phase afresh from its report', () => {
+    const r = report([second({ 'turn-budget:shed': 7 }, 1)], null);
+    const demo = rederive({
+      scenario: 'demo-tenants',
+      capacityPerSec: { cpu: 400, pool: null },
+      phases: [{ phase: DEMO_PHASES[1]!, report: r, keyRatePerSec: 800, mechanisms: [], line: 'stale' }],
+      wallMs: 1,
+    });
+    expect(demo.phases[0]!.mechanisms).toEqual([{ kind: 'turn-budget', refused: 7, reasons: { shed: 7 } }]);
+    expect(demo.phases[0]!.line).toContain('acted: loop-turn budget (7 shed → 503)');
   });
 });
 

@@ -31,6 +31,40 @@ describe('startServer', () => {
     }
   });
 
+  it.each(LIVE_MODES)('%s: a custom async work is awaited before the 200, and a failed one is a 500', async (mode) => {
+    let pending: (() => void)[] = [];
+    let fail = false;
+    const work = () =>
+      new Promise<void>((resolve, reject) => {
+        pending.push(fail ? () => reject(new Error('downstream failed')) : resolve);
+      });
+    const server = await startServer({ mode, work, governor: { warmupMs: 0 } });
+    try {
+      let answered: number | undefined;
+      const first = get(server.port, '/').then((s) => {
+        answered = s;
+        return s;
+      });
+      while (pending.length === 0) await new Promise((r) => setTimeout(r, 1));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(answered).toBeUndefined(); // still waiting for its work
+      for (const f of pending) f();
+      pending = [];
+      expect(await first).toBe(200);
+      fail = true;
+      const second = get(server.port, '/');
+      while (pending.length === 0) await new Promise((r) => setTimeout(r, 1));
+      for (const f of pending) f();
+      expect(await second).toBe(500);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses a work that is not a function', async () => {
+    await expect(startServer({ mode: 'none', work: 5 as never })).rejects.toThrow(/`work`/);
+  });
+
   it('rejects an unknown mode', async () => {
     await expect(startServer({ mode: 'fast' as never })).rejects.toThrow(/mode/);
   });

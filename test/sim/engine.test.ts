@@ -130,7 +130,10 @@ describe('simulate', () => {
     expect(s.shed).toBeGreaterThan(0);
     expect(s.shed / s.offered).toBeLessThan(0.001);
     expect(s.minFactor).toBe(1);
-    const constant = { ...steady, server: { ...steady.server, service: { kind: 'constant' as const, ms: 2 } } };
+    const constant = {
+      ...steady,
+      server: { ...steady.server, service: { kind: 'constant' as const, ms: 2 } },
+    };
     expect(simulate(constant, { mode: 'spillway' }).summary.shed).toBe(0);
   });
 

@@ -191,12 +191,12 @@ describe("fairness across tenants (Jain's index of goodput / max-min fair share)
     // With a 250/s quota per tenant, polite tenants are served in full and the abuser gets 250 of 300.
     expect(withQuota.jainIndex!).toBeGreaterThan(0.99);
     // 450 req/s admitted is 90% of capacity: the governor still sheds now and then, from everyone
-    // alike. Measured: the least-served polite tenant got 78% of its demand (min factor 0.89). It was
-    // 94% before the Shedder learned from completions (`release` now reports completed work to it,
-    // and the simulator releases as the guard does): a figure to revisit with the controller work,
-    // not a pass mark. Fairness holds either way (J = 0.9996).
+    // alike (the turn budget, which shares refusals by key, is off in this scenario). Measured: the
+    // least-served polite tenant got 94.0% of its demand (min factor 0.89; seeds 2 and 3: 99.3% and
+    // 90.5%). It read 78% when this bound was lowered to 0.75 (right after the Shedder learned from
+    // completions); measured again after the governor's later changes, it is back at 94%.
     const polite = withQuota.tenants.filter((t) => t.tenant.startsWith('polite'));
-    for (const t of polite) expect(t.goodput / t.demand).toBeGreaterThan(0.75);
+    for (const t of polite) expect(t.goodput / t.demand).toBeGreaterThan(0.9);
     expect(withQuota.goodputShareOfCapacity).toBeGreaterThan(0.8);
   });
 });
@@ -244,12 +244,19 @@ describe('tenants of different rates at 2.25x, each within its quota (tenants-3x
     // stays at 1 and the turn budget alone refuses the heavy tenant.
     expect(fed.summary.minFactor!).toBeLessThan(0.5);
     expect(unfed.summary.minFactor).toBe(1);
-    // Goodput, p99 and the refusals' wait (issue 10 asks >= 98%, <= 35 ms, 503 p50 <= 2xx p50):
-    // measured 93.1% / 96.8% of capacity (fed / not), p99 of the worst second 46 ms both, 503 p50
-    // 26.0 / 30.1 ms against 2xx 12.4 / 26.5 ms. Missed in the model: each refusal costs 0.05 ms of
-    // loop here (~3.5% of it at 700 refusals/s), the factor undershoots the heavy tenant's fair
-    // share when fed (its quota only binds below it: see docs/governor.md), and the model's turns
-    // are longer than live ones. Stated, not asserted as passing marks.
+    // The refusals wait no longer than the admissions during the overload (the heavy tenant's
+    // refusals are spread over each turn): measured p50 26.0 against 27.0 ms (fed), 30.1 against
+    // 30.3 ms (not fed).
+    for (const r of [fed, unfed]) {
+      const ep = r.summary.episodes[0]!;
+      expect(ep.refusedP50Ms!).toBeLessThanOrEqual(ep.p50Ms!);
+    }
+    // Goodput and p99 (issue 10 asks >= 98% and <= 35 ms): measured 93.1% / 96.8% of capacity (fed
+    // / not), p99 of the worst second 46 ms both. Missed in the model: each refusal costs 0.05 ms of
+    // loop here (~3.5% of it at 700 refusals/s), the factor undershoots the heavy tenant's fair share
+    // when fed (its quota only binds below it: see docs/governor.md), and the model's turns run
+    // longer than live ones (the single-tenant step to 3x has the same 46 ms). Stated, not asserted
+    // as passing marks.
     expect(unfed.summary.episodes[0]!.goodputShare).toBeGreaterThan(0.95);
     expect(fed.summary.episodes[0]!.goodputShare).toBeGreaterThan(0.9);
     expect(fed.summary.episodes[0]!.p99Ms!).toBeLessThan(50);

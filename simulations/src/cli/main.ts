@@ -27,8 +27,10 @@ import { LIVE_MODES, type LiveMode } from '../live/server.js';
 import {
   DEMO_PHASES,
   type DemoPhaseName,
+  type DemoReport,
   demoChartSpec,
   readmeBlock,
+  rederive,
   replaceReadmeBlock,
   runDemo,
 } from '../live/demo.js';
@@ -123,6 +125,7 @@ Options:
   --capacity-pool <n>    skip the pool-bound measurement, use n requests/s [default: measured]
   --out <dir>            where to write demo.json, demo.svg, demo.md [default: simulations/out/demo]
   --readme <file>        rewrite the block between the demo markers in this file with the lines
+  --from <demo.json>     no run: read a recorded demo.json again (lines and chart derived afresh)
   -h, --help             show this help
 `,
 };
@@ -422,6 +425,7 @@ async function cmdDemo(args: string[], io: CliIO): Promise<number> {
     'capacity-pool': { type: 'string' },
     out: { type: 'string' },
     readme: { type: 'string' },
+    from: { type: 'string' },
   });
   if (values.help) {
     io.stdout.write(HELP['demo']!);
@@ -441,15 +445,24 @@ async function cmdDemo(args: string[], io: CliIO): Promise<number> {
   const durationScale = numOption('demo', 'duration-scale', values['duration-scale']) ?? 1;
   const cpu = numOption('demo', 'capacity-cpu', values['capacity-cpu']);
   const pool = numOption('demo', 'capacity-pool', values['capacity-pool']);
-  const scenario = await readScenario(path);
-  const bar = new ProgressBar(io.stderr);
-  const demo = await runDemo(scenario, {
-    phases: phases as DemoPhaseName[],
-    durationScale,
-    capacityPerSec: { ...(cpu === undefined ? {} : { cpu }), ...(pool === undefined ? {} : { pool }) },
-    onProgress: (done, total, label) => bar.update(done, total, label),
-  });
-  bar.done();
+  let demo: DemoReport;
+  if (values.from !== undefined) {
+    // A recorded run, read again: no load, the lines and chart derived afresh from its reports.
+    const recorded = JSON.parse(await readFile(resolve(io.cwd, values.from), 'utf8')) as DemoReport;
+    if (!Array.isArray(recorded?.phases))
+      throw new UsageError(`--from ${values.from} is not a demo.json (no phases)`, 'demo');
+    demo = rederive(recorded);
+  } else {
+    const scenario = await readScenario(path);
+    const bar = new ProgressBar(io.stderr);
+    demo = await runDemo(scenario, {
+      phases: phases as DemoPhaseName[],
+      durationScale,
+      capacityPerSec: { ...(cpu === undefined ? {} : { cpu }), ...(pool === undefined ? {} : { pool }) },
+      onProgress: (done, total, label) => bar.update(done, total, label),
+    });
+    bar.done();
+  }
   const reports = demo.phases.map((p) => ({
     ...p.report,
     summary: { ...p.report.summary, label: p.phase.name },

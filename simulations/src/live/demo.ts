@@ -190,21 +190,24 @@ const pct = (x: number) => `${Math.round(x * 100)}%`;
 const count = (n: number) => n.toLocaleString('en-US');
 
 function describe(m: Mechanism): string {
+  // The status each refusal got: the key limiter's own quota is a 429, its factor's cut (`shed`) and
+  // every other stage's refusal a 503 (see buildRefusal).
+  const status = (reason: string) => (m.kind === 'key-limiter' && reason !== 'shed' ? 429 : 503);
   const reasons = Object.entries(m.reasons)
     .sort((a, b) => b[1] - a[1])
-    .map(([r, n]) => `${count(n)} ${r}`)
+    .map(([r, n]) => `${count(n)} ${r} → ${status(r)}`)
     .join(', ');
   switch (m.kind) {
     case 'turn-budget':
-      return `loop-turn budget (${reasons}, 503)`;
+      return `loop-turn budget (${reasons})`;
     case 'key-limiter':
       return m.lowest !== undefined && m.lowest < 1
-        ? `key limiter with scaled quota (${reasons}, 429; quota down to ${pct(m.lowest)})`
-        : `key limiter at its full quota (${reasons}, 429)`;
+        ? `key limiter with scaled quota (${reasons}; quota down to ${pct(m.lowest)})`
+        : `key limiter at its full quota (${reasons})`;
     case 'shedder':
-      return `shedder (${reasons}, 503)`;
+      return `shedder (${reasons})`;
     case 'concurrency':
-      return `concurrency stage (${reasons}, 503)`;
+      return `concurrency stage (${reasons})`;
     case 'governor-factor':
       return `governor factor (down to ${m.lowest!.toFixed(2)})`;
   }
@@ -227,6 +230,20 @@ export function phaseLine(phase: DemoPhase, report: LiveReport, mechanisms: read
     `**${phase.title}**: ${acted}. Served of what each sent: ${tenants}; goodput ${pct(s.goodputShareOfCapacity)} ` +
     `of capacity, 2xx p99 ${p99}, ${count(report.live.timeouts)} client timeouts.`
   );
+}
+
+/**
+ * A recorded demo (its demo.json) read again: each phase's mechanisms and line derived afresh from
+ * its recorded report, so that the lines follow this code's wording without a new run.
+ */
+export function rederive(demo: DemoReport): DemoReport {
+  return {
+    ...demo,
+    phases: demo.phases.map((p) => {
+      const mechanisms = mechanismsOf(p.report);
+      return { ...p, mechanisms, line: phaseLine(p.phase, p.report, mechanisms) };
+    }),
+  };
 }
 
 /** The README block: one line per phase, between the markers `npm run demo -- --readme` rewrites. */
@@ -272,10 +289,11 @@ export function demoChartSpec(demo: DemoReport): Record<string, unknown> {
     starts.push({ t: offset, phase: p.phase.name });
     p.report.series.forEach((pt, i) => {
       const t = offset + pt.t;
-      rates.push({ t, series: 'offered', value: pt.offered });
-      rates.push({ t, series: '2xx', value: pt.goodput });
-      rates.push({ t, series: '429', value: pt.limited });
-      rates.push({ t, series: '503', value: pt.shed });
+      const phase = p.phase.name;
+      rates.push({ t, phase, series: 'offered', value: pt.offered });
+      rates.push({ t, phase, series: '2xx', value: pt.goodput });
+      rates.push({ t, phase, series: '429', value: pt.limited });
+      rates.push({ t, phase, series: '503', value: pt.shed });
       if (pt.factor !== null)
         factor.push({ t, phase: p.phase.name, series: 'throttle factor', value: pt.factor });
       const d = p.report.live.decisions[i];

@@ -47,6 +47,13 @@ export interface LiveServerOptions {
   /** @default 0 (any free port) */
   port?: number;
   /**
+   * The work of one admitted request, in place of burning `cpuMs` and `pool` (in-process only: a function does
+   * not cross the worker's JSON). When it returns a promise, the 200 waits for it, so a handler
+   * that awaits a pool or a downstream can be measured behind every mode (bench/live-pool.mjs).
+   * A rejected promise is answered 500.
+   */
+  work?: () => void | Promise<void>;
+  /**
    * A pool-bound handler: after its CPU time each request holds one of `slots` async slots for
    * `holdMs` (as a query holds a database connection), waiting FIFO for a free one. @default none
    */
@@ -178,15 +185,34 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
       } else if (s >= 200 && s < 300) okSlices[slice] = (okSlices[slice] ?? 0) + 1;
     });
   };
-  const answer = (res: http.ServerResponse) => {
+  const ok = (res: http.ServerResponse) => {
+    if (res.destroyed) return;
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('ok');
   };
+  const failed = (res: http.ServerResponse) => {
+    if (res.destroyed) return;
+    res.writeHead(500, { 'content-type': 'text/plain' });
+    res.end('error');
+  };
+  const custom = options.work;
+  if (custom !== undefined && typeof custom !== 'function') {
+    throw new ConfigError('work', custom, 'a function (the work of one request)');
+  }
   const pool = options.pool === undefined ? undefined : new SlotPool(options.pool.slots, options.pool.holdMs);
-  const work = (res: http.ServerResponse) => {
+  /** One request's work: synchronous for the CPU burn alone, a promise with a pool or a custom work. */
+  const run = (): void | Promise<void> => {
+    if (custom !== undefined) return custom();
     burn(cpuMs);
-    if (pool === undefined) answer(res);
-    else pool.hold(() => answer(res));
+    if (pool !== undefined) return new Promise<void>((resolve) => pool.hold(resolve));
+  };
+  const work = (res: http.ServerResponse): void | Promise<void> => {
+    const p = run();
+    if (p === undefined) return ok(res);
+    return p.then(
+      () => ok(res),
+      () => failed(res),
+    );
   };
   const warm = (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
     if (req.url !== '/warm') return false;
@@ -202,7 +228,7 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
   switch (mode) {
     case 'none':
       server = http.createServer((req, res) => {
-        if (!warm(req, res)) work(res);
+        if (!warm(req, res)) void work(res);
       });
       break;
     case 'spillway': {
@@ -243,7 +269,7 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
         },
       });
       const listener = guard.wrap((req, res) => {
-        if (!warm(req, res)) work(res);
+        if (!warm(req, res)) void work(res);
       });
       server = http.createServer(listener);
       g.on('change', (r) => {
@@ -275,7 +301,7 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
           res.end("I'm busy right now, sorry.");
           return;
         }
-        work(res);
+        void work(res);
       });
       stopExtra = () => toobusy.shutdown();
       break;
@@ -297,7 +323,7 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
       server = http.createServer((req, res) => {
         if (warm(req, res)) return;
         if (protect(req, res) === true) return;
-        work(res);
+        void work(res);
       });
       stopExtra = () => protect.stop?.();
       break;
@@ -310,10 +336,17 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
       const app = fastify({ logger: false, keepAliveTimeout: 120_000 });
       await app.register(underPressure as never, { maxEventLoopDelay: 1000, maxEventLoopUtilization: 0.98 });
       app.get('/warm', (_req: unknown, reply: FastifyReply) => reply.code(204).send());
-      app.get('/', (_req: unknown, reply: FastifyReply) => {
-        burn(cpuMs);
-        reply.type('text/plain').send('ok');
-      });
+      if (custom === undefined && pool === undefined) {
+        app.get('/', (_req: unknown, reply: FastifyReply) => {
+          burn(cpuMs);
+          reply.type('text/plain').send('ok');
+        });
+      } else {
+        app.get('/', async (_req: unknown, reply: FastifyReply) => {
+          await run();
+          return reply.type('text/plain').send('ok');
+        });
+      }
       await app.ready();
       server = app.server;
       closeFramework = () => app.close();

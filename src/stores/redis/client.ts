@@ -24,8 +24,9 @@ export interface ScriptClient {
 export interface IoredisLike {
   readonly status: string;
   readonly isCluster?: boolean;
-  evalsha(sha: string, numKeys: number, ...args: string[]): Promise<unknown>;
-  eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>;
+  /** ioredis flattens its arguments one level, so the keys and the arguments go as two arrays. */
+  evalsha(sha: string, numKeys: number, keys: string[], args: string[]): Promise<unknown>;
+  eval(script: string, numKeys: number, keys: string[], args: string[]): Promise<unknown>;
   del(...keys: string[]): Promise<unknown>;
 }
 
@@ -66,8 +67,9 @@ export function adaptClient(client: unknown): ScriptClient {
     return {
       kind: c.isCluster === true ? 'ioredis-cluster' : 'ioredis',
       cluster: c.isCluster === true,
-      evalsha: (sha, keys, args) => c.evalsha(sha, keys.length, ...keys, ...args),
-      eval: (script, keys, args) => c.eval(script, keys.length, ...keys, ...args),
+      // No spread: ioredis flattens the two arrays into the command itself.
+      evalsha: (sha, keys, args) => c.evalsha(sha, keys.length, keys, args),
+      eval: (script, keys, args) => c.eval(script, keys.length, keys, args),
       del: (key) => c.del(key),
       connected: () => !IOREDIS_DOWN.has(c.status),
     };

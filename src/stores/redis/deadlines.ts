@@ -15,16 +15,23 @@ export interface Watched {
   settle(): boolean;
 }
 
+/**
+ * An entry stays in the FIFO until the timer passes it, up to `timeoutMs` after its call was
+ * answered: settling drops the callback, so what it holds (the call's decisions and their
+ * resolvers) is garbage at once instead of living on into the old generation.
+ */
 class Entry implements Watched {
-  settled = false;
+  onTimeout: (() => void) | undefined;
   constructor(
     readonly deadline: number,
-    readonly onTimeout: () => void,
-  ) {}
+    onTimeout: () => void,
+  ) {
+    this.onTimeout = onTimeout;
+  }
 
   settle(): boolean {
-    if (this.settled) return false;
-    this.settled = true;
+    if (this.onTimeout === undefined) return false;
+    this.onTimeout = undefined;
     return true;
   }
 }
@@ -66,10 +73,11 @@ export class Deadlines {
     let i = this.#head;
     for (; i < entries.length; i++) {
       const e = entries[i]!;
-      if (e.settled) continue;
+      const onTimeout = e.onTimeout;
+      if (onTimeout === undefined) continue;
       if (e.deadline > now) break;
-      e.settled = true;
-      e.onTimeout();
+      e.onTimeout = undefined;
+      onTimeout();
     }
     if (i === entries.length) {
       this.#entries = [];

@@ -5,6 +5,7 @@
  */
 import type { Clock } from '../../clock.js';
 import type { StoreDecision } from '../types.js';
+import { bucketDecision } from './decision.js';
 
 interface Bucket {
   tokens: number;
@@ -61,9 +62,7 @@ export class LocalBuckets {
         this.#buckets.delete(this.#buckets.keys().next().value as string);
       }
     }
-    const retryAfterMs = allowed ? 0 : rate <= 0 || cost > cap ? Infinity : (cost - tokens) / rate;
-    const resetMs = rate > 0 ? (cap - tokens) / rate : tokens >= cap ? 0 : Infinity;
-    return { allowed, remaining: tokens, retryAfterMs, resetMs };
+    return bucketDecision(allowed, tokens, cost, rate, cap);
   }
 
   reset(key: string): void {

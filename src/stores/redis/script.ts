@@ -15,8 +15,12 @@
  * behind refills nothing until the clock passes the stored time. The key expires when the bucket
  * would be full again (a missing key reads as a full bucket, so expiry loses nothing).
  *
- * Replies: one string per decision, "allowed remaining retryAfterMs resetMs" (Lua numbers in a
- * reply would be truncated to integers), with -1 meaning "never" (Infinity).
+ * Replies: three integers per decision, flat: 1 if allowed else 0, then the tokens left, exactly,
+ * as `math.frexp` splits them: the mantissa times 2^53 and the exponent (a Lua number in a reply is
+ * truncated to an integer, and integers cost the server less than formatting a float). The caller
+ * derives the waits (`retryAfterMs`, `resetMs`) from the tokens, the cost, the rate and the
+ * capacity with the arithmetic of `bucketDecision`: it sent those numbers, as strings that parse
+ * back to the same doubles.
  * Needs Redis >= 5 or Valkey (scripts replicate their effects, so TIME before a write is allowed).
  */
 import { createHash } from 'node:crypto';
@@ -59,13 +63,10 @@ for i = 1, #KEYS do
     if rate > 0 then ttl = (cap - tokens) / rate else ttl = tonumber(ARGV[a + 4]) / base_rate end
     redis.call('SET', key, struct.pack('<dddd', tokens, now, rate, cap), 'PX', math.max(1, math.ceil(ttl) + 1))
   end
-  local retry = 0
-  if allowed == 0 then
-    if rate <= 0 or cost > cap then retry = -1 else retry = (cost - tokens) / rate end
-  end
-  local reset
-  if rate > 0 then reset = (cap - tokens) / rate elseif tokens >= cap then reset = 0 else reset = -1 end
-  out[i] = string.format('%d %.17g %.17g %.17g', allowed, tokens, retry, reset)
+  local m, e = math.frexp(tokens)
+  out[3 * i - 2] = allowed
+  out[3 * i - 1] = m * 9007199254740992
+  out[3 * i] = e
 end
 return out
 `;

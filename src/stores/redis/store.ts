@@ -16,6 +16,7 @@ import type { Store, StoreDecision, StoreTakeRequest } from '../types.js';
 import { type BreakerState, CircuitBreaker } from './breaker.js';
 import { adaptClient, type RedisClient, type RedisClientKind, type ScriptClient } from './client.js';
 import { Deadlines } from './deadlines.js';
+import { bucketDecision, tokensFromReply } from './decision.js';
 import { isNoScript, RedisStoreError } from './errors.js';
 import { LocalBuckets } from './local-buckets.js';
 import { type ScriptOp, TOKEN_BUCKET_SCRIPT, TOKEN_BUCKET_SHA } from './script.js';
@@ -280,48 +281,90 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
   };
 
   #send(batch: Pending[]): void {
-    const keys: string[] = [];
-    const args: string[] = [];
-    for (const { op, request } of batch) {
-      keys.push(this.redisKey(request.key));
-      const factor = Math.min(1, Math.max(0, request.factor));
-      args.push(
-        op,
-        String(request.cost),
-        String(request.limits.ratePerSec),
-        String(request.limits.burst),
-        String(factor),
-      );
+    const n = batch.length;
+    const keys = new Array<string>(n);
+    const args = new Array<string>(n * 5);
+    for (let i = 0; i < n; i++) {
+      const { op, request } = batch[i]!;
+      keys[i] = this.redisKey(request.key);
+      const a = i * 5;
+      args[a] = op;
+      args[a + 1] = String(request.cost);
+      args[a + 2] = String(request.limits.ratePerSec);
+      args[a + 3] = String(request.limits.burst);
+      args[a + 4] = String(clampFactor(request.factor));
     }
     this.#inFlight++;
     const watched = this.#deadlines.watch(() => {
       this.#inFlight--;
-      this.#failed(batch, new RedisStoreError('timeout', `Redis did not answer within ${this.#timeoutMs} ms`));
+      this.#failed(
+        batch,
+        new RedisStoreError('timeout', `Redis did not answer within ${this.#timeoutMs} ms`),
+      );
     });
-    this.#run(keys, args).then(
-      (reply) => {
-        if (!watched.settle()) return;
-        this.#inFlight--;
-        let decisions: StoreDecision[];
-        try {
-          decisions = parseReplies(reply, batch.length);
-        } catch (err) {
-          this.#failed(batch, asStoreError(err));
-          return;
-        }
-        this.#breaker.success();
-        for (let i = 0; i < batch.length; i++) {
-          const p = batch[i]!;
-          if (p.op !== 'r') this.#redisDecisions++;
-          p.resolve(decisions[i]!);
-        }
-      },
-      (err: unknown) => {
-        if (!watched.settle()) return;
-        this.#inFlight--;
-        this.#failed(batch, asStoreError(err));
-      },
-    );
+    const onReply = (reply: unknown): void => {
+      if (!watched.settle()) return;
+      this.#inFlight--;
+      this.#answer(batch, reply);
+    };
+    const onError = (err: unknown): void => {
+      if (!watched.settle()) return;
+      this.#inFlight--;
+      this.#failed(batch, asStoreError(err));
+    };
+    let sent: Promise<unknown>;
+    try {
+      sent = this.#client.evalsha(TOKEN_BUCKET_SHA, keys, args);
+    } catch (err) {
+      sent = Promise.reject(err);
+    }
+    // One handler pair on the client's promise: NOSCRIPT is rare, so it gets no promise of its own.
+    sent.then(onReply, (err: unknown) => {
+      if (!isNoScript(err)) return onError(err);
+      // EVAL runs the script and caches it on the node that owns the key, so the next EVALSHA
+      // finds it: this reloads per node on a Cluster, where SCRIPT LOAD would go to one node.
+      this.#scriptLoads++;
+      this.emit('scriptLoad', { key: keys[0]! });
+      let loaded: Promise<unknown>;
+      try {
+        loaded = this.#client.eval(TOKEN_BUCKET_SCRIPT, keys, args);
+      } catch (e) {
+        loaded = Promise.reject(e);
+      }
+      loaded.then(onReply, onError);
+    });
+  }
+
+  /** Resolves a call's decisions from the script's reply: three integers per decision. */
+  #answer(batch: Pending[], reply: unknown): void {
+    if (!Array.isArray(reply) || reply.length !== batch.length * 3) {
+      this.#failed(batch, badReply(reply));
+      return;
+    }
+    const decisions = new Array<StoreDecision>(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const { request } = batch[i]!;
+      const allowed = Number(reply[3 * i]);
+      const tokens = tokensFromReply(Number(reply[3 * i + 1]), Number(reply[3 * i + 2]));
+      if (!(allowed === 0 || allowed === 1) || !(tokens >= 0)) {
+        this.#failed(batch, badReply(reply));
+        return;
+      }
+      const factor = clampFactor(request.factor);
+      decisions[i] = bucketDecision(
+        allowed === 1,
+        tokens,
+        request.cost,
+        (request.limits.ratePerSec / 1000) * factor,
+        request.limits.burst * factor,
+      );
+    }
+    this.#breaker.success();
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
+      if (p.op !== 'r') this.#redisDecisions++;
+      p.resolve(decisions[i]!);
+    }
   }
 
   /** One failed call is one failure for the breaker, however many decisions it carried. */
@@ -331,23 +374,6 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
       this.#report(OP_NAMES[p.op], p.request.key, error);
       p.resolve(this.#fallback(p.op, p.request));
     }
-  }
-
-  #run(keys: string[], args: string[]): Promise<unknown> {
-    let sent: Promise<unknown>;
-    try {
-      sent = this.#client.evalsha(TOKEN_BUCKET_SHA, keys, args);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return sent.catch((err: unknown) => {
-      if (!isNoScript(err)) throw err;
-      // EVAL runs the script and caches it on the node that owns the key, so the next EVALSHA
-      // finds it: this reloads per node on a Cluster, where SCRIPT LOAD would go to one node.
-      this.#scriptLoads++;
-      this.emit('scriptLoad', { key: keys[0]! });
-      return this.#client.eval(TOKEN_BUCKET_SCRIPT, keys, args);
-    });
   }
 
   #withTimeout<T>(promise: Promise<T>): Promise<T> {
@@ -384,7 +410,7 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
         this.#publish({ event: 'fallback', operation: OP_NAMES[op], policy: this.#policy });
       }
     }
-    const factor = Math.min(1, Math.max(0, request.factor));
+    const factor = clampFactor(request.factor);
     const { ratePerSec, burst } = request.limits;
     switch (this.#policy) {
       case 'local':
@@ -417,26 +443,12 @@ function asStoreError(err: unknown): RedisStoreError {
   return new RedisStoreError(kind, message, { cause: err });
 }
 
-function toNumber(v: string | undefined): number {
-  const n = Number(v);
-  return n < 0 ? Infinity : n;
+function clampFactor(factor: number): number {
+  return Math.min(1, Math.max(0, factor));
 }
 
-function parseReplies(reply: unknown, count: number): StoreDecision[] {
-  if (!Array.isArray(reply) || reply.length !== count) {
-    throw new RedisStoreError('reply', `Unexpected reply from the token-bucket script: ${String(reply)}`);
-  }
-  const out: StoreDecision[] = [];
-  for (const line of reply) {
-    const n = String(line).split(' ');
-    out.push({
-      allowed: n[0] === '1',
-      remaining: Number(n[1]),
-      retryAfterMs: toNumber(n[2]),
-      resetMs: toNumber(n[3]),
-    });
-  }
-  return out;
+function badReply(reply: unknown): RedisStoreError {
+  return new RedisStoreError('reply', `Unexpected reply from the token-bucket script: ${String(reply)}`);
 }
 
 /** A Redis-backed `Store`. Validates its options (a ConfigError names the one at fault). */

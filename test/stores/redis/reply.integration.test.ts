@@ -1,0 +1,70 @@
+// The token-bucket script replies with the tokens left as two integers (math.frexp's mantissa
+// · 2^53 and its exponent): the store must read back the very double the script computed, on every
+// client, including ioredis with `stringNumbers` (integers as strings). A bucket whose stored time
+// is in the future refills nothing (time never moves backwards), so a peek reads the stored tokens.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisStore } from '../../../src/stores/redis/index.js';
+import { type ClientKind, standalone, type TestClient } from './clients.js';
+import { redisMissing } from './services.js';
+
+const missing = await redisMissing();
+const run = missing === undefined ? describe : describe.skip;
+const prefix = `spillway-test:reply:${process.pid}:`;
+
+/** The script's state: tokens, last write (server ms), rate per ms, capacity; '<dddd'. */
+function state(tokens: number, lastMs: number, ratePerMs: number, capacity: number): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeDoubleLE(tokens, 0);
+  b.writeDoubleLE(lastMs, 8);
+  b.writeDoubleLE(ratePerMs, 16);
+  b.writeDoubleLE(capacity, 24);
+  return b;
+}
+
+const FUTURE_MS = 4e12; // year 2096: the bucket refills nothing until then
+const TOKENS = [0, 7, 0.1 + 0.2, 1 / 3, 2.5e-7, 123_456_789.123_456_78, 1e-300, 3e300, 2 ** -1022];
+
+const kinds: (ClientKind | 'ioredis stringNumbers')[] = [
+  'ioredis',
+  'iovalkey',
+  'node-redis',
+  'ioredis stringNumbers',
+];
+for (const kind of kinds) {
+  run(`the script's reply on ${kind}`, () => {
+    let client: TestClient;
+    let admin: Redis;
+    beforeAll(async () => {
+      if (kind === 'ioredis stringNumbers') {
+        const c = new Redis({ host: '127.0.0.1', port: 6379, stringNumbers: true });
+        client = { client: c as never, close: async () => c.disconnect() };
+      } else {
+        client = await standalone(kind);
+      }
+      admin = new Redis({ host: '127.0.0.1', port: 6379 });
+    });
+    afterAll(async () => {
+      const keys = await admin.keys(`${prefix}*`);
+      if (keys.length > 0) await admin.del(...keys);
+      await client.close();
+      admin.disconnect();
+    });
+
+    it('carries the tokens bit-exact, and the waits derive from them', async () => {
+      const store = createRedisStore({ client: client.client, prefix: `${prefix}${kind}:`, timeoutMs: 2000 });
+      const limits = { ratePerSec: 3, burst: 1e301 };
+      for (const [i, tokens] of TOKENS.entries()) {
+        const key = `k${i}`;
+        await admin.set(store.redisKey(key), state(tokens, FUTURE_MS, 0.003, 1e301));
+        const d = await store.peek({ key, cost: 1, limits, factor: 1 });
+        expect(Object.is(d.remaining, tokens), `${tokens} read back as ${d.remaining}`).toBe(true);
+        expect(d.allowed).toBe(tokens + 1e-9 >= 1);
+        expect(d.retryAfterMs).toBe(d.allowed ? 0 : (1 - tokens) / (3 / 1000));
+        expect(d.resetMs).toBe((1e301 - tokens) / (3 / 1000));
+      }
+      expect(store.stats()).toMatchObject({ redisDecisions: TOKENS.length, errors: 0 });
+      store.close();
+    });
+  });
+}
