@@ -110,8 +110,13 @@ const storeChannel = channel(STORE_CHANNEL);
 
 const OP_NAMES = { t: 'take', p: 'peek', r: 'refund' } as const;
 
-/** The most decisions one call carries. */
-const MAX_BATCH = 128;
+/**
+ * The most decisions one call carries. Smaller calls let Redis start on the first while the client
+ * encodes the next, and their replies come back in waves, so client and server work at once
+ * instead of taking turns: at concurrency 64, 32 a call decided ~200k/s where 128 did ~114k/s
+ * (medians of 5 interleaved rounds, docs/benchmarks.md › Redis store).
+ */
+const MAX_BATCH = 32;
 
 interface Pending {
   readonly op: ScriptOp;
