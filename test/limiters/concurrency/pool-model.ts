@@ -4,6 +4,7 @@
  * each segment's rate, evenly spaced or Poisson (seeded, so every run is the same).
  */
 import type { ManualClock } from '../../../src/clock.js';
+import { seeded } from '../../governor/helpers.js';
 import type { ConcurrencyLimiter } from '../../../src/limiters/concurrency/limiter.js';
 
 export interface Segment {
@@ -27,17 +28,6 @@ export interface PoolRun {
   reasons: Record<string, number>;
 }
 
-/** mulberry32: a seeded uniform generator on [0, 1). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Schedules the arrivals on `clock` and returns the run's counters, filled as time advances. */
 export function runPool(
@@ -101,7 +91,7 @@ export function runPool(
       });
     });
   };
-  const rnd = random(opts.seed ?? 1);
+  const rnd = seeded(opts.seed ?? 1);
   let t = clock.now();
   for (const s of opts.segments) {
     const end = t + s.ms;
