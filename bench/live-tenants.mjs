@@ -156,6 +156,10 @@ function figures(mode, r, capacity) {
       .join(' '),
     byStage,
     generatorLagP99Ms: r.live.p99SendLagMs,
+    // The server's longest event-loop delay in each second of the overload (its longest turn, as
+    // monitorEventLoopDelay at 10 ms resolution sees it): the median second and the worst.
+    loopDelayMaxMs: median(r.series.slice(from, to).map((p) => p.maxWaitMs)),
+    loopDelayWorstMs: Math.max(0, ...r.series.slice(from, to).map((p) => p.maxWaitMs)),
     connections: r.live.connections,
   };
 }
@@ -198,7 +202,8 @@ for (let run = 0; run < runsWanted; run++) {
     console.log(
       `  ${mode.padEnd(20)} ${t('heavy')}  ${t('light')}  ${t('lighter')}  goodput ${pct(x.goodputShare)}  p99 ${fmt(x.p99Ms, 1)} ms  ` +
         `p50 2xx ${fmt(x.p50Ms, 1)} / refused ${fmt(x.refusedP50Ms, 1)} ms  factor min ${fmt(x.factorMin, 2)}  switches ${x.switches}  ` +
-        `refused outside ${x.refusedOutside}  timeouts ${x.timeouts}  generator lag p99 ${x.generatorLagP99Ms} ms`,
+        `refused outside ${x.refusedOutside}  timeouts ${x.timeouts}  generator lag p99 ${x.generatorLagP99Ms} ms  ` +
+        `server loop delay max/s ${fmt(x.loopDelayMaxMs, 1)} ms (worst ${fmt(x.loopDelayWorstMs, 1)})`,
     );
     if (x.factorTrace) console.log(`    factor: ${x.factorTrace}`);
     if (Object.keys(x.byStage).length > 0)
@@ -237,6 +242,8 @@ for (const mode of modes) {
     timeouts: pick((x) => x.timeouts),
     factorMin: pick((x) => x.factorMin),
     generatorLagP99Ms: pick((x) => x.generatorLagP99Ms),
+    loopDelayMaxMs: pick((x) => x.loopDelayMaxMs),
+    loopDelayWorstMs: pick((x) => x.loopDelayWorstMs),
   };
 }
 
@@ -254,6 +261,14 @@ console.log(
   `\nMedians of ${runs.length} run(s); ${scenario.description}; capacity ${runs.map((r) => r.capacity.usedPerSec.toFixed(0)).join(', ')} req/s; load average ${runs.map((r) => r.loadAverage.toFixed(2)).join(', ')}:\n`,
 );
 console.log(lines.join('\n'));
+console.log(
+  `\nGenerator lag p99 / server loop delay (median second's max, worst second) per mode: ${modes
+    .map(
+      (m) =>
+        `${m} ${fmt(medians[m].generatorLagP99Ms, 1)} / ${fmt(medians[m].loopDelayMaxMs, 1)}, ${fmt(medians[m].loopDelayWorstMs, 1)} ms`,
+    )
+    .join('; ')}`,
+);
 
 const name = total === 2.25 ? 'live-tenants' : `live-tenants-${total}`;
 await mkdir(join(here, 'results'), { recursive: true });
