@@ -45,8 +45,31 @@ export interface TimerHost<H = unknown> {
   unref(handle: H): void;
 }
 
+/** While >= 0, the reading `systemClock.now()` answers (see `pinSystemTime`); -1 when not pinned. */
+let pinnedMs = -1;
+
+/**
+ * Reads the system clock once and makes `systemClock.now()` answer that reading until
+ * `unpinSystemTime` is called with what this returned: one admission decision, one instant. The HTTP
+ * guard pins around a request's synchronous pipeline run, whose stages (key limiter peeked then
+ * charged, loop-turn budget, shedder, the governor feed) each read the clock: one
+ * `performance.now()` instead of five (~40 ns each), and every stage decides at the same time. Always
+ * unpin in a `finally`: the pin must not outlive the synchronous call (anything awaited later reads
+ * the real clock). Nested pins keep the outer instant. Returns the previous pin.
+ */
+export function pinSystemTime(): number {
+  const previous = pinnedMs;
+  if (previous < 0) pinnedMs = performance.now();
+  return previous;
+}
+
+/** Ends a pin: `previous` is what `pinSystemTime` returned. */
+export function unpinSystemTime(previous: number): void {
+  pinnedMs = previous;
+}
+
 const NODE_HOST: TimerHost<ReturnType<typeof setTimeout>> = {
-  now: () => performance.now(),
+  now: () => (pinnedMs >= 0 ? pinnedMs : performance.now()),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h),
   unref: (h) => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { pinSystemTime, unpinSystemTime } from '../src/clock.js';
 import { ManualClock, systemClock } from '../src/index.js';
 
 describe('ManualClock', () => {
@@ -60,5 +61,28 @@ describe('systemClock', () => {
       throw new Error('must not fire');
     }, 1);
     h.cancel();
+  });
+});
+
+describe('pinSystemTime', () => {
+  /** Spins until performance.now() has moved past `t` (sub-microsecond on any machine). */
+  const spinPast = (t: number): void => {
+    while (performance.now() <= t) {}
+  };
+
+  it('holds systemClock.now() at one reading until unpinned, nested pins keeping the outer one', () => {
+    const outer = pinSystemTime();
+    expect(outer).toBe(-1);
+    const t = systemClock.now();
+    spinPast(t);
+    expect(systemClock.now()).toBe(t);
+    const inner = pinSystemTime();
+    spinPast(t);
+    expect(systemClock.now()).toBe(t);
+    unpinSystemTime(inner);
+    expect(systemClock.now()).toBe(t);
+    unpinSystemTime(outer);
+    spinPast(t);
+    expect(systemClock.now()).toBeGreaterThan(t);
   });
 });
