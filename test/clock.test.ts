@@ -70,19 +70,30 @@ describe('pinSystemTime', () => {
     while (performance.now() <= t) {}
   };
 
-  it('holds systemClock.now() at one reading until unpinned, nested pins keeping the outer one', () => {
+  it('holds systemClock.now() at its first reading until unpinned, nested pins keeping the outer one', () => {
     const outer = pinSystemTime();
-    expect(outer).toBe(-1);
+    const inner = pinSystemTime();
+    // The first reading, taken inside the inner pin, is the outer pin's too.
     const t = systemClock.now();
     spinPast(t);
     expect(systemClock.now()).toBe(t);
-    const inner = pinSystemTime();
-    spinPast(t);
-    expect(systemClock.now()).toBe(t);
     unpinSystemTime(inner);
+    spinPast(t);
     expect(systemClock.now()).toBe(t);
     unpinSystemTime(outer);
-    spinPast(t);
     expect(systemClock.now()).toBeGreaterThan(t);
+    // Unpinned, the clock runs.
+    const u = systemClock.now();
+    spinPast(u);
+    expect(systemClock.now()).toBeGreaterThan(u);
+  });
+
+  it('reads nothing until asked: the reading is the first taken inside the pin, not the pin itself', () => {
+    const pin = pinSystemTime();
+    const afterPin = performance.now();
+    spinPast(afterPin);
+    const t = systemClock.now();
+    unpinSystemTime(pin);
+    expect(t).toBeGreaterThan(afterPin);
   });
 });
