@@ -4,7 +4,8 @@
 //
 // In one process, requests are built as node:http IncomingMessage/ServerResponse pairs on an
 // unconnected socket (remote address 127.0.0.1) and handed to the app, 64 per event-loop turn, until
-// each response has ended (Fastify through `app.routing`, the handler its server calls). The cases are those of http-overhead.mjs:
+// each response has ended (Fastify through `app.routing`, the handler its server calls). The apps are
+// those of http-overhead.mjs, built by bench/overhead-apps.mjs (the modes are explained there):
 //   bare       the app alone
 //   same-job   Spillway: a per-address limit that never refuses, RateLimit fields on every response
 //   default    Spillway as docs/http.md sets it up: governor, limit following it, Shedder (turn budget
@@ -23,6 +24,7 @@ import { loadavg } from 'node:os';
 import { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_DIST, expressApp, fastifyApp, httpApp, stopGovernors } from './overhead-apps.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -31,30 +33,11 @@ const num = (flag, fallback) => (args.includes(flag) ? Number(args[args.indexOf(
 const ROUNDS = num('--rounds', quick ? 3 : 9);
 const REQUESTS = num('--requests', quick ? 5000 : 20_000);
 const BATCH = 64;
-const BODY = 'hello world';
 
 // `--dist DIR` (repeatable) compares builds side by side in one process, e.g. before and after a
 // change: `--dist dist --dist /tmp/old/dist`. Default: this checkout's dist.
 const dists = args.flatMap((a, i) => (a === '--dist' ? [args[i + 1]] : []));
-if (dists.length === 0) dists.push(join(here, '..', 'dist'));
-const distUrl = (dist, file) =>
-  new URL(`file://${join(dist.startsWith('/') ? dist : join(process.cwd(), dist), file)}`).href;
-
-const never = { ratePerSec: 1e9, burst: 1e9 };
-const governors = [];
-async function spillwayOptions(dist, mode) {
-  const { createLimiter } = await import(distUrl(dist, 'limiters/keyed-limiter.js'));
-  const { Shedder } = await import(distUrl(dist, 'limiters/shedder.js'));
-  const { createGovernor } = await import(distUrl(dist, 'index.js'));
-  if (mode === 'same-job') return { limiter: createLimiter(never) };
-  const governor = createGovernor().start();
-  governors.push(governor);
-  return {
-    limiter: createLimiter({ ...never, factor: governor }),
-    shedder: new Shedder({ factor: governor }),
-    governor,
-  };
-}
+if (dists.length === 0) dists.push(DEFAULT_DIST);
 
 const socket = new Socket();
 Object.defineProperty(socket, 'remoteAddress', { value: '127.0.0.1' });
@@ -78,43 +61,9 @@ function call(app) {
   });
 }
 
-async function httpApp(mode, dist) {
-  const hello = (_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': BODY.length });
-    res.end(BODY);
-  };
-  if (mode === 'bare') return hello;
-  const { protect } = await import(distUrl(dist, 'adapters/http.js'));
-  return protect(hello, await spillwayOptions(dist, mode));
-}
-
-async function expressApp(mode, dist) {
-  const { default: express } = await import('express');
-  const app = express();
-  if (mode === 'peer') {
-    const { rateLimit } = await import('express-rate-limit');
-    app.use(rateLimit({ limit: 1e9 }));
-  } else if (mode !== 'bare') {
-    const { createMiddleware } = await import(distUrl(dist, 'adapters/express.js'));
-    app.use(createMiddleware(await spillwayOptions(dist, mode)));
-  }
-  app.get('/', (_req, res) => {
-    res.send(BODY);
-  });
-  return app;
-}
-
-async function fastifyApp(mode, dist) {
-  const { default: Fastify } = await import('fastify');
-  const app = Fastify();
-  if (mode === 'peer') {
-    const { default: rateLimit } = await import('@fastify/rate-limit');
-    await app.register(rateLimit, { max: 1e9 });
-  } else if (mode !== 'bare') {
-    const { spillway } = await import(distUrl(dist, 'adapters/fastify.js'));
-    await app.register(spillway, await spillwayOptions(dist, mode));
-  }
-  app.get('/', async () => BODY);
+/** Fastify's app once ready (adapter-cost calls its request handler, `app.routing`, directly). */
+async function readyFastifyApp(mode, dist) {
+  const app = await fastifyApp(mode, dist);
   await app.ready();
   return app;
 }
@@ -123,7 +72,7 @@ const flagValues = new Set(
   ['--rounds', '--requests', '--dist'].flatMap((f) => args.flatMap((a, i) => (a === f ? [args[i + 1]] : []))),
 );
 const only = args.filter((a) => !a.startsWith('--') && !flagValues.has(a));
-const MAKERS = { http: httpApp, express: expressApp, fastify: fastifyApp };
+const MAKERS = { http: httpApp, express: expressApp, fastify: readyFastifyApp };
 const MODES = {
   http: ['bare', 'same-job', 'default'],
   express: ['bare', 'same-job', 'default', 'peer'],
@@ -185,7 +134,7 @@ for (let r = 0; r < ROUNDS; r++) {
   }
   process.stdout.write(`round ${r + 1}/${ROUNDS}\n`);
 }
-for (const g of governors) g.stop();
+stopGovernors();
 
 const summary = {};
 for (const c of CASES) {

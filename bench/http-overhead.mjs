@@ -1,21 +1,11 @@
 // What Spillway's HTTP adapters cost a served request, side by side with the limiter each
 // framework's users would pick, and what a refusal costs compared with serving.
 //
-// The same hello-world app runs in a child process per case (framework × mode):
-//   http     node:http    bare | same-job | default | refuse | shed
-//   express  Express 5    bare | same-job | default | peer (express-rate-limit)
-//   fastify  Fastify 5    bare | same-job | default | peer (@fastify/rate-limit)
-// where
-//   bare      the app alone
-//   same-job  Spillway doing what the peer does: a per-client-address limit that never refuses, with
-//             its RateLimit headers on every response (no shedder, so no turn budget)
-//   default   Spillway as docs/http.md sets it up: a started governor, a per-address limit that
-//             follows it, a Shedder on it (so the loop-turn budget is on), and the guard feeding the
-//             governor (`governor` given): every stage of the pipeline on every request
-//   peer      express-rate-limit / @fastify/rate-limit: their defaults (per-IP keys, in memory, their
-//             headers on every response), the limit raised so that it never refuses
-//   refuse    a per-address limiter that refuses every request: 429 + problem body
-//   shed      a Shedder at factor 0: 503 + jittered Retry-After + problem body
+// The same hello-world app runs in a child process per case (framework × mode), built by
+// bench/overhead-apps.mjs (shared with adapter-cost.mjs; each mode is explained there):
+//   http     bare | same-job | default | refuse | shed
+//   express  bare | same-job | default | peer (express-rate-limit)
+//   fastify  bare | same-job | default | peer (@fastify/rate-limit)
 // autocannon loads each from this (parent) process: closed loop, keep-alive connections opened
 // before the measured run (a warm-up), 127.0.0.1 only. The server reads its own CPU time
 // (process.cpuUsage) around the measured run, divided by the requests served: on a 2-core machine
@@ -31,6 +21,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expressApp, fastifyApp, httpApp, PEER } from './overhead-apps.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -40,8 +31,6 @@ const CASES = {
   express: ['bare', 'same-job', 'default', 'peer'],
   fastify: ['bare', 'same-job', 'default', 'peer'],
 };
-const PEER = { http: undefined, express: 'express-rate-limit', fastify: '@fastify/rate-limit' };
-const BODY = 'hello world';
 
 if (args[0] === '--server') {
   await serve(args[1], args[2]);
@@ -49,62 +38,15 @@ if (args[0] === '--server') {
   await main();
 }
 
-/** Spillway's guard options for a mode (built in the child). */
-async function guardOptions(mode) {
-  const { createLimiter } = await import('../dist/limiters/keyed-limiter.js');
-  const { Shedder } = await import('../dist/limiters/shedder.js');
-  const { ManualFactor } = await import('../dist/limiters/factor.js');
-  const never = { ratePerSec: 1e9, burst: 1e9 };
-  switch (mode) {
-    case 'same-job':
-      return { limiter: createLimiter(never) };
-    case 'default': {
-      const { createGovernor } = await import('../dist/index.js');
-      const governor = createGovernor().start();
-      return {
-        limiter: createLimiter({ ...never, factor: governor }),
-        shedder: new Shedder({ factor: governor }),
-        governor,
-      };
-    }
-    case 'refuse':
-      return { limiter: createLimiter({ ratePerSec: 1e-6, burst: 1 }) };
-    case 'shed':
-      return { shedder: new Shedder({ factor: new ManualFactor(0), ratePerSec: 1000 }) };
-    default:
-      throw new Error(`unknown mode ${mode}`);
-  }
-}
-
 async function httpServer(mode) {
   const { createServer } = await import('node:http');
-  const hello = (_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': BODY.length });
-    res.end(BODY);
-  };
-  let listener = hello;
-  if (mode !== 'bare') {
-    const { protect } = await import('../dist/adapters/http.js');
-    listener = protect(hello, await guardOptions(mode));
-  }
-  const server = createServer({ keepAliveTimeout: 60_000 }, listener);
+  const server = createServer({ keepAliveTimeout: 60_000 }, await httpApp(mode));
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server.address().port;
 }
 
 async function expressServer(mode) {
-  const { default: express } = await import('express');
-  const app = express();
-  if (mode === 'peer') {
-    const { rateLimit } = await import('express-rate-limit');
-    app.use(rateLimit({ limit: 1e9 }));
-  } else if (mode !== 'bare') {
-    const { createMiddleware } = await import('../dist/adapters/express.js');
-    app.use(createMiddleware(await guardOptions(mode)));
-  }
-  app.get('/', (_req, res) => {
-    res.send(BODY);
-  });
+  const app = await expressApp(mode);
   const server = app.listen(0, '127.0.0.1');
   server.keepAliveTimeout = 60_000;
   await once(server, 'listening');
@@ -112,16 +54,7 @@ async function expressServer(mode) {
 }
 
 async function fastifyServer(mode) {
-  const { default: Fastify } = await import('fastify');
-  const app = Fastify({ keepAliveTimeout: 60_000 });
-  if (mode === 'peer') {
-    const { default: rateLimit } = await import('@fastify/rate-limit');
-    await app.register(rateLimit, { max: 1e9 });
-  } else if (mode !== 'bare') {
-    const { spillway } = await import('../dist/adapters/fastify.js');
-    await app.register(spillway, await guardOptions(mode));
-  }
-  app.get('/', async () => BODY);
+  const app = await fastifyApp(mode, undefined, { keepAliveTimeout: 60_000 });
   await app.listen({ port: 0, host: '127.0.0.1' });
   return app.server.address().port;
 }

@@ -1,341 +1,302 @@
 // Live tenants benchmark (not a test): does the governor's factor, fed by the HTTP guard's refusal
-// share, cut the heavy tenant first while the light ones keep what they send?
+// share, cut the heavy tenant first while the light ones keep what they send? Side by side with
+// the same guard not feeding its governor, no protection, and the peers.
 //
-// A real node:http server in a child process, its handler burning 2 ms of CPU per request, behind
-// the HTTP guard with a per-tenant limiter (key: the `x-tenant` header, quota 2x capacity each at
-// factor 1, scaled by the governor), the loop-turn budget (25 ms) and a Governor
-// with its default signals (warm-up shortened to 1 s). Open-loop load from this process (node:http
-// keep-alive agents, latency from each request's intended send time, 5 s timeout) for three
-// tenants, each within its own quota: heavy 1.8x capacity, light 0.3x, lighter 0.15x (2.25x in
-// all; --total scales the three), after 3 s at 0.5x and before 5 s at 0.5x. Run with
-// `feedGovernor` on and off, and without the guard (none).
+// The live harness of bench/live-overload.mjs (simulations/src/live): a real node:http server in
+// its own process, its handler burning 2 ms of CPU per request; capacity measured first with
+// autocannon (closed loop, 16 connections, 5 s, unprotected); open-loop load from another process
+// (keep-alive connections opened first, 2x the peak rate; latency from each request's intended
+// send time; 5 s client timeout). Three tenants (the `x-source` header), uniform arrivals, each
+// within its own quota: heavy 1.8x capacity, light 0.3x, lighter 0.15x (2.25x in all; --total
+// scales the three), after 3 s at 0.5x and before 5 s at 0.5x.
 //
-// Prints per mode: each tenant's share of its overload requests answered 2xx, total goodput (2xx per
-// second over capacity), p99 of the 2xx, p50 of the 2xx, 503 and 429 and p99 of the refusals (all
-// during the overload, from the intended send time), the lowest factor, and on/off switches of "any request
-// refused" in 100 ms slices from the overload's start to the end (2 is clean).
-// By default the guard has no Shedder (the turn budget alone refuses for the process): a Shedder
-// follows the same factor, its base sits near capacity, so it binds before the scaled quotas and
-// refuses every tenant alike; --shedder adds one to show that.
-// Flags: --shedder, --overload-sec S (default 15), --modes feed,nofeed,none (none: the bare server, no
-// guard), --total X (the overload's total load in multiples of capacity, default 2.25; 0.8 checks
-// that nothing is refused below capacity), --capacity N (req/s; default: measured closed loop
-// against an unprotected server process). Needs dist/ (npm run build).
-import { fork } from 'node:child_process';
-import diagnostics_channel from 'node:diagnostics_channel';
-import http from 'node:http';
-import { loadavg } from 'node:os';
+// Modes:
+//   feed    Spillway: a per-tenant limiter (quota 2x capacity each, burst capacity/5, scaled by the
+//           governor's factor), the loop-turn budget (25 ms), no Shedder, and a Governor with its
+//           default signals (warm-up 1 s) that the guard feeds its refusal share (the default)
+//   nofeed  the same with `feedGovernor: false` (the factor stays at 1: the turn budget alone)
+//   none, under-pressure, toobusy, overload-protection   as bench/live-overload.mjs sets them up
+// (--shedder adds a Shedder to the Spillway modes: it binds before the quotas and refuses every
+// tenant alike.)
+//
+// Per mode, over the overload (requests by their intended send time): each tenant's share answered
+// 2xx in time, goodput (2xx per second over capacity), p99 and p50 of the 2xx and p50 / p99 of the
+// refusals (429 and 503, from the intended send time), the lowest factor, on/off switches of "any
+// request refused" in 100 ms slices from the overload's start to the end of the run (2 is clean),
+// refusals outside the overload, client timeouts. Repeated --runs N times (default 3), medians.
+// Writes bench/results/live-tenants.json (bench/results/live-tenants-0.8.json for --total 0.8,
+// and so on), prints markdown tables.
+// Flags: --runs N, --overload-sec S (default 15), --modes a,b,..., --total X (default 2.25; 0.8
+// checks that nothing is refused below capacity), --capacity N (req/s: skip the measurement),
+// --shedder. Needs dist/ and simulations/dist/ (npm run build).
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
+const { runLive, measureCapacity } = await import(join(root, 'simulations/dist/live/live.js'));
+const { parseScenario } = await import(join(root, 'simulations/dist/scenario.js'));
+const { fmt, gitHead, median, PEER_LABELS } = await import('./live-common.mjs');
+
 const CPU_MS = 2;
+const MODES = ['feed', 'nofeed', 'none', 'under-pressure', 'toobusy', 'overload-protection'];
+const TENANTS = [
+  { name: 'heavy', base: 0.3, peak: 1.8 },
+  { name: 'light', base: 0.13, peak: 0.3 },
+  { name: 'lighter', base: 0.07, peak: 0.15 },
+];
+const BASE_SEC = 3;
+const AFTER_SEC = 5;
 
-if (process.argv[2] === '--server')
-  await server(process.argv[3], Number(process.argv[4]), process.argv[5] === 'shedder');
-else await main();
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string' },
+    'overload-sec': { type: 'string' },
+    modes: { type: 'string' },
+    capacity: { type: 'string' },
+    shedder: { type: 'boolean' },
+    total: { type: 'string' },
+  },
+  strict: true,
+});
+const runsWanted = Number(values.runs ?? 3);
+if (!Number.isInteger(runsWanted) || runsWanted < 1)
+  throw new Error(`--runs: expected an integer >= 1, got ${values.runs}`);
+const overloadSec = Number(values['overload-sec'] ?? 15);
+if (!(overloadSec >= 2))
+  throw new Error(`--overload-sec: expected a number >= 2, got ${values['overload-sec']}`);
+const total = Number(values.total ?? 2.25);
+if (!(total > 0)) throw new Error(`--total: expected a number > 0, got ${values.total}`);
+const givenCapacity = values.capacity === undefined ? undefined : Number(values.capacity);
+if (givenCapacity !== undefined && !(givenCapacity > 0))
+  throw new Error(`--capacity: expected a number > 0, got ${values.capacity}`);
+const modes = (values.modes ?? MODES.join(',')).split(',');
+for (const m of modes)
+  if (!MODES.includes(m)) throw new Error(`--modes: expected some of ${MODES.join(', ')}, got ${m}`);
+const withShedder = values.shedder === true;
+const scale = total / 2.25;
 
-async function server(mode, capacity, withShedder) {
-  if (mode === 'bare') return bareServer();
-  const feed = mode === 'feed';
-  const { createGovernor, createLimiter, Shedder } = await import(join(root, 'dist/index.js'));
-  const { createHttpGuard } = await import(join(root, 'dist/adapters/http.js'));
-  const governor = createGovernor({ warmupMs: 1000 });
-  const limiter = createLimiter({ ratePerSec: 2 * capacity, burst: capacity / 5, factor: governor });
-  // A Shedder follows the same factor and, its base near capacity, binds before the scaled quotas
-  // (it refuses everyone alike): with --shedder it is added, by default only the turn budget is.
-  const shedder = withShedder ? new Shedder({ factor: governor }) : undefined;
-  const guard = createHttpGuard({
-    limiter,
-    ...(shedder ? { shedder } : {}),
-    turnBudgetMs: 25,
-    governor,
-    feedGovernor: feed,
-    key: (req) => String(req.headers['x-tenant'] ?? 'none'),
-    bypass: ['/warm'],
-  });
-  let factorMin = 1;
-  const changes = [];
-  // Refusals by the stage that decided (the key's scaled quota or the turn budget), from the guard's
-  // decision messages: a quota refusal the factor caused is a 503 too, so the status cannot tell.
+// The schedule in units of a nominal capacity of 1,000/s (runLive scales it to the measured one).
+const scenario = parseScenario(
+  {
+    name: 'live-tenants',
+    description: `heavy ${(1.8 * scale).toFixed(2)}x, light ${(0.3 * scale).toFixed(2)}x, lighter ${(0.15 * scale).toFixed(2)}x of capacity for ${overloadSec} s, after ${BASE_SEC} s and before ${AFTER_SEC} s at 0.5x; 2 ms CPU per request`,
+    durationSec: BASE_SEC + overloadSec + AFTER_SEC,
+    seed: 1,
+    capacityPerSec: 1000,
+    server: { service: { kind: 'constant', ms: CPU_MS } },
+    traffic: TENANTS.map((t) => ({
+      name: t.name,
+      pattern: 'step',
+      basePerSec: 1000 * t.base,
+      peakPerSec: 1000 * t.peak * scale,
+      stepStartSec: BASE_SEC,
+      stepEndSec: BASE_SEC + overloadSec,
+      arrivals: 'uniform',
+      timeoutMs: 5000,
+    })),
+    modes: ['none', 'spillway'],
+    report: { settleSec: AFTER_SEC },
+    spillway: { governor: { warmupMs: 1000 }, ...(withShedder ? {} : { shedder: false }) },
+  },
+  'bench/live-tenants.mjs',
+);
+
+const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+const pct = (x) => (x === null || x === undefined ? '-' : `${(100 * x).toFixed(1)}%`);
+
+/** One mode's figures from one live report. */
+function figures(mode, r, capacity) {
+  const from = BASE_SEC;
+  const to = BASE_SEC + overloadSec;
+  const within = (arr) => sum(arr.slice(from, to));
+  const outside = (arr) => sum(arr) - within(arr);
+  const tenants = {};
+  let refusedOutside = 0;
+  for (const s of r.live.sources) {
+    const p = s.perSecond;
+    const sent = within(p.scheduled);
+    tenants[s.name] = {
+      sent,
+      share: sent > 0 ? within(p.ok) / sent : null,
+      r429: within(p.r429),
+      r503: within(p.r503),
+      timeouts: within(p.timeouts),
+    };
+    refusedOutside += outside(p.r429) + outside(p.r503);
+  }
+  const okInOverload = sum(r.live.sources.map((s) => within(s.perSecond.ok)));
+  const lat = r.live.episodeLatency[0];
+  // Below capacity (--total 0.8) there is no overload episode: the worst second's p99 instead.
+  const worstSecondP99 = Math.max(0, ...r.series.slice(from, to).map((p) => p.p99Ms ?? 0));
   const byStage = {};
-  diagnostics_channel.subscribe('spillway:decision', (m) => {
-    if (m.outcome === 'limited' || m.outcome === 'shed') byStage[m.stage] = (byStage[m.stage] ?? 0) + 1;
-  });
-  governor.on('change', (r) => {
-    factorMin = Math.min(factorMin, governor.factor);
-    changes.push({ atMs: Date.now(), factor: governor.factor, reason: r.reason });
-  });
-  governor.start();
-  const srv = http.createServer(
-    guard.wrap((_req, res) => {
-      const end = performance.now() + CPU_MS;
-      while (performance.now() < end) {
-        // burn CPU
-      }
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('ok');
-    }),
-  );
-  srv.keepAliveTimeout = 60_000;
-  srv.listen(0, '127.0.0.1', () => process.send({ port: srv.address().port }));
-  process.on('message', (m) => {
-    if (m === 'report') {
-      process.send({ factorMin, changes: changes.slice(-40), nChanges: changes.length, byStage });
-      governor.stop();
-      guard.close();
-      srv.close();
-      srv.closeAllConnections?.();
-      setTimeout(() => process.exit(0), 50).unref();
-    }
-  });
-}
-
-function bareServer() {
-  const srv = http.createServer((_req, res) => {
-    const end = performance.now() + CPU_MS;
-    while (performance.now() < end) {
-      // burn CPU
-    }
-    res.end('ok');
-  });
-  srv.keepAliveTimeout = 60_000;
-  srv.listen(0, '127.0.0.1', () => process.send({ port: srv.address().port }));
-  process.on('message', () => {
-    process.send({});
-    srv.close();
-    srv.closeAllConnections?.();
-    setTimeout(() => process.exit(0), 50).unref();
-  });
-}
-
-function startServer(mode, capacity, withShedder = false) {
-  const args = ['--server', mode, String(capacity), withShedder ? 'shedder' : 'none'];
-  const child = fork(fileURLToPath(import.meta.url), args, {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  return new Promise((resolve) => child.once('message', (m) => resolve({ child, port: m.port })));
-}
-
-function request(agent, port, path, tenant, timeoutMs) {
-  return new Promise((resolve) => {
-    const req = http.request(
-      { host: '127.0.0.1', port, path, agent, headers: { 'x-tenant': tenant }, timeout: timeoutMs },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode));
-        res.on('error', () => resolve(0));
-      },
-    );
-    req.on('timeout', () => {
-      req.destroy();
-      resolve(-1);
-    });
-    req.on('error', () => resolve(0));
-    req.end();
-  });
-}
-
-/** Closed-loop capacity of a bare 2 ms handler in its own process (16 connections, 3 s). */
-async function measureCapacity() {
-  const { child, port } = await startServer('bare', 0);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-  let done = 0;
-  const from = performance.now() + 500;
-  const until = from + 3000;
-  await Promise.all(
-    Array.from({ length: 16 }, async () => {
-      while (performance.now() < until) {
-        await request(agent, port, '/', 'x', 5000);
-        if (performance.now() >= from) done++;
-      }
-    }),
-  );
-  agent.destroy();
-  child.send('report');
-  await new Promise((r) => child.once('exit', r));
-  return Math.round(done / 3);
-}
-
-async function run(mode, capacity, overloadSec, withShedder, overloadTotal) {
-  const feed = mode === 'feed';
-  const { child, port } = await startServer(mode === 'none' ? 'bare' : mode, capacity, withShedder);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
-  // Open the connections before the measured period (see shared/NOTES.md: the accept queue).
-  await Promise.all(Array.from({ length: 256 }, () => request(agent, port, '/warm', 'warm', 5000)));
-  const scale = overloadTotal / 2.25;
-  const tenants = [
-    { name: 'heavy', base: 0.3, peak: 1.8 * scale },
-    { name: 'light', base: 0.13, peak: 0.3 * scale },
-    { name: 'lighter', base: 0.07, peak: 0.15 * scale },
-  ];
-  const baseSec = 3;
-  const afterSec = 5;
-  const total = baseSec + overloadSec + afterSec;
-  const t0 = performance.now() + 100;
-  const wall0 = Date.now() + 100;
-  const results = [];
-  const pending = [];
-  for (const t of tenants) {
-    const sends = [];
-    let at = 0;
-    while (at < total * 1000) {
-      const inOverload = at >= baseSec * 1000 && at < (baseSec + overloadSec) * 1000;
-      const rate = capacity * (inOverload ? t.peak : t.base);
-      sends.push({ at, inOverload });
-      at += 1000 / rate;
-    }
-    t.sends = sends;
+  for (const d of r.live.decisions) {
+    if (d === null) continue;
+    for (const [k, v] of Object.entries(d.refused)) byStage[k] = (byStage[k] ?? 0) + v;
   }
-  const all = tenants
-    .flatMap((t) => t.sends.map((s) => ({ ...s, tenant: t.name })))
-    .sort((a, b) => a.at - b.at);
-  let i = 0;
-  await new Promise((resolve) => {
-    const timer = setInterval(() => {
-      const now = performance.now() - t0;
-      while (i < all.length && all[i].at <= now) {
-        const s = all[i++];
-        const intended = t0 + s.at;
-        pending.push(
-          request(agent, port, '/', s.tenant, 5000).then((status) => {
-            results.push({ ...s, status, latencyMs: performance.now() - intended });
-          }),
-        );
-      }
-      if (i >= all.length) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 2);
-  });
-  await Promise.all(pending);
-  child.send('report');
-  const report = await new Promise((r) => child.once('message', r));
-  await new Promise((r) => child.once('exit', r));
-  agent.destroy();
-
-  const over = results.filter((r) => r.inOverload);
-  const perTenant = {};
-  for (const t of tenants) {
-    const mine = over.filter((r) => r.tenant === t.name);
-    perTenant[t.name] = {
-      sent: mine.length,
-      ok: mine.filter((r) => r.status === 200).length,
-      limited: mine.filter((r) => r.status === 429).length,
-      shed: mine.filter((r) => r.status === 503).length,
-      timeouts: mine.filter((r) => r.status === -1).length,
-    };
-  }
-  const latencies = (status) =>
-    over
-      .filter((r) => r.status === status)
-      .map((r) => r.latencyMs)
-      .sort((a, b) => a - b);
-  const pct = (xs, q) => (xs.length ? xs[Math.min(xs.length - 1, Math.ceil(q * xs.length) - 1)] : null);
-  const okLat = latencies(200);
-  const shedLat = latencies(503);
-  const limitedLat = latencies(429);
-  const p99 = pct(okLat, 0.99);
-  const lat = {
-    ok: [pct(okLat, 0.5), p99],
-    shed: [pct(shedLat, 0.5), pct(shedLat, 0.99)],
-    limited: [pct(limitedLat, 0.5), pct(limitedLat, 0.99)],
-  };
-  // On/off switches of "any request refused" per 100 ms slice (by intended send time), from the
-  // overload's start to the end of the run.
-  const slices = new Map();
-  for (const r of results) {
-    if (r.at < baseSec * 1000) continue;
-    const k = Math.floor(r.at / 100);
-    slices.set(k, (slices.get(k) ?? false) || r.status === 429 || r.status === 503);
-  }
-  let switches = 0;
-  let prev = false;
-  for (const k of [...slices.keys()].sort((a, b) => a - b)) {
-    const on = slices.get(k);
-    if (on !== prev) switches++;
-    prev = on;
-  }
-  const goodput = over.filter((r) => r.status === 200).length / overloadSec / capacity;
-  const factorTrace = (report.changes ?? [])
-    .filter((c) => c.atMs >= wall0)
-    .map((c) => `${((c.atMs - wall0) / 1000).toFixed(1)}s:${c.factor.toFixed(2)}`);
   return {
-    feed,
-    perTenant,
-    goodput,
-    p99,
-    lat,
-    factorMin: report.factorMin ?? null,
-    switches,
-    changes: report.nChanges ?? null,
-    byStage: report.byStage ?? null,
-    factorTrace,
+    tenants,
+    goodputShare: okInOverload / overloadSec / capacity,
+    p99Ms: lat?.p99Ms ?? worstSecondP99,
+    p50Ms: lat?.p50Ms ?? null,
+    refusedP50Ms: lat?.refusedP50Ms ?? null,
+    refusedP99Ms: lat?.refusedP99Ms ?? null,
+    switches: r.live.sliceSwitches[0] ?? null,
+    refusedOutside,
+    refusedInOverload: sum(Object.values(tenants).map((t) => t.r429 + t.r503)),
+    timeouts: r.live.timeouts,
+    factorMin: mode === 'feed' || mode === 'nofeed' ? r.summary.minFactor : null,
+    factorChanges: r.factorChanges.length,
+    factorTrace: r.factorChanges
+      .filter((c, i, a) => i === 0 || Math.abs(c.factor - a[i - 1].factor) >= 0.02)
+      .map((c) => `${(c.atMs / 1000).toFixed(1)}s:${c.factor.toFixed(2)}`)
+      .join(' '),
+    byStage,
+    generatorLagP99Ms: r.live.p99SendLagMs,
+    // The server's longest event-loop delay in each second of the overload (its longest turn, as
+    // monitorEventLoopDelay at 10 ms resolution sees it): the median second and the worst.
+    loopDelayMaxMs: median(r.series.slice(from, to).map((p) => p.maxWaitMs)),
+    loopDelayWorstMs: Math.max(0, ...r.series.slice(from, to).map((p) => p.maxWaitMs)),
+    connections: r.live.connections,
   };
 }
 
-function ms(x) {
-  return x === null || x === undefined ? '—' : `${x.toFixed(1)} ms`;
+const commit = gitHead(root);
+const runs = [];
+for (let run = 0; run < runsWanted; run++) {
+  const load = loadavg()[0];
+  const capacity =
+    givenCapacity === undefined
+      ? await measureCapacity({ cpuMs: CPU_MS, durationSec: 5 })
+      : { measuredPerSec: null, derivedPerSec: 1000 / CPU_MS, usedPerSec: givenCapacity, method: 'given' };
+  const cap = capacity.usedPerSec;
+  console.log(
+    `run ${run + 1}/${runsWanted}: capacity ${cap.toFixed(0)} req/s (${capacity.method}), load average ${load.toFixed(2)}`,
+  );
+  const results = {};
+  for (const mode of modes) {
+    const spillway = mode === 'feed' || mode === 'nofeed';
+    const r = await runLive(scenario, {
+      mode: spillway ? 'spillway' : mode,
+      cpuMs: CPU_MS,
+      capacityPerSec: cap,
+      ...(spillway
+        ? {
+            server: {
+              guard: {
+                keyLimit: { ratePerSec: 2 * cap, burst: cap / 5 },
+                turnBudgetMs: 25,
+                ...(withShedder ? {} : { noShedder: true }),
+                feedGovernor: mode === 'feed',
+              },
+            },
+          }
+        : {}),
+    });
+    const x = figures(mode, r, cap);
+    results[mode] = x;
+    const t = (n) => `${n} ${pct(x.tenants[n]?.share)}`;
+    console.log(
+      `  ${mode.padEnd(20)} ${t('heavy')}  ${t('light')}  ${t('lighter')}  goodput ${pct(x.goodputShare)}  p99 ${fmt(x.p99Ms, 1)} ms  ` +
+        `p50 2xx ${fmt(x.p50Ms, 1)} / refused ${fmt(x.refusedP50Ms, 1)} ms  factor min ${fmt(x.factorMin, 2)}  switches ${x.switches}  ` +
+        `refused outside ${x.refusedOutside}  timeouts ${x.timeouts}  generator lag p99 ${x.generatorLagP99Ms} ms  ` +
+        `server loop delay max/s ${fmt(x.loopDelayMaxMs, 1)} ms (worst ${fmt(x.loopDelayWorstMs, 1)})`,
+    );
+    if (x.factorTrace) console.log(`    factor: ${x.factorTrace}`);
+    if (Object.keys(x.byStage).length > 0)
+      console.log(
+        `    refused by stage: ${Object.entries(x.byStage)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}`,
+      );
+  }
+  runs.push({ capacity, loadAverage: load, results });
 }
 
-async function main() {
-  const { values } = parseArgs({
-    options: {
-      'overload-sec': { type: 'string' },
-      modes: { type: 'string' },
-      capacity: { type: 'string' },
-      shedder: { type: 'boolean' },
-      total: { type: 'string' },
-    },
-    strict: false,
-  });
-  const overloadSec = Number(values['overload-sec'] ?? 15);
-  const total = Number(values.total ?? 2.25);
-  if (!(total > 0)) throw new Error(`--total: expected a number > 0, got ${values.total}`);
-  const given = values.capacity === undefined ? undefined : Number(values.capacity);
-  const modes = (values.modes ?? 'feed,nofeed,none').split(',');
-  for (const m of modes) {
-    if (!['feed', 'nofeed', 'none'].includes(m))
-      throw new Error(`--modes: expected feed, nofeed or none, got ${m}`);
-  }
-  const load = loadavg()
-    .map((x) => x.toFixed(2))
-    .join(' ');
-  const capacity = given ?? (await measureCapacity());
-  console.log(
-    `capacity ${capacity} req/s (2 ms handler, ${given === undefined ? 'measured closed loop' : 'given'}); load average before: ${load}`,
-  );
-  console.log(`Shedder: ${values.shedder === true ? 'yes' : 'no'}`);
-  console.log(
-    `tenants (share of capacity, each within its 2x quota): heavy ${((1.8 * total) / 2.25).toFixed(2)}x, light ${((0.3 * total) / 2.25).toFixed(2)}x, lighter ${((0.15 * total) / 2.25).toFixed(2)}x; overload`,
-    `${overloadSec} s`,
-  );
-  console.log(
-    '\n| mode | heavy 2xx | light 2xx | lighter 2xx | goodput | p99 2xx | p50 2xx / 503 / 429 | p99 503 / 429 | factor min | switches | factor changes |',
-  );
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const m of modes) {
-    const r = await run(m, capacity, overloadSec, values.shedder === true, total);
-    const share = (t) => {
-      const x = r.perTenant[t];
-      return `${((100 * x.ok) / Math.max(1, x.sent)).toFixed(1)}% (429 ${x.limited}, 503 ${x.shed}, t/o ${x.timeouts})`;
-    };
-    console.log(
-      `| ${m} | ${share('heavy')} | ${share('light')} | ${share('lighter')} | ${(100 * r.goodput).toFixed(1)}% | ${ms(r.p99)} | ${ms(r.lat.ok[0])} / ${ms(r.lat.shed[0])} / ${ms(r.lat.limited[0])} | ${ms(r.lat.shed[1])} / ${ms(r.lat.limited[1])} | ${r.factorMin?.toFixed(2) ?? '—'} | ${r.switches} | ${r.changes ?? '—'} |`,
-    );
-    if (r.factorTrace.length) console.log(`  factor: ${r.factorTrace.join(' ')}`);
-    if (r.byStage) {
-      const stages = Object.entries(r.byStage).map(([k, v]) => `${k} ${v}`);
-      console.log(`  refused by stage (whole run): ${stages.join(', ') || 'none'}`);
-    }
-  }
-  console.log(
-    `\nload average after: ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')}`,
-  );
+const medians = {};
+for (const mode of modes) {
+  const pick = (f) => median(runs.map((r) => f(r.results[mode])));
+  medians[mode] = {
+    tenants: Object.fromEntries(
+      TENANTS.map((t) => [
+        t.name,
+        {
+          share: pick((x) => x.tenants[t.name]?.share),
+          r429: pick((x) => x.tenants[t.name]?.r429),
+          r503: pick((x) => x.tenants[t.name]?.r503),
+          timeouts: pick((x) => x.tenants[t.name]?.timeouts),
+        },
+      ]),
+    ),
+    goodputShare: pick((x) => x.goodputShare),
+    p99Ms: pick((x) => x.p99Ms),
+    p50Ms: pick((x) => x.p50Ms),
+    refusedP50Ms: pick((x) => x.refusedP50Ms),
+    refusedP99Ms: pick((x) => x.refusedP99Ms),
+    switches: pick((x) => x.switches),
+    refusedInOverload: pick((x) => x.refusedInOverload),
+    refusedOutside: pick((x) => x.refusedOutside),
+    timeouts: pick((x) => x.timeouts),
+    factorMin: pick((x) => x.factorMin),
+    generatorLagP99Ms: pick((x) => x.generatorLagP99Ms),
+    loopDelayMaxMs: pick((x) => x.loopDelayMaxMs),
+    loopDelayWorstMs: pick((x) => x.loopDelayWorstMs),
+  };
 }
+
+const label = { ...PEER_LABELS, feed: 'Spillway, fed (default)', nofeed: 'Spillway, not fed' };
+const share = (m, t) => pct(medians[m].tenants[t].share);
+const lines = [
+  '| mode | heavy | light | lighter | goodput | p99 2xx (ms) | p50 2xx / refused (ms) | factor min | switches | refused (overload / outside) | timeouts |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...modes.map((m) => {
+    const x = medians[m];
+    return `| ${label[m] ?? m} | ${share(m, 'heavy')} | ${share(m, 'light')} | ${share(m, 'lighter')} | ${pct(x.goodputShare)} | ${fmt(x.p99Ms)} | ${fmt(x.p50Ms, 1)} / ${fmt(x.refusedP50Ms, 1)} | ${fmt(x.factorMin, 2)} | ${fmt(x.switches)} | ${fmt(x.refusedInOverload)} / ${fmt(x.refusedOutside)} | ${fmt(x.timeouts)} |`;
+  }),
+];
+console.log(
+  `\nMedians of ${runs.length} run(s); ${scenario.description}; capacity ${runs.map((r) => r.capacity.usedPerSec.toFixed(0)).join(', ')} req/s; load average ${runs.map((r) => r.loadAverage.toFixed(2)).join(', ')}:\n`,
+);
+console.log(lines.join('\n'));
+console.log(
+  `\nGenerator lag p99 / server loop delay (median second's max, worst second) per mode: ${modes
+    .map(
+      (m) =>
+        `${m} ${fmt(medians[m].generatorLagP99Ms, 1)} / ${fmt(medians[m].loopDelayMaxMs, 1)}, ${fmt(medians[m].loopDelayWorstMs, 1)} ms`,
+    )
+    .join('; ')}`,
+);
+
+const name = total === 2.25 ? 'live-tenants' : `live-tenants-${total}`;
+await mkdir(join(here, 'results'), { recursive: true });
+await writeFile(
+  join(here, 'results', `${name}.json`),
+  `${JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      commit,
+      node: process.version,
+      cpus: cpus().length,
+      cpuMs: CPU_MS,
+      overloadSec,
+      total,
+      shedder: withShedder,
+      scenario: scenario.description,
+      modes,
+      runs,
+      medians,
+      table: lines.join('\n'),
+      loadAverageAfter: loadavg()[0],
+    },
+    null,
+    2,
+  )}\n`,
+);
+console.log(
+  `\nload average after: ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}; wrote bench/results/${name}.json`,
+);

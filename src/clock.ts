@@ -45,8 +45,47 @@ export interface TimerHost<H = unknown> {
   unref(handle: H): void;
 }
 
+/**
+ * The pin of `systemClock.now()` (see `pinSystemTime`): a reading (>= 0) it answers, PINNING while
+ * pinned but not yet read (the first read inside the pin becomes the reading), NOT_PINNED otherwise.
+ */
+const NOT_PINNED = -1;
+const PINNING = -2;
+let pinnedMs = NOT_PINNED;
+
+/**
+ * Makes `systemClock.now()` answer one reading, the first taken from now on, until
+ * `unpinSystemTime` is called with what this returned: one admission decision, one instant. The HTTP
+ * guard pins around a request's synchronous pipeline run, whose stages (key limiter peeked then
+ * charged, loop-turn budget, shedder, the governor feed) each read the clock: one
+ * `performance.now()` instead of five (~40 ns each), and every stage decides at the same time;
+ * nothing is read when no stage reads. Always unpin in a `finally`: the pin must not outlive the
+ * synchronous call (anything awaited later reads the real clock). Nested pins keep the outer
+ * instant. Returns the previous pin.
+ */
+export function pinSystemTime(): number {
+  const previous = pinnedMs;
+  if (previous === NOT_PINNED) pinnedMs = PINNING;
+  return previous;
+}
+
+/**
+ * Ends a pin: `previous` is what `pinSystemTime` returned. Only the outermost pin lets the clock
+ * run again: an inner one leaves the reading (perhaps taken inside it) to the outer pin.
+ */
+export function unpinSystemTime(previous: number): void {
+  if (previous === NOT_PINNED) pinnedMs = NOT_PINNED;
+}
+
+function nodeNow(): number {
+  if (pinnedMs >= 0) return pinnedMs;
+  const t = performance.now();
+  if (pinnedMs === PINNING) pinnedMs = t;
+  return t;
+}
+
 const NODE_HOST: TimerHost<ReturnType<typeof setTimeout>> = {
-  now: () => performance.now(),
+  now: nodeNow,
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h),
   unref: (h) => {

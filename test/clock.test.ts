@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { pinSystemTime, unpinSystemTime } from '../src/clock.js';
 import { ManualClock, systemClock } from '../src/index.js';
 
 describe('ManualClock', () => {
@@ -60,5 +61,39 @@ describe('systemClock', () => {
       throw new Error('must not fire');
     }, 1);
     h.cancel();
+  });
+});
+
+describe('pinSystemTime', () => {
+  /** Spins until performance.now() has moved past `t` (sub-microsecond on any machine). */
+  const spinPast = (t: number): void => {
+    while (performance.now() <= t) {}
+  };
+
+  it('holds systemClock.now() at its first reading until unpinned, nested pins keeping the outer one', () => {
+    const outer = pinSystemTime();
+    const inner = pinSystemTime();
+    // The first reading, taken inside the inner pin, is the outer pin's too.
+    const t = systemClock.now();
+    spinPast(t);
+    expect(systemClock.now()).toBe(t);
+    unpinSystemTime(inner);
+    spinPast(t);
+    expect(systemClock.now()).toBe(t);
+    unpinSystemTime(outer);
+    expect(systemClock.now()).toBeGreaterThan(t);
+    // Unpinned, the clock runs.
+    const u = systemClock.now();
+    spinPast(u);
+    expect(systemClock.now()).toBeGreaterThan(u);
+  });
+
+  it('reads nothing until asked: the reading is the first taken inside the pin, not the pin itself', () => {
+    const pin = pinSystemTime();
+    const afterPin = performance.now();
+    spinPast(afterPin);
+    const t = systemClock.now();
+    unpinSystemTime(pin);
+    expect(t).toBeGreaterThan(afterPin);
   });
 });

@@ -59,7 +59,7 @@ import { type InvalidValue, InvalidValues } from './request-values.js';
 import { closeWhenIdle, foldsCase, requestPath, type Route } from './routes.js';
 import { publishingDecisions, publishVerdict, publishWait } from './decisions.js';
 import { publishingResponses, watchResponse } from './responses.js';
-import { systemClock } from '../clock.js';
+import { pinSystemTime, systemClock, unpinSystemTime } from '../clock.js';
 import { GovernorFeed } from './governor-feed.js';
 
 export type { GuardSignalsOptions } from './counts.js';
@@ -302,12 +302,21 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     const pipeline = route.pipeline;
     const ar = new GuardRequest(route.key(req), route.priority(req), route.cost(req), pipeline);
     if (pipeline.waits) return this.#wait(res, route, ar, fields);
-    const v = pipeline.run(ar);
+    // One instant for the decision: every stage, and the feed, reads the same pinned system time.
+    const pin = pinSystemTime();
+    let v: Verdict | Promise<Verdict>;
+    try {
+      v = pipeline.run(ar);
+      if (!(v instanceof Promise)) this.#feed.record(v);
+    } finally {
+      unpinSystemTime(pin);
+    }
     // A key limiter over a shared store (Redis) answers with a promise; the memory path does not.
     if (v instanceof Promise) return this.#remote(res, route, ar, v, fields);
     return this.#outcome(res, route, ar, v, undefined, fields);
   }
 
+  /** Answers a verdict the governor feed has already counted (`#feed.record`). */
   #outcome(
     res: ServerResponse,
     route: Route,
@@ -316,7 +325,6 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     waitedMs?: number,
     fields?: FieldSink,
   ): Outcome {
-    this.#feed.record(v);
     if (v.allowed) {
       this.#admit(res, ar);
       setQuotaHeaders(this.#config.response, res, route, v.quota, fields);
@@ -342,7 +350,15 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   #wait(res: ServerResponse, route: Route, ar: GuardRequest, fields?: FieldSink): Outcome | Promise<Outcome> {
     if (this.#closed) return this.#closing(res, route, ar, undefined);
     if (res.destroyed) ar.controller.abort();
-    const r = ar.pipeline.run(ar);
+    const pin = pinSystemTime();
+    let r: Verdict | Promise<Verdict>;
+    try {
+      r = ar.pipeline.run(ar);
+      // Counted unless it turns out gone below (as after a wait).
+      if (!(r instanceof Promise) && !(r.allowed && res.destroyed)) this.#feed.record(r);
+    } finally {
+      unpinSystemTime(pin);
+    }
     if (r instanceof Promise) return this.#waiting(res, route, ar, ar.controller, r, true, fields);
     if (r.allowed && res.destroyed) {
       // Its connection is gone already: 'close' will not come to release the slot.
@@ -412,6 +428,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       if (publishingDecisions()) publishWait(this.#config.name, route, ar, 'canceled', undefined, waitedMs);
       return GONE;
     }
+    this.#feed.record(v);
     return this.#outcome(res, route, ar, v, waitedMs, fields);
   }
 

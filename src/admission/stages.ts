@@ -3,6 +3,7 @@
  * client's quota) and a process shedder (503 when overloaded). The concurrency stage lives with
  * the pool. Each adapts one part to the `Stage` contract and adds nothing on the hot path.
  */
+import { KeyedLimiter } from '../limiters/keyed-limiter.js';
 import type { Decision, Priority } from '../limiters/types.js';
 import type { AdmissionRequest, Stage } from './stage.js';
 import type { TurnBudget } from './turn-budget.js';
@@ -106,11 +107,19 @@ export function keyStage(limiter: KeyAdmission, maxWaitMs = 0): Stage {
     if (refund !== undefined) stage.refund = refund;
     return stage;
   }
+  // A KeyedLimiter decides `take(key)` exactly as `take(key, { cost: 1 })` at normal priority, on its
+  // short path (`takeOne`): a request of cost 1 and normal priority, most of them, takes it.
+  const plain = limiter instanceof KeyedLimiter;
   const stage: Stage = {
     name: 'key',
     waits: false,
     quota: true,
-    admit: (req) => limiter.take(req.key, { cost: req.cost, priority: req.priority }),
+    admit: plain
+      ? (req) =>
+          req.cost === 1 && req.priority === 'normal'
+            ? limiter.take(req.key)
+            : limiter.take(req.key, { cost: req.cost, priority: req.priority })
+      : (req) => limiter.take(req.key, { cost: req.cost, priority: req.priority }),
   };
   if (refund !== undefined) stage.refund = refund;
   else if (limiter.peek !== undefined) {

@@ -34,6 +34,23 @@
  * and closes when below 1%. A load that fell away is then served again within a second or two,
  * where additive recovery from the floor took 19 s.
  *
+ * Step back after an overshoot. A cut is sized before its effect shows, so the last one may go
+ * past the edge: the pressure then clears at once. The controller keeps a bracket: the *ceiling*,
+ * the factor before the last cut (a level seen overloaded; none when the cut reached the floor),
+ * and `lowBound`, a level seen clear. While a ceiling under 1 is known, recovery is a bisection
+ * instead of a jump (m = CEILING_MARGIN):
+ *   clear for clearMs at f < ceiling·(1 − m)   step back: lowBound ← f,
+ *                                             f ← min(ceiling·(1 − m), f + (ceiling − f)/2)
+ *                                             (each step waits clearMs clear at its own level)
+ *   clear for clearMs at f ≥ ceiling·(1 − m)   probe: lowBound ← ceiling·(1 − m), f rises by
+ *                                             recoverPerSec
+ *   clear for 2·clearMs at f ≥ ceiling         the ceiling is forgotten: fast recovery to 1
+ * A cut from f that would go below `lowBound` lands on it (used once: if the pressure stays, the
+ * next cut waits twice the dead time and is a full one, as the load has grown), and additive
+ * recovery after a step back stops at ceiling·(1 − m). So a cut that overshot is given back half
+ * at a time, each half kept only if the pressure stays clear, and the factor settles a few % under
+ * the level that overloads; the bracket is forgotten when the factor is back at 1.
+ *
  * Warm-up. For warmupMs the controller only observes, unless the level has stayed at or above
  * WARMUP_EVIDENCE_LEVEL (2: twice as far past the target as the limit is) for `warmupEvidenceMs`:
  * start-up noise is short, a process started into an overload is not.
@@ -64,6 +81,9 @@ export type ControllerAction =
   | { readonly kind: 'cooldown'; readonly sinceCutMs: number }
   | { readonly kind: 'recover'; readonly belowForMs: number }
   | { readonly kind: 'recover-fast'; readonly clearForMs: number }
+  | { readonly kind: 'step-back'; readonly from: number; readonly ceiling: number }
+  | { readonly kind: 'step-wait'; readonly clearForMs: number; readonly ceiling: number }
+  | { readonly kind: 'probe'; readonly ceiling: number }
   | { readonly kind: 'idle' };
 
 export interface ControllerConfig {
@@ -89,10 +109,10 @@ export const PROGRESS_MARGIN = 0.05;
 /** During warm-up, a level at or above this for `warmupEvidenceMs` ends the warm-up early. */
 export const WARMUP_EVIDENCE_LEVEL = 2;
 /**
- * Fast recovery stops this share under the factor that last overloaded (the ceiling): pressure
+ * Stepping back stops this share under the factor that last overloaded (the ceiling): pressure
  * clear because the factor holds the load off is not the load gone, and a jump back past the
- * ceiling re-creates the overload (a cycle of cut, clear, jump). Above it the factor rises by
- * `recoverPerSec`.
+ * ceiling re-creates the overload (a cycle of cut, clear, jump). Above it, only a probe at
+ * `recoverPerSec` (see "Step back").
  */
 export const CEILING_MARGIN = 0.05;
 /** Fast recovery closes the gap to 1 once it is below this. */
@@ -126,11 +146,22 @@ export interface ControllerState {
   /** The raw readings of the last `cutIntervalMs` (and the one before), oldest first. */
   readonly recent: readonly { readonly atMs: number; readonly pressure: number }[];
   /**
-   * The factor in force when the last episode began (its first cut): the level that overloaded.
-   * Fast recovery stops CEILING_MARGIN under it; above that the factor rises additively. 1 when
-   * there is none (forgotten once the factor is back at 1).
+   * The factor in force before the last cut: a level seen overloaded. Recovery steps back toward
+   * it by halves and stops CEILING_MARGIN under it (see "Step back"). 1 when there is none
+   * (forgotten after cooldownMs of clear pressure within CEILING_MARGIN of it, or at factor 1).
    */
   readonly ceiling: number;
+  /** A factor seen clear for clearMs (the level of the last step back): bounds the next cut. 0: none. */
+  readonly lowBound: number;
+  /** The time of the last step back, or undefined since the last cut. */
+  readonly steppedAtMs: number | undefined;
+  /** Since when the factor has been at or above the ceiling (probing) with the pressure clear. */
+  readonly aboveCeilingSinceMs: number | undefined;
+  /**
+   * The last cut landed on `lowBound`, a level seen clear: the next cut waits for the dead time
+   * (a reading still rising is the signal's lag, not the cut falling short).
+   */
+  readonly boundedCut: boolean;
 }
 
 export interface ControllerInput {
@@ -165,6 +196,10 @@ export function initialControllerState(startedAtMs: number, deadTimeMs = 1000): 
     clearSinceMs: undefined,
     recent: [],
     ceiling: 1,
+    lowBound: 0,
+    steppedAtMs: undefined,
+    aboveCeilingSinceMs: undefined,
+    boundedCut: false,
   };
 }
 
@@ -247,16 +282,19 @@ function settledStep(
   // Fast recovery: the current pressure has been 0 for clearMs. Checked first: the smoothed value
   // lags the load's fall by seconds, and a load the process can serve must not wait for it.
   if (f < 1 && cooled && prev.clearSinceMs !== undefined && nowMs - prev.clearSinceMs >= c.clearMs) {
-    // Fast (halving the gap) up to CEILING_MARGIN under the ceiling, additive above it.
-    const top = prev.ceiling >= 1 ? 1 : prev.ceiling * (1 - CEILING_MARGIN);
+    if (prev.ceiling < 1) {
+      const stepped = stepBack(c, prev, nowMs, dtMs, s);
+      if (stepped !== undefined) return stepped;
+    }
     const additive = f + (c.recoverPerSec * dtMs) / 1000;
-    const fast = f < top ? Math.min(top, 1 - (1 - f) * 2 ** (-dtMs / c.recoverHalfLifeMs)) : f;
+    const fast = 1 - (1 - f) * 2 ** (-dtMs / c.recoverHalfLifeMs);
     const raised = Math.min(1, Math.max(fast, additive));
     const factor = 1 - raised < RECOVERED_GAP ? 1 : Math.max(c.floor, raised);
     return {
       next: {
-        ...prev,
-        ceiling: factor >= 1 ? 1 : prev.ceiling,
+        ...(factor >= 1 ? forgetBracket(prev) : prev),
+        ceiling: 1,
+        aboveCeilingSinceMs: undefined,
         factor,
         state: factor >= 1 ? 'idle' : 'recovering',
         belowReleaseSinceMs: s < c.releaseAt ? (prev.belowReleaseSinceMs ?? nowMs) : undefined,
@@ -283,12 +321,20 @@ function settledStep(
       1,
       (Math.max(s, sustained(c, prev.recent, nowMs)) - c.engageAt) / (1 - c.engageAt),
     );
-    const cut = Math.min(c.maxCutPerTick, (c.maxCutPerTick * excess * dtMs) / c.intervalMs);
-    const factor = Math.max(c.floor, Math.min(1, f * (1 - cut)));
+    const full = Math.min(c.maxCutPerTick, (c.maxCutPerTick * excess * dtMs) / c.intervalMs);
+    // A level seen clear bounds the cut, once (see "Step back").
+    const bounded = prev.lowBound > 0 && prev.lowBound < f && f * (1 - full) < prev.lowBound;
+    const cut = bounded ? 1 - prev.lowBound / f : full;
+    const factor = Math.max(c.floor, Math.min(1, bounded ? prev.lowBound : f * (1 - cut)));
     return {
       next: {
         ...base,
-        ceiling: why === 'first' ? f : prev.ceiling,
+        // A cut that reached the floor ran out of room rather than found the edge: no ceiling.
+        ceiling: factor > c.floor ? f : 1,
+        lowBound: bounded ? 0 : prev.lowBound,
+        steppedAtMs: undefined,
+        aboveCeilingSinceMs: undefined,
+        boundedCut: bounded,
         factor,
         lastCutAtMs: nowMs,
         cutLevel: level,
@@ -317,17 +363,73 @@ function settledStep(
       action: { kind: 'cooldown', sinceCutMs: sinceCut },
     };
   }
-  const factor = Math.max(c.floor, Math.min(1, f + (c.recoverPerSec * dtMs) / 1000));
+  // While stepping back (bisecting toward a ceiling), the pressure that is not quite clear holds
+  // the factor under the ceiling's top: only clear pressure may probe past it.
+  const top = prev.steppedAtMs === undefined ? 1 : Math.max(f, prev.ceiling * (1 - CEILING_MARGIN));
+  const factor = Math.max(c.floor, Math.min(top, f + (c.recoverPerSec * dtMs) / 1000));
+  return {
+    next: {
+      ...(factor >= 1 ? forgetBracket(prev) : prev),
+      factor,
+      state: factor >= 1 ? 'idle' : 'recovering',
+      belowReleaseSinceMs,
+    },
+    action: { kind: 'recover', belowForMs: nowMs - belowReleaseSinceMs },
+  };
+}
+
+/**
+ * One step of the bisection toward a known ceiling (see "Step back"), while the current pressure
+ * has been clear for clearMs: undefined once the ceiling is forgotten (fast recovery to 1 goes on).
+ */
+function stepBack(
+  c: ControllerConfig,
+  prev: ControllerState,
+  nowMs: number,
+  dtMs: number,
+  s: number,
+): ControllerStep | undefined {
+  const f = prev.factor;
+  // Clear at this very level: since the last step, or since the pressure cleared.
+  const clearHereMs = nowMs - Math.max(prev.clearSinceMs ?? nowMs, prev.steppedAtMs ?? -Infinity);
+  const top = prev.ceiling * (1 - CEILING_MARGIN);
+  const belowReleaseSinceMs = s < c.releaseAt ? (prev.belowReleaseSinceMs ?? nowMs) : undefined;
+  if (f < top) {
+    if (clearHereMs < c.clearMs) {
+      return {
+        next: { ...prev, state: 'holding', belowReleaseSinceMs },
+        action: { kind: 'step-wait', clearForMs: clearHereMs, ceiling: prev.ceiling },
+      };
+    }
+    const factor = Math.min(top, f + (prev.ceiling - f) / 2);
+    return {
+      next: { ...prev, factor, lowBound: f, steppedAtMs: nowMs, state: 'recovering', belowReleaseSinceMs },
+      action: { kind: 'step-back', from: f, ceiling: prev.ceiling },
+    };
+  }
+  // At the top (seen clear there for clearMs: it bounds the next cut), probe past the ceiling by
+  // recoverPerSec; once at or above it with the pressure clear for 2·clearMs, the load that
+  // overloaded there has gone: the ceiling is forgotten and fast recovery takes over.
+  const aboveSinceMs = f >= prev.ceiling ? (prev.aboveCeilingSinceMs ?? nowMs) : undefined;
+  if (aboveSinceMs !== undefined && nowMs - aboveSinceMs >= 2 * c.clearMs) return undefined;
+  const factor = Math.min(1, f + (c.recoverPerSec * dtMs) / 1000);
   return {
     next: {
       ...prev,
       factor,
-      state: factor >= 1 ? 'idle' : 'recovering',
+      lowBound: Math.max(prev.lowBound, top),
+      steppedAtMs: prev.steppedAtMs ?? nowMs,
+      aboveCeilingSinceMs: aboveSinceMs,
+      state: 'recovering',
       belowReleaseSinceMs,
-      ceiling: factor >= 1 ? 1 : prev.ceiling,
     },
-    action: { kind: 'recover', belowForMs: nowMs - belowReleaseSinceMs },
+    action: { kind: 'probe', ceiling: prev.ceiling },
   };
+}
+
+/** The bracket of the step back, forgotten: no ceiling, no level known clear. */
+function forgetBracket(st: ControllerState): ControllerState {
+  return { ...st, ceiling: 1, lowBound: 0, steppedAtMs: undefined, aboveCeilingSinceMs: undefined };
 }
 
 /**
@@ -346,6 +448,10 @@ function cutReason(
   if (sinceCut < c.cutIntervalMs) return undefined;
   // A new episode: the controller had left the engaged state since its last cut.
   if (st.state !== 'engaged') return 'first';
+  if (st.boundedCut) {
+    // Landed on a level seen clear: give it twice the dead time (the reading lags the factor).
+    return nowMs - st.progressAtMs >= Math.min(c.maxDeadTimeMs, 2 * st.deadTimeMs) ? 'stalled' : undefined;
+  }
   if (level > st.cutLevel + RISE_MARGIN) return 'rising';
   if (nowMs - st.progressAtMs >= st.deadTimeMs) return 'stalled';
   return undefined;

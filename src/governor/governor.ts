@@ -661,6 +661,12 @@ export class Governor extends EventEmitter<GovernorEvents> implements FactorSour
         return `holding: pressure ${fmt(s)} below release ${fmt(c.releaseAt)}, cool-down ${secs(action.sinceCutMs)} of ${secs(c.cooldownMs)} since the last cut`;
       case 'recover-fast':
         return `${this.#ctl.factor >= 1 ? 'recovered' : 'recovering'}: no pressure for ${secs(action.clearForMs)}; factor ${factorText(this.#ctl.factor)}`;
+      case 'step-back':
+        return `stepping back: no pressure at ${factorText(action.from)}, half way back toward ${factorText(action.ceiling)} (the factor before the last cut): factor ${factorText(this.#ctl.factor)}`;
+      case 'step-wait':
+        return `holding: no pressure for ${secs(action.clearForMs)} at ${factorText(this.#ctl.factor)}, under ${factorText(action.ceiling)} (the factor before the last cut)`;
+      case 'probe':
+        return `probing: no pressure at ${factorText(this.#ctl.factor)}, near ${factorText(action.ceiling)} (the factor before the last cut); rising by ${fmt(c.recoverPerSec)}/s`;
       case 'recover':
         return `${this.#ctl.factor >= 1 ? 'recovered' : 'recovering'}: pressure ${fmt(s)} below release ${fmt(c.releaseAt)} for ${secs(action.belowForMs)}; factor ${factorText(this.#ctl.factor)}`;
       case 'idle':

@@ -8,7 +8,7 @@ import {
   pathHasPrefix,
   type Refusal,
 } from '../../src/adapters/core.js';
-import { ManualClock } from '../../src/clock.js';
+import { ManualClock, systemClock } from '../../src/clock.js';
 import { isConfigError } from '../../src/errors.js';
 import { ConcurrencyLimiter } from '../../src/limiters/concurrency/limiter.js';
 import { ManualFactor } from '../../src/limiters/factor.js';
@@ -356,6 +356,37 @@ describe('HttpGuard admission', () => {
     g.close();
     expect(close).toHaveBeenCalledTimes(2); // the new one closes with the guard
     close.mockRestore();
+  });
+
+  it('decides at one instant: every stage reads the same system time', () => {
+    // Each stage spins until the real clock has moved on, so a second read of it would differ.
+    const seen: number[] = [];
+    const read = (): void => {
+      const t = systemClock.now();
+      seen.push(t);
+      while (performance.now() <= t) {}
+    };
+    const admitAll: Decision = {
+      allowed: true,
+      reason: 'ok',
+      remaining: 1,
+      limit: 2,
+      retryAfterMs: 0,
+      resetMs: 0,
+      factor: 1,
+    };
+    const decide = (): Decision => {
+      read();
+      return admitAll;
+    };
+    const limiter = { take: decide, peek: decide };
+    const shedder = { admit: decide };
+    const guard = createGuard({ limiter, shedder, turnBudgetMs: 1e6, rateLimitHeaders: 'none' });
+    expect(sync(guard.check(req(), res())).kind).toBe('pass');
+    expect(seen).toHaveLength(3);
+    expect(new Set(seen).size).toBe(1);
+    // Outside the decision the clock runs again.
+    expect(systemClock.now()).toBeGreaterThan(seen[0]!);
   });
 
   it('offers its counts as queue-depth signals', () => {

@@ -223,6 +223,42 @@ describe('stages over the real parts', () => {
     limiter.close();
   });
 
+  it('a KeyedLimiter key stage decides as take(key, { cost, priority }) does, its short path for cost 1 at normal priority included', () => {
+    const priorities = ['normal', 'critical', 'sheddable', 0.8] as const;
+    const step = fc.record({
+      key: fc.constantFrom('a', 'b', 'c'),
+      cost: fc.constantFrom(1, 1, 2, 0.5),
+      priority: fc.constantFrom(...priorities),
+      advanceMs: fc.integer({ min: 0, max: 400 }),
+      factor: fc.option(fc.constantFrom(1, 0.5, 0.2), { freq: 5 }),
+    });
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), (steps) => {
+        const clock = new ManualClock();
+        const f1 = new ManualFactor(1);
+        const f2 = new ManualFactor(1);
+        const staged = createLimiter({ ratePerSec: 5, burst: 3, clock, factor: f1 });
+        const direct = createLimiter({ ratePerSec: 5, burst: 3, clock, factor: f2 });
+        const p = new Pipeline([keyStage(staged)]);
+        for (const s of steps) {
+          clock.advance(s.advanceMs);
+          if (s.factor !== null) {
+            f1.set(s.factor);
+            f2.set(s.factor);
+          }
+          const v = p.runSync({ key: s.key, cost: s.cost, priority: s.priority });
+          const d = direct.take(s.key, { cost: s.cost, priority: s.priority });
+          expect(v.quota).toEqual(d);
+        }
+        for (const k of ['a', 'b', 'c']) {
+          expect(staged.peek(k, { cost: 1, priority: 'normal' })).toEqual(direct.peek(k, { cost: 1, priority: 'normal' }));
+        }
+        staged.close();
+        direct.close();
+      }),
+    );
+  });
+
   it('a waiting key stage rejects with an AbortError when the signal aborts, and nothing stays charged', async () => {
     const clock = new ManualClock();
     const limiter = createLimiter({ ratePerSec: 1, burst: 1, clock });

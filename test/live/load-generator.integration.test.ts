@@ -100,4 +100,42 @@ describe('runLoad', () => {
     expect(result.totals).toEqual({ ok: 10, r429: 10, r503: 10, otherStatus: 0, errors: 10, timeouts: 0 });
     expect(result.refusedSlices.reduce((a, b) => a + b, 0)).toBe(20);
   });
+
+  it('counts the outcomes of each source per second of their intended send time', async () => {
+    // Two sources over 2 s: "a" 20/s throughout, answered 200 in its first second and 503 in its
+    // second; "b" 10/s for the first second only, answered 429 (the `x-source` header says who).
+    const port = await serve((req, res) => {
+      if (req.url === '/warm') return res.end();
+      const source = req.headers['x-source'];
+      if (source === 'b') return res.writeHead(429).end();
+      res.writeHead(answerA.shift() ?? 200).end();
+    });
+    const answerA = [...new Array<number>(20).fill(200), ...new Array<number>(20).fill(503)];
+    const two = parseScenario({
+      name: 't',
+      durationSec: 2,
+      traffic: [
+        { name: 'a', pattern: 'steady', ratePerSec: 20, arrivals: 'uniform' },
+        {
+          name: 'b',
+          pattern: 'step',
+          basePerSec: 0,
+          peakPerSec: 10,
+          stepStartSec: 0,
+          stepEndSec: 1,
+          arrivals: 'uniform',
+        },
+      ],
+    }).traffic;
+    const result = await runLoad({ port, traffic: two, durationSec: 2, connections: 16 });
+    const [a, b] = result.bySource;
+    expect(a!.name).toBe('a');
+    expect(a!.perSecond.scheduled.slice(0, 2)).toEqual([20, 20]);
+    expect(a!.perSecond.ok.slice(0, 2)).toEqual([20, 0]);
+    expect(a!.perSecond.r503.slice(0, 2)).toEqual([0, 20]);
+    expect(b!.perSecond.scheduled.slice(0, 2)).toEqual([10, 0]);
+    expect(b!.perSecond.r429.slice(0, 2)).toEqual([10, 0]);
+    expect(b!.perSecond.ok.reduce((x, y) => x + y, 0)).toBe(0);
+    expect(a!.perSecond.timeouts.reduce((x, y) => x + y, 0)).toBe(0);
+  });
 });

@@ -34,7 +34,7 @@ import {
 import { episodeTotals, overloadedSeconds, simulate } from '../simulate.js';
 import type { Distribution } from '../random.js';
 import { LatencyHistogram } from './histogram.js';
-import type { LoadResult } from './load-generator.js';
+import type { LoadResult, SourceCounts } from './load-generator.js';
 import { runLoadProcess, spawnServer } from './processes.js';
 import type { DecisionSecond, LiveMode, LiveServerOptions, ServerStats } from './server.js';
 
@@ -97,6 +97,8 @@ export interface LiveReport extends SimReport {
     }[];
     /** Per second (as `series`): the guard's decisions (`spillway` mode), else null. */
     readonly decisions: readonly (DecisionSecond | null)[];
+    /** Per traffic source: its requests' outcomes, per second of their intended send time. */
+    readonly sources: readonly SourceCounts[];
   };
 }
 
@@ -413,6 +415,7 @@ function toReport(
         sliceSwitches(refusedSlices, a * 10, b * 10),
       ),
       decisions: series.map((p) => serverSecond.get(p.t)?.decisions ?? null),
+      sources: load.bySource,
       episodeLatency: runs(overloadedSeconds(scenario)).map(([a, b]) => {
         const h = new LatencyHistogram();
         const r = new LatencyHistogram();

@@ -101,7 +101,25 @@ export interface LoadResult {
   /** Per priority class (critical, normal, sheddable): requests sent and refused. */
   readonly byPriority: { sent: number; refused: number }[];
   /** Per traffic source: requests scheduled and answered 2xx in time. */
-  readonly bySource: { name: string; scheduled: number; ok: number }[];
+  readonly bySource: SourceCounts[];
+}
+
+/**
+ * One traffic source's requests, in total and per second of their INTENDED send time (so that a
+ * phase of the schedule, such as an overload, counts the requests sent in it, however late they
+ * were answered): scheduled, answered 2xx in time, 429, 503, and abandoned at the client timeout.
+ */
+export interface SourceCounts {
+  readonly name: string;
+  scheduled: number;
+  ok: number;
+  readonly perSecond: {
+    readonly scheduled: number[];
+    readonly ok: number[];
+    readonly r429: number[];
+    readonly r503: number[];
+    readonly timeouts: number[];
+  };
 }
 
 interface InFlight {
@@ -178,10 +196,26 @@ export async function runLoad(options: LoadGeneratorOptions): Promise<LoadResult
   const lag = new LatencyHistogram();
   const inflight = new Set<InFlight>();
   const byPriority = [0, 1, 2].map(() => ({ sent: 0, refused: 0 }));
-  const bySource = names.map((name) => ({ name, scheduled: 0, ok: 0 }));
+  const bySource: SourceCounts[] = names.map((name) => ({
+    name,
+    scheduled: 0,
+    ok: 0,
+    perSecond: {
+      scheduled: new Array<number>(secondsCount).fill(0),
+      ok: new Array<number>(secondsCount).fill(0),
+      r429: new Array<number>(secondsCount).fill(0),
+      r503: new Array<number>(secondsCount).fill(0),
+      timeouts: new Array<number>(secondsCount).fill(0),
+    },
+  }));
+  const dueSecond = (intended: number) =>
+    Math.min(secondsCount - 1, Math.max(0, Math.floor((intended - t0) / 1000)));
   for (let i = 0; i < n; i++) {
     const src = bySource[schedule.source[i]!];
-    if (src) src.scheduled++;
+    if (src) {
+      src.scheduled++;
+      src.perSecond.scheduled[Math.min(secondsCount - 1, Math.floor(schedule.atMs[i]! / 1000))]!++;
+    }
   }
   let sent = 0;
   let next = 0;
@@ -207,17 +241,23 @@ export async function runLoad(options: LoadGeneratorOptions): Promise<LoadResult
       sec.ok++;
       totals.ok++;
       const src = bySource[e.source];
-      if (src) src.ok++;
+      if (src) {
+        src.ok++;
+        src.perSecond.ok[dueSecond(e.intended)]!++;
+      }
       okHist[secondAt(now)]!.record(latency);
       allOk.record(latency);
       slice(okSlices, now);
     } else if (status === 429 || status === 503) {
+      const src = bySource[e.source]?.perSecond;
       if (status === 429) {
         sec.r429++;
         totals.r429++;
+        if (src) src.r429[dueSecond(e.intended)]!++;
       } else {
         sec.r503++;
         totals.r503++;
+        if (src) src.r503[dueSecond(e.intended)]!++;
       }
       refusedHist[secondAt(now)]!.record(latency);
       byPriority[e.priority]!.refused++;
@@ -317,6 +357,8 @@ export async function runLoad(options: LoadGeneratorOptions): Promise<LoadResult
           inflight.delete(e);
           seconds[secondAt(now)]!.timeouts++;
           totals.timeouts++;
+          const src = bySource[e.source]?.perSecond;
+          if (src) src.timeouts[dueSecond(e.intended)]!++;
           e.req.destroy();
         }
       }

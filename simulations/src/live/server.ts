@@ -75,6 +75,8 @@ export interface LiveGuardOptions {
   readonly turnBudgetMs?: number | false;
   /** Leave the Shedder out. @default false */
   readonly noShedder?: boolean;
+  /** The guard's `feedGovernor` (its refusal share as a signal of the governor). @default true */
+  readonly feedGovernor?: boolean;
 }
 
 /**
@@ -261,6 +263,7 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
           : { limiter, key: (req) => String(req.headers['x-source'] ?? 'none') }),
         ...(parts.concurrency === undefined ? {} : { concurrency: { ...parts.concurrency } }),
         ...(parts.turnBudgetMs === undefined ? {} : { turnBudgetMs: parts.turnBudgetMs }),
+        ...(parts.feedGovernor === undefined ? {} : { feedGovernor: parts.feedGovernor }),
         governor: g,
         bypass: ['/warm'],
         priority: (req) => {
