@@ -11,6 +11,9 @@
 //   fixed                a fixed concurrency limit of 8 in front of the handler, unbounded FIFO queue
 //   spillway-known       the guard's `concurrency: { limit: 8 }` (the pool's size, known)
 //   spillway-adaptive    the guard's `concurrency: {}` (limit learned from latency, Vegas)
+//   spillway-governed    a started Governor (default signals) given to the guard, which feeds it
+//                        (feedGovernor, the default), and the guard's `concurrency: { limit: 8,
+//                        factor: governor }`: the limit follows the factor (issue 10's pool-bound step)
 //   spillway-pg          (pg backend) no guard; the handler queries through spillway/pool's
 //                        `guardPgPool(pool)` (limit = the pool's max, 8) and answers its
 //                        PoolOverloadedError with 503 and Retry-After
@@ -149,10 +152,14 @@ function warm(req, res) {
 }
 
 let guard;
+let governor;
 let guarded;
 let listener;
 let harness;
 const limits = [];
+/** The governor's factor every 250 ms (spillway-governed), and the lowest seen. */
+const factors = [];
+let minFactor = null;
 switch (mode) {
   case 'none':
     listener = (req, res) => {
@@ -185,6 +192,28 @@ switch (mode) {
     };
     const sampler = setInterval(() => limits.push(guard.concurrency.limit), 1000);
     sampler.unref();
+    break;
+  }
+  case 'spillway-governed': {
+    const { createGovernor } = await import('spillway');
+    governor = createGovernor().start();
+    guard = createHttpGuard({
+      governor,
+      concurrency: { limit: SLOTS, factor: governor, ...(options.concurrency ?? {}) },
+      bypass: ['/warm'],
+    });
+    const wrapped = guard.wrap(handler);
+    listener = (req, res) => {
+      if (!warm(req, res)) wrapped(req, res);
+    };
+    const sampler = setInterval(() => limits.push(guard.concurrency.limit), 1000);
+    sampler.unref();
+    const factorSampler = setInterval(() => {
+      const f = governor.factor;
+      factors.push(Math.round(f * 1000) / 1000);
+      minFactor = minFactor === null ? f : Math.min(minFactor, f);
+    }, 250);
+    factorSampler.unref();
     break;
   }
   case 'spillway-pg': {
@@ -244,10 +273,12 @@ process.on('message', async (msg) => {
     maxHandlers,
     maxPoolWaiting,
     limits,
+    ...(governor ? { minFactor, factors } : {}),
     finalLimit: limiter?.limit ?? null,
     snapshot: limiter?.snapshot() ?? null,
   };
   guard?.close();
+  governor?.stop();
   guarded?.close();
   if (server) server.closeAllConnections();
   const closing = server ? new Promise((r) => server.close(r)) : harness.close();

@@ -11,6 +11,9 @@
 //                        the peers, as the live harness sets them up (their READMEs' settings)
 //   spillway-known       the HTTP guard's `concurrency: { limit: 8 }`
 //   spillway-adaptive    the HTTP guard's `concurrency: {}` (limit learned, Vegas; no maxConcurrent told)
+//   spillway-governed    (on request) a Governor given to the guard, which feeds it, and
+//                        `concurrency: { limit: 8, factor: governor }` (issue 10's pool-bound step:
+//                        the factor's lowest value is reported as `min factor`)
 //   spillway-pg          (pg backend, in the default modes there) spillway/pool's `guardPgPool`
 //                        around the pg.Pool, 503 on PoolOverloadedError
 //   spillway-defaults    (on request) the guard's defaults (governor + Shedder), no concurrency stage
@@ -192,6 +195,7 @@ async function runPhase(name, mode, capacity) {
     timeouts: load.totals.timeouts,
     errors: load.totals.errors + load.totals.otherStatus,
     generatorLagP99Ms: round(load.p99SendLagMs),
+    minFactor: stats?.minFactor ?? null,
     server: stats,
   };
   // The whole phase, including the drain (seconds after the schedule fold in).
@@ -251,6 +255,9 @@ for (let run = 0; run < runsWanted; run++) {
             : '') +
           (r.server?.finalLimit !== null && r.server?.finalLimit !== undefined
             ? `  limit ${r.server.limits.join(',')}`
+            : '') +
+          (r.server?.minFactor !== undefined && r.server?.minFactor !== null
+            ? `  min factor ${r.server.minFactor.toFixed(3)}`
             : ''),
       );
     }
@@ -274,6 +281,7 @@ for (const phase of phaseNames) {
       refusalsLaterThan2s: pick('refusalsLaterThan2s'),
       p99After2sMs: pick('p99After2sMs'),
       offered: pick('offered'),
+      minFactor: pick('minFactor'),
     };
   }
 }
@@ -285,6 +293,7 @@ const label = {
   'spillway-adaptive': 'Spillway `concurrency: {}` (adaptive)',
   'spillway-pg': 'Spillway `guardPgPool(pool)` (limit 8)',
   'spillway-defaults': 'Spillway (defaults, no concurrency stage)',
+  'spillway-governed': 'Spillway fed governor, `concurrency: { limit: 8, factor: governor }`',
 };
 const tables = [];
 if (medians.overload) {
@@ -320,22 +329,35 @@ if (medians.below) {
     }),
   );
 }
+const governed = modes.filter((m) => phaseNames.some((p) => medians[p][m].minFactor !== null));
+if (governed.length > 0) {
+  tables.push(
+    "\nThe governor's lowest factor (sampled every 250 ms; its floor is 0.05):\n",
+    `| mode | ${phaseNames.join(' | ')} |`,
+    `|---|${phaseNames.map(() => '---:').join('|')}|`,
+    ...governed.map((m) => `| ${label[m] ?? m} | ${phaseNames.map((p) => fmt(medians[p][m].minFactor, 3)).join(' | ')} |`),
+  );
+}
 console.log(`\nMedians of ${runs.length} run(s), time scale ${timeScale}, backend ${backend}:\n`);
 console.log(tables.join('\n'));
 
 // The simulator's figures for the same phases (pool-bound.json's model, evenly spaced arrivals),
 // beside the live medians, each within the tolerance of docs/pool.md › Simulator and live run.
-const SIM_MODES = { 'spillway-known': { limit: 8 }, 'spillway-adaptive': {} };
+const SIM_MODES = {
+  'spillway-known': { scenario: 'pool-bound.json', concurrency: { limit: 8 } },
+  'spillway-adaptive': { scenario: 'pool-bound.json', concurrency: {} },
+  'spillway-governed': { scenario: 'pool-bound-governed.json', concurrency: { limit: 8 } },
+};
 const simComparison = {};
 if (backend === 'fifo' && phaseNames.length === 3) {
   const { loadScenario } = await import(join(root, 'simulations/dist/scenario.js'));
   const { simulatePoolPhases, comparePoolPhases, POOL_SIM_TOLERANCE } = await import(
     join(root, 'simulations/dist/pool-phases.js')
   );
-  const base = await loadScenario(join(root, 'simulations/scenarios/pool-bound.json'));
   const rows = [];
-  for (const [mode, concurrency] of Object.entries(SIM_MODES)) {
+  for (const [mode, { scenario, concurrency }] of Object.entries(SIM_MODES)) {
     if (!modes.includes(mode) || concurrencyExtra !== undefined) continue;
+    const base = await loadScenario(join(root, 'simulations/scenarios', scenario));
     const sim = await simulatePoolPhases(base, { timeScale, concurrency });
     const m = medians;
     const live = {

@@ -1,5 +1,6 @@
 // The public API of `spillway`. Nothing but exports.
 export { type Clock, ManualClock, systemClock, type TimerHandle, type TimerOptions } from './clock.js';
+export type { LoopDelaySource } from './loop-delay.js';
 export {
   AbortError,
   ConfigError,

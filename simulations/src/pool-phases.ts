@@ -93,7 +93,11 @@ export function poolPhaseScenario(
             }),
       },
       traffic: [{ ...traffic, ...pattern }],
-      spillway: { concurrency: options.concurrency ?? base.spillway.concurrency ?? {} },
+      // The scenario's own guard (governor, shedder, feed, turn budget), with the phase's concurrency.
+      spillway: {
+        ...Object.fromEntries(Object.entries(base.spillway).filter(([, v]) => v !== undefined)),
+        concurrency: options.concurrency ?? base.spillway.concurrency ?? {},
+      },
       modes: ['none', 'spillway'],
       report: { settleSec: 10 * k },
     },

@@ -13,6 +13,15 @@
  * So while the turn budget or the concurrency stage keeps refusing, the factor falls and the
  * per-key quotas it scales shrink (the heavy keys are refused by their own quota first); when the
  * refusals stop, the pressure goes and the factor returns. `feedGovernor: false` turns it off.
+ *
+ * A concurrency stage whose limiter follows this governor (`factor: governor`) feeds it neither
+ * refusals nor queue time, by the rule that leaves out the 429s and the Shedder's 503s: the factor
+ * scales its limit, so its refusals and waits are in part the factor's doing. Counted, they were a
+ * loop with no way out: at 3× a pool's capacity the stage refuses two requests in three at any
+ * factor, each cut shrank the limit and raised the share, and the factor fell to the floor (one slot
+ * in eight, 46% of capacity served) and stayed there after the load had gone, refusing three
+ * requests in four of a load the pool could serve twice over (test/governor/feed-concurrency.test.ts).
+ * Its refusals count as admitted, like the Shedder's (the request passed the turn budget).
  */
 import type { Verdict } from '../admission/pipeline.js';
 import type { Clock } from '../clock.js';
@@ -41,10 +50,17 @@ function feedable(governor: unknown): governor is FeedableGovernor {
   );
 }
 
+/** A stage's limiter, when it has one (a concurrency stage). */
+interface ConcurrencySource extends QueueTimeSource {
+  readonly options?: { readonly factor?: unknown };
+}
+
 export class GovernorFeed {
   /** The refusal share being fed, while connected. */
   share: RefusalShareSignal | undefined;
   #removers: (() => void)[] = [];
+  /** The concurrency stages whose limiter follows the fed governor: their refusals do not count. */
+  #scaled = new WeakSet<object>();
 
   /**
    * Connects to `governor` (disconnecting from any earlier one): adds the refusal share and a
@@ -55,10 +71,13 @@ export class GovernorFeed {
     if (!feedable(governor)) return;
     const base = guardName === 'default' || !SIGNAL_NAME.test(guardName) ? 'http' : guardName.slice(0, 40);
     const limiters = new Set<QueueTimeSource>();
+    const scaled = new WeakSet<object>();
     for (const r of routes) {
       for (const s of r.pipeline.stages) {
-        const limiter = (s as { readonly limiter?: QueueTimeSource }).limiter;
-        if (s.name === 'concurrency' && limiter !== undefined) limiters.add(limiter);
+        const limiter = (s as { readonly limiter?: ConcurrencySource }).limiter;
+        if (s.name !== 'concurrency' || limiter === undefined) continue;
+        if (limiter.options?.factor === governor) scaled.add(s);
+        else limiters.add(limiter);
       }
     }
     // Several guards may feed one governor (two servers in one process): the second one's signals
@@ -69,6 +88,7 @@ export class GovernorFeed {
       try {
         for (const s of signals.all) this.#removers.push(governor.addSignal(s));
         this.share = signals.share;
+        this.#scaled = scaled;
         return;
       } catch (err) {
         this.close();
@@ -98,7 +118,8 @@ export class GovernorFeed {
     const share = this.share;
     if (share === undefined) return;
     if (v.allowed) share.record('admitted');
-    else if (v.stage.name === 'turn-budget' || v.stage.name === 'concurrency') share.record('refused');
+    else if (v.stage.name === 'turn-budget') share.record('refused');
+    else if (v.stage.name === 'concurrency') share.record(this.#scaled.has(v.stage) ? 'admitted' : 'refused');
     else if (v.stage.name === 'shedder') share.record('admitted');
   }
 

@@ -13,6 +13,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, systemClock, type TimerHandle } from '../../clock.js';
 import { ConfigError } from '../../errors.js';
+import { type ClosableLoopDelay, type LoopDelaySource, systemLoopDelay } from '../../loop-delay.js';
 import { abortSignalOption, clockOption, integer } from '../../validate.js';
 import { effectiveFactor, priorityLevel } from '../priority.js';
 import type { Priority } from '../types.js';
@@ -57,6 +58,8 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
   readonly #codel: StandingQueue | undefined;
   readonly #vegas: VegasEstimator | undefined;
   readonly #unsubscribe: (() => void) | undefined;
+  /** The loop-delay source this limiter created (the default), closed with it. */
+  readonly #ownLoopDelay: ClosableLoopDelay | undefined;
   #inFlight = 0;
   #holdMs = 0;
   #closed = false;
@@ -71,7 +74,15 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     const now = this.#clock.now();
     const c = this.#options.codel;
     this.#codel = c === undefined ? undefined : new StandingQueue(c.targetMs, c.intervalMs, now);
-    this.#vegas = this.#options.vegas === undefined ? undefined : new VegasEstimator(this.#options.vegas, now);
+    let loopDelay: LoopDelaySource | undefined;
+    if (this.#options.vegas !== undefined) {
+      const given = this.#options.loopDelay;
+      // The default reads this process's loop, which only the system clock's time describes.
+      if (given === undefined && this.#clock === systemClock) loopDelay = this.#ownLoopDelay = systemLoopDelay();
+      else if (given !== undefined && given !== false) loopDelay = given;
+    }
+    this.#vegas =
+      this.#options.vegas === undefined ? undefined : new VegasEstimator(this.#options.vegas, now, loopDelay);
     const f = this.#options.factor;
     this.#unsubscribe = typeof f === 'number' ? undefined : f.subscribe(() => this.#onFactor());
     this.#lastLimit = this.limit;
@@ -155,7 +166,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
       standingQueue: this.#standing(now),
       oldestWaitMs: this.oldestWaitMs,
       holdMs: this.#holdMs,
-      ...(this.#vegas ? { rttNoLoadMs: this.#vegas.rttNoLoadMs } : {}),
+      ...(this.#vegas ? { rttNoLoadMs: this.#vegas.rttNoLoadMs, loopDelayMs: this.#vegas.loopDelayMs } : {}),
       closed: this.#closed,
     };
   }
@@ -222,6 +233,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     if (this.#closed) return;
     this.#closed = true;
     this.#unsubscribe?.();
+    this.#ownLoopDelay?.close();
     this.#codelTimer?.cancel();
     this.#codelTimer = undefined;
     const now = this.#clock.now();

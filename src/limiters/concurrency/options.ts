@@ -2,6 +2,7 @@
 import type { Clock } from '../../clock.js';
 import { ConfigError } from '../../errors.js';
 import { finiteNumber, integer, knownKeys, oneOf, positiveNumber, ratio } from '../../validate.js';
+import type { LoopDelaySource } from '../../loop-delay.js';
 import type { FactorSource } from '../types.js';
 import { CODEL_DEFAULTS } from './codel.js';
 import { VEGAS_DEFAULTS, type VegasOptions } from './vegas.js';
@@ -27,6 +28,13 @@ export interface AdaptiveLimitOptions {
   minSamples?: number;
   /** How often the no-load latency is measured again at half the limit, in ms. @default 10000 */
   probeIntervalMs?: number;
+  /**
+   * How late the event loop runs (src/loop-delay.ts), read once per window: a window whose rtt the
+   * loop's own delay explains does not lower the limit. `false`: no discount.
+   * @default the process's event-loop delay (`monitorEventLoopDelay`, 10 ms) with the system clock;
+   * none with another clock (virtual time has no loop of its own)
+   */
+  loopDelay?: LoopDelaySource | false;
 }
 
 export interface ConcurrencyLimiterOptions {
@@ -77,12 +85,14 @@ const OPTIONS = [
   'factor',
   'clock',
 ] as const;
-const ADAPTIVE = ['initialLimit', 'smoothing', 'windowMs', 'minSamples', 'probeIntervalMs'] as const;
+const ADAPTIVE = ['initialLimit', 'smoothing', 'windowMs', 'minSamples', 'probeIntervalMs', 'loopDelay'] as const;
 const CODEL = ['targetMs', 'intervalMs'] as const;
 
 export interface ResolvedConcurrencyOptions {
   readonly limit: number | undefined;
   readonly vegas: VegasOptions | undefined;
+  /** The adaptive limit's loop-delay source: given, `false` (none), or undefined (the default). */
+  readonly loopDelay: LoopDelaySource | false | undefined;
   readonly maxQueue: number;
   readonly maxWaitMs: number;
   readonly codel: { readonly targetMs: number; readonly intervalMs: number } | undefined;
@@ -118,6 +128,7 @@ export function resolveConcurrencyOptions(options: ConcurrencyLimiterOptions): R
   const minConcurrent = integer('minConcurrent', o.minConcurrent ?? d.minConcurrent, 1);
   const maxConcurrent = integer('maxConcurrent', o.maxConcurrent ?? d.maxConcurrent, minConcurrent);
   let vegas: VegasOptions | undefined;
+  let loopDelay: LoopDelaySource | false | undefined;
   if (limit === undefined) {
     const a = object('adaptive', o.adaptive ?? {});
     knownKeys('adaptive', a, ADAPTIVE);
@@ -135,6 +146,7 @@ export function resolveConcurrencyOptions(options: ConcurrencyLimiterOptions): R
       minSamples: integer('adaptive.minSamples', a.minSamples ?? v.minSamples, 1),
       probeIntervalMs: positiveNumber('adaptive.probeIntervalMs', a.probeIntervalMs ?? v.probeIntervalMs),
     });
+    loopDelay = loopDelayOption(a.loopDelay);
   }
   let codel: ResolvedConcurrencyOptions['codel'];
   if (o.codel !== false) {
@@ -166,12 +178,21 @@ export function resolveConcurrencyOptions(options: ConcurrencyLimiterOptions): R
   return Object.freeze({
     limit,
     vegas,
+    loopDelay,
     maxQueue: integer('maxQueue', o.maxQueue ?? d.maxQueue, 0),
     maxWaitMs: waitMs('maxWaitMs', o.maxWaitMs ?? d.maxWaitMs),
     codel,
     order: oneOf('order', o.order ?? d.order, ['adaptive', 'fifo'] as const),
     factor,
   });
+}
+
+function loopDelayOption(value: unknown): LoopDelaySource | false | undefined {
+  if (value === undefined || value === false) return value;
+  if (typeof value !== 'object' || value === null || typeof (value as LoopDelaySource).readMs !== 'function') {
+    throw new ConfigError('adaptive.loopDelay', value, 'false or a source with readMs() (ms)');
+  }
+  return value as LoopDelaySource;
 }
 
 /**

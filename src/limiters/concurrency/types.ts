@@ -103,5 +103,7 @@ export interface ConcurrencySnapshot {
   readonly holdMs: number;
   /** The adaptive estimator's no-load rtt, in ms, when adaptive. */
   readonly rttNoLoadMs?: number;
+  /** The event loop's delay over the adaptive estimator's last window, in ms, when adaptive. */
+  readonly loopDelayMs?: number;
   readonly closed: boolean;
 }

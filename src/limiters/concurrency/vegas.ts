@@ -21,13 +21,27 @@
  * So the limit settles where α to β units wait downstream: a pool of 8 connections held 20 ms
  * settles near 11 to 14 in flight, the pool busy and ~30 ms per unit.
  *
+ * A stalled event loop lengthens every rtt by its own delay, and that is not queueing downstream
+ * (measured live: with the machine's load average near 9 the limit fell to 3 in front of a pool of
+ * 8). So each window also reads the loop's delay over the window, `lag` (src/loop-delay.ts: the
+ * mean time a callback that became due waited for the loop, in ms), and the loop may only stop a
+ * cut, never cause growth:
+ *
+ *   rtt' = max(rtt₀, rtt − lag)
+ *   L'   = min(step(rtt'), max(L, step(rtt)))
+ *
+ * When the raw window asks to grow or hold, nothing changes. When it asks to shrink, the limit
+ * shrinks only if the window still asks to once the loop's delay is taken out of its rtt; otherwise
+ * it holds. A drop (a timeout downstream) shrinks it either way.
+ *
  * rtt₀ goes stale when the downstream becomes slower or faster for good. Every `probeIntervalMs`
  * while the limit is in use, one window runs at half the limit (ProbeRTT, as in BBR: Cardwell et
  * al., "BBR: Congestion-Based Congestion Control", ACM Queue 14(5), 2016) and the least rtt of the
  * units admitted during it becomes rtt₀. Otherwise rtt₀ is the least rtt seen.
  *
- * Pure: time and samples come in as arguments.
+ * Pure: time and samples come in as arguments (and the loop's delay from an injected source).
  */
+import type { LoopDelaySource } from '../../loop-delay.js';
 
 export interface VegasOptions {
   /** The limit to start from, in units. @default 20 */
@@ -79,6 +93,24 @@ export function vegasStep(
   return limit;
 }
 
+/**
+ * One Vegas step that the loop's delay may stop from cutting: `min(step(rtt'), max(L, step(rtt)))`
+ * with `rtt' = max(rtt₀, rtt − lagMs)` (see the module comment).
+ */
+export function vegasStepWithLag(
+  limit: number,
+  rttMs: number,
+  rttNoLoadMs: number,
+  lagMs: number,
+  maxInFlight: number,
+  dropped: boolean,
+): number {
+  const raw = vegasStep(limit, rttMs, rttNoLoadMs, maxInFlight, dropped);
+  if (!(lagMs > 0) || raw >= limit) return raw;
+  const discounted = Math.max(rttNoLoadMs, rttMs - lagMs);
+  return Math.min(vegasStep(limit, discounted, rttNoLoadMs, maxInFlight, dropped), limit);
+}
+
 export class VegasEstimator {
   readonly options: VegasOptions;
   #limit: number;
@@ -95,8 +127,14 @@ export class VegasEstimator {
   #probeMin = Infinity;
   #probeCount = 0;
 
-  constructor(options: VegasOptions, nowMs: number) {
+  readonly #loopDelay: LoopDelaySource | undefined;
+  /** The loop's delay read when the last window closed, in ms. */
+  #lastLagMs = 0;
+
+  /** `loopDelay`: how late the event loop runs, read once per window (none: no discount). */
+  constructor(options: VegasOptions, nowMs: number, loopDelay?: LoopDelaySource) {
     this.options = options;
+    this.#loopDelay = loopDelay;
     this.#limit = options.initialLimit;
     this.#windowStart = nowMs;
     this.#lastProbeAt = nowMs;
@@ -111,6 +149,11 @@ export class VegasEstimator {
   /** The estimated no-load rtt, in ms (Infinity before the first window). */
   get rttNoLoadMs(): number {
     return this.#rttNoLoad;
+  }
+
+  /** The event loop's delay over the last window, in ms (0 without a source). */
+  get loopDelayMs(): number {
+    return this.#lastLagMs;
   }
 
   get probing(): boolean {
@@ -135,6 +178,8 @@ export class VegasEstimator {
       if (this.#probeCount >= this.options.minSamples && nowMs - this.#probeSince >= this.options.windowMs) {
         this.#rttNoLoad = this.#probeMin;
         this.#probeSince = undefined;
+        // The next window's delay is read from here on.
+        this.#readLag();
         this.#lastProbeAt = nowMs;
         this.#resetWindow(nowMs, inFlightNow);
         return true;
@@ -156,7 +201,8 @@ export class VegasEstimator {
     if (this.#min < this.#rttNoLoad) this.#rttNoLoad = this.#min;
     const mean = this.#sum / this.#count;
     const inUse = this.#maxInFlight * 2 >= this.#limit;
-    const target = vegasStep(this.#limit, mean, this.#rttNoLoad, this.#maxInFlight, this.#dropped);
+    const lag = this.#readLag();
+    const target = vegasStepWithLag(this.#limit, mean, this.#rttNoLoad, lag, this.#maxInFlight, this.#dropped);
     const clamped = Math.min(o.maxLimit, Math.max(o.minLimit, target));
     this.#limit = (1 - o.smoothing) * this.#limit + o.smoothing * clamped;
     this.#resetWindow(nowMs, inFlightNow);
@@ -165,6 +211,12 @@ export class VegasEstimator {
       this.#probeMin = Infinity;
       this.#probeCount = 0;
     }
+  }
+
+  #readLag(): number {
+    const lag = this.#loopDelay?.readMs() ?? 0;
+    this.#lastLagMs = Number.isFinite(lag) && lag > 0 ? lag : 0;
+    return this.#lastLagMs;
   }
 
   #resetWindow(nowMs: number, inFlightNow: number): void {

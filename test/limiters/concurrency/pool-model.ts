@@ -15,6 +15,11 @@ export interface Segment {
 }
 
 export interface PoolRun {
+  /**
+   * With `stalls`: the loop's delay as a source reads it, the mean wait of a callback due at a
+   * random moment since the previous read, `∫ wait(t) dt / W` over the stalls (in ms).
+   */
+  loopDelay: { readMs(): number };
   admitted: number;
   refused: number;
   completed: number;
@@ -44,11 +49,73 @@ export function runPool(
      */
     arrivals?: 'uniform' | 'poisson' | 'batches';
     seed?: number;
+    /**
+     * A stalling event loop: it runs for an exponential time of mean `meanRunMs`, then runs nothing
+     * for an exponential time of mean `meanStallMs`, and so on (seeded by `seed`, default 7); every
+     * callback due in a stall (an arrival, a connection's timer) runs when the stall ends. The mean
+     * wait of a callback due at a random moment is `meanStallMs² / (meanRunMs + meanStallMs)`.
+     * @default none
+     */
+    stalls?: {
+      readonly meanRunMs: number;
+      readonly meanStallMs: number;
+      readonly seed?: number;
+      /**
+       * `true`: a connection is free again only when the loop runs its timer (an in-process pool);
+       * `false`: the downstream frees it on time and only the answer waits for the loop (a remote
+       * service that keeps its own slots). @default true
+       */
+      readonly holdSlots?: boolean;
+    };
   },
 ): PoolRun {
+  const stalls: [number, number][] = [];
+  if (opts.stalls !== undefined) {
+    const r = seeded(opts.stalls.seed ?? 7);
+    const total = opts.segments.reduce((a, s) => a + s.ms, 0) + 10_000;
+    for (let t = clock.now(); t < clock.now() + total; ) {
+      t += -Math.log(1 - r()) * opts.stalls.meanRunMs;
+      const end = t + -Math.log(1 - r()) * opts.stalls.meanStallMs;
+      stalls.push([t, end]);
+      t = end;
+    }
+  }
+  /** When a callback due at `t` runs: at the end of the stall it falls in, else at `t`. */
+  const runsAt = (t: number) => {
+    let lo = 0;
+    let hi = stalls.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (stalls[mid]![1] <= t) lo = mid + 1;
+      else hi = mid;
+    }
+    const s = stalls[lo];
+    return s !== undefined && s[0] <= t ? s[1] : t;
+  };
   let free = opts.slots;
   const poolQueue: (() => void)[] = [];
+  let lastRead = clock.now();
+  const loopDelay = {
+    readMs() {
+      const to = clock.now();
+      const from = lastRead;
+      lastRead = to;
+      if (!(to > from)) return 0;
+      // Inside a stall [a, b) a callback due at t waits b − t: over [from, to) that integrates to
+      // ((b − x)² − (b − y)²) / 2 with [x, y) the stall's part within the interval.
+      let area = 0;
+      for (const [a, b] of stalls) {
+        if (b <= from) continue;
+        if (a >= to) break;
+        const x = Math.max(a, from);
+        const y = Math.min(b, to);
+        area += ((b - x) ** 2 - (b - y) ** 2) / 2;
+      }
+      return area / (to - from);
+    },
+  };
   const run: PoolRun = {
+    loopDelay,
     admitted: 0,
     refused: 0,
     completed: 0,
@@ -61,12 +128,27 @@ export function runPool(
   const useConnection = (done: () => void) => {
     const start = () => {
       free--;
-      clock.setTimeout(() => {
-        free++;
-        done();
-        const next = poolQueue.shift();
-        if (next) next();
-      }, opts.holdMs);
+      const now = clock.now();
+      const due = now + opts.holdMs;
+      if (opts.stalls?.holdSlots === false) {
+        // The downstream is done on time; the answer runs when the loop gets to it.
+        clock.setTimeout(() => {
+          free++;
+          const next = poolQueue.shift();
+          if (next) next();
+        }, opts.holdMs);
+        clock.setTimeout(done, runsAt(due) - now);
+        return;
+      }
+      clock.setTimeout(
+        () => {
+          free++;
+          done();
+          const next = poolQueue.shift();
+          if (next) next();
+        },
+        runsAt(due) - now,
+      );
     };
     if (free > 0) start();
     else poolQueue.push(start);
@@ -105,7 +187,7 @@ export function runPool(
       if (t + gap >= end) break;
       t += gap;
       const n = opts.arrivals === 'batches' ? 1 + Math.floor(rnd() * 6) : 1;
-      for (let k = 0; k < n; k++) clock.setTimeout(arrive, t - clock.now());
+      for (let k = 0; k < n; k++) clock.setTimeout(arrive, runsAt(t) - clock.now());
     }
     t = end;
   }
