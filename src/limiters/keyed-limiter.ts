@@ -53,6 +53,8 @@ export class KeyedLimiter {
   readonly #timeline: FactorTimeline;
   readonly #engine: KeyedEngine;
   readonly #waiters: KeyedWaiters;
+  /** The engine's `plain`: `take(key)` goes to its `takeOne`. */
+  readonly #plain: boolean;
   #unsubscribe: (() => void) | undefined;
 
   constructor(options: KeyedLimiterOptions) {
@@ -76,6 +78,7 @@ export class KeyedLimiter {
       block: o.block === undefined ? undefined : new BlockPolicy(o.block, now),
       global: o.global === undefined ? undefined : new GlobalBucket(o.global, o.initialFactor, now),
     });
+    this.#plain = this.#engine.plain;
     this.#waiters = new KeyedWaiters(o.clock, this.#engine, this.#slots);
     if (o.factor !== undefined) {
       this.#unsubscribe = o.factor.subscribe((f) => {
@@ -106,7 +109,12 @@ export class KeyedLimiter {
    * key costs bounded memory whatever its length.
    */
   take(key: string, options?: TakeOptions): KeyedDecision {
-    if (options === undefined) return this.#engine.takeOne(key);
+    // Kept this small so that V8 inlines it whole (and the engine's hot path into it).
+    return options === undefined && this.#plain ? this.#engine.takeOne(key) : this.#takeWith(key, options);
+  }
+
+  #takeWith(key: string, options: TakeOptions | undefined): KeyedDecision {
+    if (options === undefined) return this.#engine.takeSlow(key);
     if (typeof options !== 'object' || options === null) throw badOptions(options);
     return this.#engine.decide(key, costOf(options), options.priority, 'take', 0, undefined);
   }

@@ -341,6 +341,33 @@ describe('factor changes', () => {
     expect(tokensOf(limiter, 'brand-new')).toBeCloseTo(10, 9);
   });
 
+  it('take(key) without options (the hot path) replays a change made since the key was settled', () => {
+    const { clock, factor, limiter } = setup({ ratePerSec: 10, burst: 10 });
+    limiter.take('a', { cost: 10 });
+    clock.advance(300);
+    factor.set(0.5); // a: 3 tokens, capacity 5
+    clock.advance(200); // +1 at 5/s: 4 (at 5/s all along it would be 2.5)
+    expect(limiter.take('a')).toMatchObject({ allowed: true, remaining: 3, limit: 5, factor: 0.5 });
+    clock.advance(1000); // full at 5
+    for (let i = 0; i < 5; i++) expect(limiter.take('a').allowed).toBe(true);
+    const d = limiter.take('a');
+    // 0 tokens: its fill level scaled up to factor 1 could not pay 1 either
+    expect(d).toMatchObject({ allowed: false, reason: 'limited', remaining: 0, factor: 0.5 });
+    expect(d.retryAfterMs).toBeCloseTo(200, 9);
+    clock.advance(150); // 0.75 tokens, 1.5 scaled up to factor 1: the cut is the factor's
+    expect(limiter.take('a')).toMatchObject({ allowed: false, reason: 'shed', factor: 0.5 });
+  });
+
+  it('a change at the instant of a hot-path take clamps what that take left', () => {
+    const { clock, factor, limiter } = setup({ ratePerSec: 10, burst: 10 });
+    limiter.take('a'); // created: 9 at t = 0
+    clock.advance(100);
+    expect(limiter.take('a')).toMatchObject({ allowed: true, remaining: 9 }); // settled at t = 100
+    factor.set(0.2); // at t = 100: clamp to 2
+    expect(tokensOf(limiter, 'a')).toBeCloseTo(2, 9);
+    expect(limiter.take('a')).toMatchObject({ allowed: true, remaining: 1, limit: 2 });
+  });
+
   it('stays exact past the end of the change log', () => {
     const { clock, factor, limiter } = setup({ ratePerSec: 10, burst: 10 });
     limiter.take('idle', { cost: 10 });

@@ -64,16 +64,22 @@ export class KeyedEngine {
   readonly #hasTiers: boolean;
   readonly #block: BlockPolicy | undefined;
   readonly #global: GlobalBucket | undefined;
-  /** No tiers, block or global bucket, and a burst that a cost of 1 fits: `takeOne` may decide. */
-  readonly #plain: boolean;
+  /**
+   * No tiers, block or global bucket, and a burst that a cost of 1 fits: `takeOne` may decide
+   * (else it hands every call to `decide`, after a map lookup of its own: call `takeSlow` then).
+   */
+  readonly plain: boolean;
   // The default limits (tier 0), per ms, read without the tier table on the hot path.
   readonly #rate: number;
   readonly #burst: number;
   readonly #eps: number;
   /** The default limits at the factor in force (set by #setScaled). */
   #scaled!: Scaled;
-  /** `#scaled` when `takeOne` may decide (no tiers, block or global bucket; burst >= 1), else undefined. */
-  #fast: Scaled | undefined;
+  /**
+   * `#scaled` when `takeOne` may decide (no tiers, block or global bucket; a cost of 1 fits), else
+   * SLOW_ONLY, with which it always hands over to `decide`.
+   */
+  #fast!: Scaled;
   /** Asked by the slot table during eviction; bound once, not per call. */
   readonly #canDrop: (slot: number, now: number) => boolean;
   readonly #compactTiers: () => void;
@@ -89,7 +95,7 @@ export class KeyedEngine {
     this.#rate = parts.tiers.rate[0]!;
     this.#burst = parts.tiers.burst[0]!;
     this.#eps = this.#burst * TOKEN_EPSILON;
-    this.#plain =
+    this.plain =
       !parts.hasTiers && parts.block === undefined && parts.global === undefined && this.#burst >= 1;
     const f = parts.timeline.factor;
     this.#setScaled(f);
@@ -100,37 +106,75 @@ export class KeyedEngine {
   /**
    * `decide(key, 1, undefined, 'take', 0, undefined)`, the same answer and the same writes, in a
    * few lines when nothing but the key's own bucket is involved: a limiter without tiers, block or
-   * global bucket, a key that has a bucket, and no factor change since that bucket's last settle.
-   * Anything else (a missing key, a key held under its digest, a replay) goes to `decide`.
+   * global bucket, a factor at which a cost of 1 fits, a key that has a bucket, and no factor change
+   * since that bucket's last settle. Anything else (a missing key, a key held under its digest, a
+   * replay) goes to `decide`.
+   *
+   * Admission and refusal share one path and one decision: V8 inlines this method into its caller
+   * only while it and everything it inlines stay within the inlining budget (920 bytes of bytecode
+   * counted together, the clock's ~180 included), so every byte here counts.
    */
   takeOne(key: string): KeyedDecision {
     const d = this.#fast;
     const slots = this.#slots;
-    const state = slots.state;
-    const tl = this.#timeline;
     // The map holds only strings (long ones under their digest): any other key misses here and is
     // validated and bounded by `decide`.
-    const s = d === undefined ? undefined : slots.map.get(key);
-    if (d === undefined || s === undefined || state[2 * s + 1]! < tl.lastChange) {
-      return this.decide(key, 1, undefined, 'take', 0, undefined);
+    const s = slots.map.get(key);
+    const state = slots.state;
+    let allowed: boolean;
+    let reason: Decision['reason'];
+    let remaining: number;
+    let limit: number;
+    let retryAfterMs: number;
+    let resetMs: number;
+    let factor: number;
+    let scope: KeyedDecision['scope'];
+    if (s === undefined || state[2 * s + 1]! < d.since) {
+      // Copied field by field into the one decision built below. With one object flowing to the
+      // return, a caller that only reads the decision (once this is inlined into it) allocates
+      // none; a second one (decide's) would make V8 build every decision, as soon as keys are
+      // being created.
+      const r = this.takeSlow(key);
+      allowed = r.allowed;
+      reason = r.reason;
+      remaining = r.remaining;
+      limit = r.limit;
+      retryAfterMs = r.retryAfterMs;
+      resetMs = r.resetMs;
+      factor = r.factor;
+      scope = r.scope;
+    } else {
+      const now = this.#clock.now();
+      const i = 2 * s;
+      const last = state[i + 1]!;
+      let x = state[i]!;
+      if (now > last) {
+        // #settle with no factor change to replay: refill's arithmetic
+        x += d.rate * (now - last);
+        if (x > d.cap) x = d.cap;
+        state[i + 1] = now;
+        this.#timeline.lastSettle = now;
+      }
+      slots.ref[s] = 1;
+      allowed = x + d.eps >= 1;
+      if (allowed) x = x > 1 ? x - 1 : 0;
+      state[i] = x;
+      // Refused: 'limited' when the fill level scaled up to factor 1 could not pay 1 (x + eps < f;
+      // always so at factor 1, where refused means x + eps < 1), else 'shed': keyRefusal's rule.
+      reason = allowed ? 'ok' : x + d.eps < d.f ? 'limited' : 'shed';
+      remaining = x > 0 ? x : 0;
+      limit = d.cap;
+      retryAfterMs = allowed ? 0 : (1 - x) * d.inv;
+      resetMs = (limit - x) * d.inv;
+      factor = d.f;
+      scope = 'key';
     }
-    const now = this.#clock.now();
-    const last = state[2 * s + 1]!;
-    let x = state[2 * s]!;
-    if (now > last) {
-      // #settle, with no factor change to replay
-      x = refill(x, now - last, d.rate, d.cap);
-      state[2 * s + 1] = now;
-      tl.lastSettle = now;
-    }
-    slots.ref[s] = 1;
-    if (d.oneFits && x + this.#eps >= 1) {
-      x = x - 1 > 0 ? x - 1 : 0;
-      state[2 * s] = x;
-      return decision(true, 'ok', x, d.cap, 0, (d.cap - x) * d.inv, tl.factor, 'key');
-    }
-    state[2 * s] = x;
-    return keyRefusal(x, 1, 1, d.cap, this.#eps, d.inv, tl.factor);
+    return { allowed, reason, remaining, limit, retryAfterMs, resetMs, factor, scope };
+  }
+
+  /** What `takeOne` does not decide itself: `decide` for a take of cost 1. Kept out of it (size). */
+  takeSlow(key: string): KeyedDecision {
+    return this.decide(key, 1, undefined, 'take', 0, undefined);
   }
 
   /**
@@ -382,8 +426,9 @@ export class KeyedEngine {
   }
 
   #setScaled(f: number): void {
-    this.#scaled = scaleDefaults(this.#rate, this.#burst, this.#eps, f);
-    this.#fast = this.#plain ? this.#scaled : undefined;
+    const scaled = scaleDefaults(this.#rate, this.#burst, this.#eps, f, this.#timeline.lastChange);
+    this.#scaled = scaled;
+    this.#fast = this.plain && scaled.oneFits ? scaled : SLOW_ONLY;
   }
 
   /** Follows a new factor from the source: every part brought to the change, then the change logged. */
@@ -504,20 +549,37 @@ export class KeyedEngine {
 
 /** The default limits (tier 0) scaled by a factor `f`: what `takeOne` needs, computed once per change. */
 interface Scaled {
+  /** The factor, from 0 to 1. */
+  readonly f: number;
   /** Tokens per ms. */
   readonly rate: number;
   /** Capacity. */
   readonly cap: number;
+  /** The tolerance (TOKEN_EPSILON of the unscaled burst). */
+  readonly eps: number;
   /** 1 / rate (waits and reset times become products); 0 at factor 0. */
   readonly inv: number;
   /** Whether a cost of 1 can be admitted at all: f > 0 and 1 within the capacity (and tolerance). */
   readonly oneFits: boolean;
+  /** The timeline's latest change when this was computed: a bucket settled before it needs a replay. */
+  readonly since: number;
 }
 
-function scaleDefaults(ratePerMs: number, burst: number, eps: number, f: number): Scaled {
+/** For `takeOne`: every bucket was settled before `since`, so everything goes to `decide`. */
+const SLOW_ONLY: Scaled = { f: 1, rate: 0, cap: 0, eps: 0, inv: 0, oneFits: false, since: Infinity };
+
+function scaleDefaults(ratePerMs: number, burst: number, eps: number, f: number, since: number): Scaled {
   const rate = ratePerMs * f;
   const cap = burst * f;
-  return { rate, cap, inv: f > 0 ? 1 / rate : 0, oneFits: f > 0 && 1 <= cap + eps };
+  return {
+    f,
+    rate,
+    cap,
+    eps,
+    inv: f > 0 ? 1 / rate : 0,
+    oneFits: f > 0 && 1 <= cap + eps,
+    since,
+  };
 }
 
 /**
