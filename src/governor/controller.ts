@@ -275,84 +275,118 @@ function settledStep(
   s: number,
   level: number,
 ): ControllerStep {
-  const f = prev.factor;
   const sinceCut = prev.lastCutAtMs === undefined ? Infinity : nowMs - prev.lastCutAtMs;
   const cooled = sinceCut >= c.cooldownMs;
-
-  // Fast recovery: the current pressure has been 0 for clearMs. Checked first: the smoothed value
-  // lags the load's fall by seconds, and a load the process can serve must not wait for it.
-  if (f < 1 && cooled && prev.clearSinceMs !== undefined && nowMs - prev.clearSinceMs >= c.clearMs) {
-    if (prev.ceiling < 1) {
-      const stepped = stepBack(c, prev, nowMs, dtMs, s);
-      if (stepped !== undefined) return stepped;
-    }
-    const additive = f + (c.recoverPerSec * dtMs) / 1000;
-    const fast = 1 - (1 - f) * 2 ** (-dtMs / c.recoverHalfLifeMs);
-    const raised = Math.min(1, Math.max(fast, additive));
-    const factor = 1 - raised < RECOVERED_GAP ? 1 : Math.max(c.floor, raised);
-    return {
-      next: {
-        ...(factor >= 1 ? forgetBracket(prev) : prev),
-        ceiling: 1,
-        aboveCeilingSinceMs: undefined,
-        factor,
-        state: factor >= 1 ? 'idle' : 'recovering',
-        belowReleaseSinceMs: s < c.releaseAt ? (prev.belowReleaseSinceMs ?? nowMs) : undefined,
-      },
-      action: { kind: 'recover-fast', clearForMs: nowMs - prev.clearSinceMs },
-    };
-  }
-
-  if (s > c.engageAt) {
-    const base = { ...prev, state: 'engaged' as const, belowReleaseSinceMs: undefined };
-    if (!(pressure > c.engageAt)) return { next: base, action: { kind: 'raw-below-engage' } };
-    if (f <= c.floor) return { next: { ...base, factor: c.floor }, action: { kind: 'at-floor' } };
-    const why = cutReason(c, prev, nowMs, level);
-    if (why === undefined) {
-      if (sinceCut < prev.deadTimeMs && !prev.responded) {
-        return {
-          next: base,
-          action: { kind: 'dead-time', sinceCutMs: sinceCut, deadTimeMs: prev.deadTimeMs },
-        };
-      }
-      return { next: base, action: { kind: 'draining', level } };
-    }
-    const excess = Math.min(
-      1,
-      (Math.max(s, sustained(c, prev.recent, nowMs)) - c.engageAt) / (1 - c.engageAt),
-    );
-    const full = Math.min(c.maxCutPerTick, (c.maxCutPerTick * excess * dtMs) / c.intervalMs);
-    // A level seen clear bounds the cut, once (see "Step back").
-    const bounded = prev.lowBound > 0 && prev.lowBound < f && f * (1 - full) < prev.lowBound;
-    const cut = bounded ? 1 - prev.lowBound / f : full;
-    const factor = Math.max(c.floor, Math.min(1, bounded ? prev.lowBound : f * (1 - cut)));
-    return {
-      next: {
-        ...base,
-        // A cut that reached the floor ran out of room rather than found the edge: no ceiling.
-        ceiling: factor > c.floor ? f : 1,
-        lowBound: bounded ? 0 : prev.lowBound,
-        steppedAtMs: undefined,
-        aboveCeilingSinceMs: undefined,
-        boundedCut: bounded,
-        factor,
-        lastCutAtMs: nowMs,
-        cutLevel: level,
-        lowLevel: level,
-        progressAtMs: nowMs,
-        responded: false,
-      },
-      action: { kind: 'cut', cut, why },
-    };
-  }
-
+  // Fast recovery first: the smoothed value lags the load's fall by seconds, and a load the process
+  // can serve must not wait for it.
+  const fast = cooled ? fastRecovery(c, prev, nowMs, dtMs, s) : undefined;
+  if (fast !== undefined) return fast;
+  if (s > c.engageAt) return engagedStep(c, prev, nowMs, dtMs, pressure, s, level, sinceCut);
   if (s >= c.releaseAt) {
+    const f = prev.factor;
     return {
       next: { ...prev, state: f < 1 ? 'holding' : 'idle', belowReleaseSinceMs: undefined },
       action: f < 1 ? { kind: 'band' } : { kind: 'idle' },
     };
   }
+  return belowReleaseStep(c, prev, nowMs, dtMs, cooled, sinceCut);
+}
 
+/**
+ * The current pressure has been 0 for clearMs (and the cool-down is over): step back toward the
+ * last ceiling, or raise the factor fast (multiplicative toward 1). Undefined when not clear.
+ */
+function fastRecovery(
+  c: ControllerConfig,
+  prev: ControllerState,
+  nowMs: number,
+  dtMs: number,
+  s: number,
+): ControllerStep | undefined {
+  const f = prev.factor;
+  if (!(f < 1 && prev.clearSinceMs !== undefined && nowMs - prev.clearSinceMs >= c.clearMs)) return undefined;
+  if (prev.ceiling < 1) {
+    const stepped = stepBack(c, prev, nowMs, dtMs, s);
+    if (stepped !== undefined) return stepped;
+  }
+  const additive = f + (c.recoverPerSec * dtMs) / 1000;
+  const fast = 1 - (1 - f) * 2 ** (-dtMs / c.recoverHalfLifeMs);
+  const raised = Math.min(1, Math.max(fast, additive));
+  const factor = 1 - raised < RECOVERED_GAP ? 1 : Math.max(c.floor, raised);
+  return {
+    next: {
+      ...(factor >= 1 ? forgetBracket(prev) : prev),
+      ceiling: 1,
+      aboveCeilingSinceMs: undefined,
+      factor,
+      state: factor >= 1 ? 'idle' : 'recovering',
+      belowReleaseSinceMs: s < c.releaseAt ? (prev.belowReleaseSinceMs ?? nowMs) : undefined,
+    },
+    action: { kind: 'recover-fast', clearForMs: nowMs - prev.clearSinceMs },
+  };
+}
+
+/** Smoothed pressure above engageAt: cut (sized by the excess, paced by the dead time) or wait. */
+function engagedStep(
+  c: ControllerConfig,
+  prev: ControllerState,
+  nowMs: number,
+  dtMs: number,
+  pressure: number,
+  s: number,
+  level: number,
+  sinceCut: number,
+): ControllerStep {
+  const f = prev.factor;
+  const base = { ...prev, state: 'engaged' as const, belowReleaseSinceMs: undefined };
+  if (!(pressure > c.engageAt)) return { next: base, action: { kind: 'raw-below-engage' } };
+  if (f <= c.floor) return { next: { ...base, factor: c.floor }, action: { kind: 'at-floor' } };
+  const why = cutReason(c, prev, nowMs, level);
+  if (why === undefined) {
+    if (sinceCut < prev.deadTimeMs && !prev.responded) {
+      return {
+        next: base,
+        action: { kind: 'dead-time', sinceCutMs: sinceCut, deadTimeMs: prev.deadTimeMs },
+      };
+    }
+    return { next: base, action: { kind: 'draining', level } };
+  }
+  const excess = Math.min(1, (Math.max(s, sustained(c, prev.recent, nowMs)) - c.engageAt) / (1 - c.engageAt));
+  const full = Math.min(c.maxCutPerTick, (c.maxCutPerTick * excess * dtMs) / c.intervalMs);
+  // A level seen clear bounds the cut, once (see "Step back").
+  const bounded = prev.lowBound > 0 && prev.lowBound < f && f * (1 - full) < prev.lowBound;
+  const cut = bounded ? 1 - prev.lowBound / f : full;
+  const factor = Math.max(c.floor, Math.min(1, bounded ? prev.lowBound : f * (1 - cut)));
+  return {
+    next: {
+      ...base,
+      // A cut that reached the floor ran out of room rather than found the edge: no ceiling.
+      ceiling: factor > c.floor ? f : 1,
+      lowBound: bounded ? 0 : prev.lowBound,
+      steppedAtMs: undefined,
+      aboveCeilingSinceMs: undefined,
+      boundedCut: bounded,
+      factor,
+      lastCutAtMs: nowMs,
+      cutLevel: level,
+      lowLevel: level,
+      progressAtMs: nowMs,
+      responded: false,
+    },
+    action: { kind: 'cut', cut, why },
+  };
+}
+
+/** Smoothed pressure below releaseAt: hold through the cool-down, then recover additively. */
+function belowReleaseStep(
+  c: ControllerConfig,
+  prev: ControllerState,
+  nowMs: number,
+  dtMs: number,
+  cooled: boolean,
+  sinceCut: number,
+): ControllerStep {
+  const f = prev.factor;
   const belowReleaseSinceMs = prev.belowReleaseSinceMs ?? nowMs;
   if (f >= 1) {
     return { next: { ...prev, factor: 1, state: 'idle', belowReleaseSinceMs }, action: { kind: 'idle' } };
