@@ -87,8 +87,11 @@ async function main() {
   const rounds = num('--rounds', quick ? 2 : 5);
   const duration = num('--duration', quick ? 2 : 4);
   const connections = num('--connections', 32);
+  // The values of the flags given (an absent flag must not swallow the first framework named).
   const flagValues = new Set(
-    ['--rounds', '--duration', '--connections'].map((f) => args[args.indexOf(f) + 1]),
+    ['--rounds', '--duration', '--connections'].flatMap((f) =>
+      args.flatMap((a, i) => (a === f ? [args[i + 1]] : [])),
+    ),
   );
   const only = args.filter((a) => !a.startsWith('--') && !flagValues.has(a));
   const frameworks = Object.keys(CASES).filter((f) => only.length === 0 || only.includes(f));
