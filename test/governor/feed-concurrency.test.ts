@@ -101,7 +101,11 @@ describe('the feed and a concurrency stage that follows the fed governor', () =>
     expect(Object.keys(governor.snapshot().signals)).toEqual(['idle', 'http-refusal-share']);
     scaled.close();
     const fixed = createGuard({ governor, concurrency: { limit: 2, clock } });
-    expect(Object.keys(governor.snapshot().signals)).toEqual(['idle', 'http-refusal-share', 'http-queue-time']);
+    expect(Object.keys(governor.snapshot().signals)).toEqual([
+      'idle',
+      'http-refusal-share',
+      'http-queue-time',
+    ]);
     fixed.close();
   });
 });

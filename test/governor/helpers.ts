@@ -1,3 +1,5 @@
+import type { ControllerConfig } from '../../src/governor/controller.js';
+import { GOVERNOR_DEFAULTS } from '../../src/governor/governor.js';
 import type { Signal, SignalFailureMode } from '../../src/signals/types.js';
 
 /** A deterministic PRNG (mulberry32): the same seed, the same noise, on every machine. */
@@ -60,4 +62,24 @@ export function directionChanges(series: readonly number[]): number {
     last = d;
   }
   return changes;
+}
+
+/** The controller at the governor's defaults, with no warm-up: what the controller unit tests step. */
+export function defaultControllerConfig(): ControllerConfig {
+  const d = GOVERNOR_DEFAULTS;
+  return {
+    intervalMs: d.intervalMs,
+    engageAt: d.engageAt,
+    releaseAt: d.releaseAt,
+    floor: d.floor,
+    maxCutPerTick: d.maxCutPerTick,
+    cutIntervalMs: d.cutIntervalMs,
+    maxDeadTimeMs: d.maxDeadTimeMs,
+    recoverPerSec: d.recoverPerSec,
+    clearMs: d.clearMs,
+    recoverHalfLifeMs: d.recoverHalfLifeMs,
+    cooldownMs: d.cooldownMs,
+    warmupMs: 0,
+    warmupEvidenceMs: d.warmupEvidenceMs,
+  };
 }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { controllerStep, initialControllerState } from '../../src/governor/controller.js';
 import { type DecisionRecord, Governor, type GovernorOptions } from '../../src/governor/governor.js';
-import { directionChanges, gaussian, scripted, seeded } from './helpers.js';
+import { defaultControllerConfig, directionChanges, gaussian, scripted, seeded } from './helpers.js';
 
 /**
  * A model process: offered load `load(t)` in units of its capacity, of which the fraction `factor`
@@ -162,21 +162,7 @@ describe('a step overload and its removal (closed loop)', () => {
   });
 
   it('cuts in full when every reading of the last interval was high, by the smoothed excess otherwise', () => {
-    const c = {
-      intervalMs: 250,
-      engageAt: 0.5,
-      releaseAt: 0.2,
-      floor: 0.05,
-      maxCutPerTick: 0.2,
-      cutIntervalMs: 1000,
-      maxDeadTimeMs: 5000,
-      recoverPerSec: 0.05,
-      clearMs: 1000,
-      recoverHalfLifeMs: 500,
-      cooldownMs: 2000,
-      warmupMs: 0,
-      warmupEvidenceMs: 2000,
-    };
+    const c = defaultControllerConfig();
     // Smoothed 0.55 (excess 0.1) at the fifth tick, after four raw readings in the last second.
     const run = (raw: readonly number[]) => {
       let st = initialControllerState(0);

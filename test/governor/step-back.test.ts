@@ -22,7 +22,7 @@ import {
   initialControllerState,
 } from '../../src/governor/controller.js';
 import { Governor } from '../../src/governor/governor.js';
-import { scripted } from './helpers.js';
+import { defaultControllerConfig, scripted } from './helpers.js';
 
 const STEP_MS = 10;
 const WINDOW_MS = 2000;
@@ -101,21 +101,7 @@ describe('step back after an overshoot (a lagging, switch-like refusal share)', 
 });
 
 describe('controllerStep: the bracket', () => {
-  const c: ControllerConfig = {
-    intervalMs: 250,
-    engageAt: 0.5,
-    releaseAt: 0.2,
-    floor: 0.05,
-    maxCutPerTick: 0.2,
-    cutIntervalMs: 1000,
-    maxDeadTimeMs: 5000,
-    recoverPerSec: 0.05,
-    clearMs: 1000,
-    recoverHalfLifeMs: 500,
-    cooldownMs: 2000,
-    warmupMs: 0,
-    warmupEvidenceMs: 2000,
-  };
+  const c: ControllerConfig = defaultControllerConfig();
 
   it('steps back half way toward the factor before the last cut, never past it, and a later cut lands on the level seen clear', () => {
     let st: ControllerState = { ...initialControllerState(0), state: 'idle' };
