@@ -1,6 +1,9 @@
-// What the live benchmarks (live-overload.mjs, live-pool.mjs) share: medians, the commit under test,
-// number formatting, on/off switches in 100 ms slices, and how the peers are named in tables.
+// What the live benchmarks (live-overload.mjs, live-pool.mjs, live-tenants.mjs) share: medians, the commit
+// under test, writing the results, number formatting, on/off switches in 100 ms slices, and how the peers are named in tables.
 import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
 
 /** The median of the finite numbers in `xs`, or null when there are none. */
 export function median(xs) {
@@ -17,6 +20,22 @@ export function gitHead(root) {
   } catch {
     return null;
   }
+}
+
+/**
+ * Writes a run's results to `<benchDir>/results/<file>`: the date, the commit, Node and the CPU
+ * count, then `fields`, as indented JSON.
+ */
+export async function writeResults(benchDir, file, commit, fields) {
+  const record = {
+    date: new Date().toISOString(),
+    commit,
+    node: process.version,
+    cpus: cpus().length,
+    ...fields,
+  };
+  await mkdir(join(benchDir, 'results'), { recursive: true });
+  await writeFile(join(benchDir, 'results', file), `${JSON.stringify(record, null, 2)}\n`);
 }
 
 /** A number for a markdown table: `-` when missing. */

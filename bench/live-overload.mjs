@@ -14,7 +14,7 @@
 // Flags: --runs N, --episode-sec S (default 20), --quick (1 run, 8 s episode), --modes a,b,...
 // Needs dist/ (npm run bench builds it).
 import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -24,7 +24,7 @@ const root = join(here, '..');
 const { runLive, measureCapacity } = await import(join(root, 'simulations/dist/live/live.js'));
 const { parseScenario } = await import(join(root, 'simulations/dist/scenario.js'));
 const { renderChart } = await import(join(root, 'simulations/dist/chart.js'));
-const { fmt, gitHead, median, PEER_LABELS } = await import('./live-common.mjs');
+const { fmt, gitHead, median, PEER_LABELS, writeResults } = await import('./live-common.mjs');
 
 const { values } = parseArgs({
   options: {
@@ -177,28 +177,16 @@ if (targets) {
   }
 }
 
-await mkdir(join(here, 'results'), { recursive: true });
-await writeFile(
-  join(here, 'results', 'live-overload.json'),
-  `${JSON.stringify(
-    {
-      date: new Date().toISOString(),
-      commit,
-      node: process.version,
-      cpus: cpus().length,
-      cpuMs: CPU_MS,
-      episodeSec,
-      scenario: scenario.description,
-      modes,
-      runs,
-      medians,
-      targets,
-      table: lines.join('\n'),
-    },
-    null,
-    2,
-  )}\n`,
-);
+await writeResults(here, 'live-overload.json', commit, {
+  cpuMs: CPU_MS,
+  episodeSec,
+  scenario: scenario.description,
+  modes,
+  runs,
+  medians,
+  targets,
+  table: lines.join('\n'),
+});
 await mkdir(join(root, 'docs', 'img'), { recursive: true });
 await writeFile(join(root, 'docs', 'img', 'live-overload.svg'), await renderChart(lastReports));
 console.log('\nWrote bench/results/live-overload.json and docs/img/live-overload.svg');

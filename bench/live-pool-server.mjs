@@ -151,6 +151,15 @@ function warm(req, res) {
   return true;
 }
 
+/** The handler behind `g`, /warm answered first; the concurrency limit sampled once a second. */
+function guardedListener(g) {
+  const wrapped = g.wrap(handler);
+  setInterval(() => limits.push(g.concurrency.limit), 1000).unref();
+  return (req, res) => {
+    if (!warm(req, res)) wrapped(req, res);
+  };
+}
+
 let guard;
 let governor;
 let guarded;
@@ -186,12 +195,7 @@ switch (mode) {
       concurrency: { ...(mode === 'spillway-known' ? { limit: SLOTS } : {}), ...(options.concurrency ?? {}) },
       bypass: ['/warm'],
     });
-    const wrapped = guard.wrap(handler);
-    listener = (req, res) => {
-      if (!warm(req, res)) wrapped(req, res);
-    };
-    const sampler = setInterval(() => limits.push(guard.concurrency.limit), 1000);
-    sampler.unref();
+    listener = guardedListener(guard);
     break;
   }
   case 'spillway-governed': {
@@ -202,12 +206,7 @@ switch (mode) {
       concurrency: { limit: SLOTS, factor: governor, ...(options.concurrency ?? {}) },
       bypass: ['/warm'],
     });
-    const wrapped = guard.wrap(handler);
-    listener = (req, res) => {
-      if (!warm(req, res)) wrapped(req, res);
-    };
-    const sampler = setInterval(() => limits.push(guard.concurrency.limit), 1000);
-    sampler.unref();
+    listener = guardedListener(guard);
     const factorSampler = setInterval(() => {
       const f = governor.factor;
       factors.push(Math.round(f * 1000) / 1000);

@@ -33,8 +33,7 @@
 // --modes a,b,..., --phases overload,step,below, --backend fifo|pg
 // Needs dist/ and simulations/dist/ (npm run bench builds them).
 import { fork } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -43,7 +42,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const { runLoadProcess } = await import(join(root, 'simulations/dist/live/processes.js'));
 const { LatencyHistogram } = await import(join(root, 'simulations/dist/live/histogram.js'));
-const { fmt, gitHead, median, PEER_LABELS, round, sliceSwitches } = await import('./live-common.mjs');
+const { fmt, gitHead, median, PEER_LABELS, round, sliceSwitches, writeResults } = await import(
+  './live-common.mjs'
+);
 
 const { values } = parseArgs({
   options: {
@@ -335,7 +336,9 @@ if (governed.length > 0) {
     "\nThe governor's lowest factor (sampled every 250 ms; its floor is 0.05):\n",
     `| mode | ${phaseNames.join(' | ')} |`,
     `|---|${phaseNames.map(() => '---:').join('|')}|`,
-    ...governed.map((m) => `| ${label[m] ?? m} | ${phaseNames.map((p) => fmt(medians[p][m].minFactor, 3)).join(' | ')} |`),
+    ...governed.map(
+      (m) => `| ${label[m] ?? m} | ${phaseNames.map((p) => fmt(medians[p][m].minFactor, 3)).join(' | ')} |`,
+    ),
   );
 }
 console.log(`\nMedians of ${runs.length} run(s), time scale ${timeScale}, backend ${backend}:\n`);
@@ -387,25 +390,13 @@ if (backend === 'fifo' && phaseNames.length === 3) {
 }
 
 const resultsFile = backend === 'pg' ? 'live-pool-pg.json' : 'live-pool.json';
-await mkdir(join(here, 'results'), { recursive: true });
-await writeFile(
-  join(here, 'results', resultsFile),
-  `${JSON.stringify(
-    {
-      date: new Date().toISOString(),
-      commit: gitHead(root),
-      backend,
-      node: process.version,
-      cpus: cpus().length,
-      timeScale,
-      concurrency: concurrencyExtra ?? null,
-      clientTimeoutMs: TIMEOUT_MS,
-      runs,
-      medians,
-      simComparison,
-    },
-    null,
-    2,
-  )}\n`,
-);
+await writeResults(here, resultsFile, gitHead(root), {
+  backend,
+  timeScale,
+  concurrency: concurrencyExtra ?? null,
+  clientTimeoutMs: TIMEOUT_MS,
+  runs,
+  medians,
+  simComparison,
+});
 console.log(`\nwrote bench/results/${resultsFile}`);

@@ -29,8 +29,7 @@
 // Flags: --runs N, --overload-sec S (default 15), --modes a,b,..., --total X (default 2.25; 0.8
 // checks that nothing is refused below capacity), --capacity N (req/s: skip the measurement),
 // --shedder. Needs dist/ and simulations/dist/ (npm run build).
-import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -39,7 +38,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const { runLive, measureCapacity } = await import(join(root, 'simulations/dist/live/live.js'));
 const { parseScenario } = await import(join(root, 'simulations/dist/scenario.js'));
-const { fmt, gitHead, median, PEER_LABELS } = await import('./live-common.mjs');
+const { fmt, gitHead, median, PEER_LABELS, writeResults } = await import('./live-common.mjs');
 
 const CPU_MS = 2;
 const MODES = ['feed', 'nofeed', 'none', 'under-pressure', 'toobusy', 'overload-protection'];
@@ -271,30 +270,18 @@ console.log(
 );
 
 const name = total === 2.25 ? 'live-tenants' : `live-tenants-${total}`;
-await mkdir(join(here, 'results'), { recursive: true });
-await writeFile(
-  join(here, 'results', `${name}.json`),
-  `${JSON.stringify(
-    {
-      date: new Date().toISOString(),
-      commit,
-      node: process.version,
-      cpus: cpus().length,
-      cpuMs: CPU_MS,
-      overloadSec,
-      total,
-      shedder: withShedder,
-      scenario: scenario.description,
-      modes,
-      runs,
-      medians,
-      table: lines.join('\n'),
-      loadAverageAfter: loadavg()[0],
-    },
-    null,
-    2,
-  )}\n`,
-);
+await writeResults(here, `${name}.json`, commit, {
+  cpuMs: CPU_MS,
+  overloadSec,
+  total,
+  shedder: withShedder,
+  scenario: scenario.description,
+  modes,
+  runs,
+  medians,
+  table: lines.join('\n'),
+  loadAverageAfter: loadavg()[0],
+});
 console.log(
   `\nload average after: ${loadavg()
     .map((x) => x.toFixed(2))

@@ -29,7 +29,8 @@ export const DEFAULT_DIST = join(here, '..', 'dist');
 /** The limiter each framework's users would pick (undefined: none for plain node:http). */
 export const PEER = { http: undefined, express: 'express-rate-limit', fastify: '@fastify/rate-limit' };
 
-const distUrl = (dist, file) => pathToFileURL(join(isAbsolute(dist) ? dist : join(process.cwd(), dist), file)).href;
+const distUrl = (dist, file) =>
+  pathToFileURL(join(isAbsolute(dist) ? dist : join(process.cwd(), dist), file)).href;
 
 /** Governors started by `default` mode; `stopGovernors()` stops them (an in-process bench's end). */
 const governors = [];
