@@ -8,9 +8,12 @@
  *
  * State is one 32-byte string, four little-endian doubles (struct.pack '<dddd'): the tokens, the
  * server time of the last write (ms), and the refill rate per ms and the capacity in force since
- * then (the factor of the last caller applied). Exact, and one GET and one SET PX per decision.
- * The elapsed interval refills at the rate that was in force during it; from this call on, the
- * caller's factor applies (capacity clamps at once). Time is the server's `TIME`, so app servers
+ * then (the factor of the last caller applied). Exact: one GET per decision, and one SET PX per
+ * admitted take or refund. The elapsed interval refills at the rate that was in force during it;
+ * from this call on, the caller's factor applies (capacity clamps at once). A refused take whose
+ * rate and capacity are those stored writes nothing: the stored tokens and time already give the
+ * same bucket at every later time (one rounding fewer), and the key's expiry, the time the bucket
+ * would be full, has not moved. Under a changed factor it writes, so the new rate runs from it. Time is the server's `TIME`, so app servers
  * whose clocks drift agree, and it never moves backwards: a failover to a replica whose clock is
  * behind refills nothing until the clock passes the stored time. The key expires when the bucket
  * would be full again (a missing key reads as a full bucket, so expiry loses nothing).
@@ -41,8 +44,10 @@ for i = 1, #KEYS do
   local now = server_now
   local raw = redis.call('GET', key)
   local tokens = cap
+  local r, c
   if raw then
-    local v, last, r, c = struct.unpack('<dddd', raw)
+    local v, last
+    v, last, r, c = struct.unpack('<dddd', raw)
     if last > now then now = last end
     tokens = v + (now - last) * r
     if tokens > c then tokens = c end
@@ -58,7 +63,8 @@ for i = 1, #KEYS do
     tokens = tokens - cost
     if tokens < 0 then tokens = 0 end
   end
-  if op == 't' or (op == 'r' and raw) then
+  -- A refused take under the rate and capacity already stored changes nothing: skip the write.
+  if (op == 't' and (allowed == 1 or (raw and (r ~= rate or c ~= cap)))) or (op == 'r' and raw) then
     local ttl
     if rate > 0 then ttl = (cap - tokens) / rate else ttl = tonumber(ARGV[a + 4]) / base_rate end
     redis.call('SET', key, struct.pack('<dddd', tokens, now, rate, cap), 'PX', math.max(1, math.ceil(ttl) + 1))

@@ -66,5 +66,25 @@ for (const kind of kinds) {
       expect(store.stats()).toMatchObject({ redisDecisions: TOKENS.length, errors: 0 });
       store.close();
     });
+
+    it('a refused take writes nothing, unless it brings a new factor', async () => {
+      const store = createRedisStore({ client: client.client, prefix: `${prefix}${kind}:`, timeoutMs: 2000 });
+      const limits = { ratePerSec: 1, burst: 2 };
+      const key = 'refused';
+      const redisKey = store.redisKey(key);
+      expect((await store.take({ key, cost: 2, limits, factor: 1 })).allowed).toBe(true);
+      const drained = await admin.getBuffer(redisKey);
+      expect(drained).not.toBeNull();
+      const refused = await store.take({ key, cost: 1, limits, factor: 1 });
+      expect(refused.allowed).toBe(false);
+      // Same bytes: the stored tokens and time still give the bucket at every later time.
+      expect(await admin.getBuffer(redisKey)).toEqual(drained);
+      // A lower factor applies from the call that brings it, refused or not.
+      expect((await store.take({ key, cost: 1, limits, factor: 0.5 })).allowed).toBe(false);
+      const halved = (await admin.getBuffer(redisKey))!;
+      expect(halved.readDoubleLE(8)).toBeGreaterThanOrEqual(drained!.readDoubleLE(8));
+      expect([halved.readDoubleLE(16), halved.readDoubleLE(24)]).toEqual([0.0005, 1]);
+      store.close();
+    });
   });
 }
