@@ -172,6 +172,53 @@ export class KeyedEngine {
     return { allowed, reason, remaining, limit, retryAfterMs, resetMs, factor, scope };
   }
 
+  /**
+   * `decide(key, 1, undefined, 'peek', 0, undefined)`, the same answer, on `takeOne`'s conditions
+   * (else it hands over to `decide`): what `takeOne` would answer now, computed as it does, with
+   * nothing written (no settle, no use mark). The HTTP guard peeks the key before the later stages
+   * and charges it after them (all-or-nothing), so a request of cost 1 comes here first.
+   */
+  peekOne(key: string): KeyedDecision {
+    const d = this.#fast;
+    const slots = this.#slots;
+    const s = slots.map.get(key);
+    const state = slots.state;
+    if (s === undefined || state[2 * s + 1]! < d.since)
+      return this.decide(key, 1, undefined, 'peek', 0, undefined);
+    const now = this.#clock.now();
+    const last = state[2 * s + 1]!;
+    let x = state[2 * s]!;
+    if (now > last) {
+      // #peekTokens with no factor change to replay: refill's arithmetic, as in takeOne
+      x += d.rate * (now - last);
+      if (x > d.cap) x = d.cap;
+    }
+    if (x + d.eps >= 1) {
+      const remaining = x > 1 ? x - 1 : 0;
+      return {
+        allowed: true,
+        reason: 'ok',
+        remaining,
+        limit: d.cap,
+        retryAfterMs: 0,
+        resetMs: (d.cap - remaining) * d.inv,
+        factor: d.f,
+        scope: 'key',
+      };
+    }
+    // keyRefusal for a cost of 1 that fits the capacity (see takeOne).
+    return {
+      allowed: false,
+      reason: x + d.eps < d.f ? 'limited' : 'shed',
+      remaining: x > 0 ? x : 0,
+      limit: d.cap,
+      retryAfterMs: (1 - x) * d.inv,
+      resetMs: (d.cap - x) * d.inv,
+      factor: d.f,
+      scope: 'key',
+    };
+  }
+
   /** What `takeOne` does not decide itself: `decide` for a take of cost 1. Kept out of it (size). */
   takeSlow(key: string): KeyedDecision {
     return this.decide(key, 1, undefined, 'take', 0, undefined);
