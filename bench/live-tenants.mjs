@@ -25,7 +25,7 @@
 // request refused" in 100 ms slices from the overload's start to the end of the run (2 is clean),
 // refusals outside the overload, client timeouts. Repeated --runs N times (default 3), medians.
 // Writes bench/results/live-tenants.json (bench/results/live-tenants-0.8.json for --total 0.8,
-// and so on; -tb20 for --turn-budget-ms 20), prints markdown tables.
+// and so on; -tb20 for --turn-budget-ms 20, -40s for --overload-sec 40), prints markdown tables.
 // Flags: --runs N, --overload-sec S (default 15), --modes a,b,..., --total X (default 2.25; 0.8
 // checks that nothing is refused below capacity), --capacity N (req/s: skip the measurement),
 // --shedder, --turn-budget-ms N (the Spillway modes' loop-turn budget, default 25). Needs dist/ and simulations/dist/ (npm run build).
@@ -273,7 +273,7 @@ console.log(
     .join('; ')}`,
 );
 
-const name = `live-tenants${total === 2.25 ? '' : `-${total}`}${turnBudgetMs === 25 ? '' : `-tb${turnBudgetMs}`}`;
+const name = `live-tenants${total === 2.25 ? '' : `-${total}`}${turnBudgetMs === 25 ? '' : `-tb${turnBudgetMs}`}${overloadSec === 15 ? '' : `-${overloadSec}s`}`;
 await writeResults(here, `${name}.json`, commit, {
   cpuMs: CPU_MS,
   overloadSec,
