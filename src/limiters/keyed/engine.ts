@@ -555,7 +555,7 @@ export class KeyedEngine {
  * number whenever the burst is (at factor 1), a full bucket is set to it, and from there `takeOne`'s
  * arithmetic on the tokens (`x - 1`, `x > 0`, `limit - x`) would learn small-integer types, which V8
  * compiles into float-to-integer and overflow checks on every call (kept even where the result is
- * unused), and deoptimises at the first fractional balance: 1–3 ns a call on a hot key whose bucket
+ * unused), and deoptimises at the first fractional balance: 1–2 ns a call on a hot key whose bucket
  * stays full (docs/benchmarks.md). Started as NaN, the fields hold doubles, like the slot table's
  * Float64Array, and the arithmetic stays float (test/limiters/keyed/hot-path-types.test.ts).
  */

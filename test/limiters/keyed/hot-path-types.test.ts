@@ -3,7 +3,7 @@
  * the token arithmetic must stay in floats when the burst is a whole number. A full bucket is set
  * to its capacity; when that capacity reaches `takeOne` as a small integer, every admission on a
  * full bucket teaches V8 small-integer arithmetic, and the optimised code checks each operation for
- * a whole number (1–3 ns a call on a hot key; docs/benchmarks.md) and deoptimises at the first
+ * a whole number (1–2 ns a call on a hot key; docs/benchmarks.md) and deoptimises at the first
  * fractional balance. This test sees that deoptimisation through V8's natives syntax.
  */
 import { setFlagsFromString } from 'node:v8';
