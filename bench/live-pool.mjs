@@ -349,7 +349,7 @@ console.log(tables.join('\n'));
 const SIM_MODES = {
   'spillway-known': { scenario: 'pool-bound.json', concurrency: { limit: 8 } },
   'spillway-adaptive': { scenario: 'pool-bound.json', concurrency: {} },
-  'spillway-governed': { scenario: 'pool-bound-governed.json', concurrency: { limit: 8 } },
+  'spillway-governed': { scenario: 'pool-bound-governed.json', concurrency: { limit: 8, scaled: true } },
 };
 const simComparison = {};
 if (backend === 'fifo' && phaseNames.length === 3) {

@@ -25,10 +25,10 @@
 // request refused" in 100 ms slices from the overload's start to the end of the run (2 is clean),
 // refusals outside the overload, client timeouts. Repeated --runs N times (default 3), medians.
 // Writes bench/results/live-tenants.json (bench/results/live-tenants-0.8.json for --total 0.8,
-// and so on), prints markdown tables.
+// and so on; -tb20 for --turn-budget-ms 20, -40s for --overload-sec 40), prints markdown tables.
 // Flags: --runs N, --overload-sec S (default 15), --modes a,b,..., --total X (default 2.25; 0.8
 // checks that nothing is refused below capacity), --capacity N (req/s: skip the measurement),
-// --shedder. Needs dist/ and simulations/dist/ (npm run build).
+// --shedder, --turn-budget-ms N (the Spillway modes' loop-turn budget, default 25). Needs dist/ and simulations/dist/ (npm run build).
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,6 +58,7 @@ const { values } = parseArgs({
     capacity: { type: 'string' },
     shedder: { type: 'boolean' },
     total: { type: 'string' },
+    'turn-budget-ms': { type: 'string' },
   },
   strict: true,
 });
@@ -76,6 +77,9 @@ const modes = (values.modes ?? MODES.join(',')).split(',');
 for (const m of modes)
   if (!MODES.includes(m)) throw new Error(`--modes: expected some of ${MODES.join(', ')}, got ${m}`);
 const withShedder = values.shedder === true;
+const turnBudgetMs = Number(values['turn-budget-ms'] ?? 25);
+if (!(turnBudgetMs > 0))
+  throw new Error(`--turn-budget-ms: expected a number > 0, got ${values['turn-budget-ms']}`);
 const scale = total / 2.25;
 
 // The schedule in units of a nominal capacity of 1,000/s (runLive scales it to the measured one).
@@ -187,7 +191,7 @@ for (let run = 0; run < runsWanted; run++) {
             server: {
               guard: {
                 keyLimit: { ratePerSec: 2 * cap, burst: cap / 5 },
-                turnBudgetMs: 25,
+                turnBudgetMs,
                 ...(withShedder ? {} : { noShedder: true }),
                 feedGovernor: mode === 'feed',
               },
@@ -269,12 +273,13 @@ console.log(
     .join('; ')}`,
 );
 
-const name = total === 2.25 ? 'live-tenants' : `live-tenants-${total}`;
+const name = `live-tenants${total === 2.25 ? '' : `-${total}`}${turnBudgetMs === 25 ? '' : `-tb${turnBudgetMs}`}${overloadSec === 15 ? '' : `-${overloadSec}s`}`;
 await writeResults(here, `${name}.json`, commit, {
   cpuMs: CPU_MS,
   overloadSec,
   total,
   shedder: withShedder,
+  turnBudgetMs,
   scenario: scenario.description,
   modes,
   runs,

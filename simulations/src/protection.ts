@@ -146,7 +146,7 @@ export function createProtection(
  * options: `perTenant` is the guard's `limiter` (following the governor when `scaled`), `shedder`
  * its `shedder` (`false`: none), `turnBudgetMs` its `turnBudgetMs` (the same default: on at 25 ms
  * when there is a shedder), `feedGovernor` its `feedGovernor`, `concurrency` its
- * concurrency limiter.
+ * concurrency limiter (following the governor when `scaled`).
  */
 export function spillwayParts(
   scenario: Scenario,
@@ -175,10 +175,11 @@ export function spillwayParts(
     clock,
     defer: env.defer,
   });
-  const concurrency =
-    sp.concurrency === undefined
-      ? undefined
-      : new ConcurrencyLimiter({ ...sp.concurrency, factor: governor, clock });
+  let concurrency: ConcurrencyLimiter | undefined;
+  if (sp.concurrency !== undefined) {
+    const { scaled, ...options } = sp.concurrency;
+    concurrency = new ConcurrencyLimiter({ ...options, ...(scaled ? { factor: governor } : {}), clock });
+  }
   return {
     parts: { limiter, turn, shedder, concurrency },
     close() {

@@ -298,8 +298,12 @@ export interface SpillwaySpec {
   readonly feedGovernor: boolean;
   /** The guard's `turnBudgetMs`: a budget in ms, `false` for none; undefined for the guard's default (25 ms with a shedder). */
   readonly turnBudgetMs: number | false | undefined;
-  /** Options of a `ConcurrencyLimiter` stage (besides factor and clock); undefined for none. */
-  readonly concurrency: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * Options of a `ConcurrencyLimiter` stage (besides factor and clock); undefined for none.
+   * `scaled`: its limit follows the governor's factor, as a guard's limiter given `factor: governor`
+   * does (default false: as the guard's `concurrency: { ... }` options create it, a fixed limit).
+   */
+  readonly concurrency: (Readonly<Record<string, unknown>> & { readonly scaled: boolean }) | undefined;
 }
 
 export interface ReportSpec {
@@ -537,10 +541,12 @@ export function parseScenario(input: unknown, source = '(scenario)'): Scenario {
   const turnBudgetMs = tb === undefined || tb === false ? tb : r.num('spillway.turnBudgetMs', tb, { gt: 0 });
   let concurrency: SpillwaySpec['concurrency'];
   if (sp['concurrency'] !== undefined) {
-    concurrency = r.object('spillway.concurrency', sp['concurrency']);
+    const c = r.object('spillway.concurrency', sp['concurrency']);
     for (const k of ['factor', 'clock'])
-      if (k in concurrency)
-        r.fail(`spillway.concurrency.${k}`, concurrency[k], 'absent (the simulator sets it)');
+      if (k in c) r.fail(`spillway.concurrency.${k}`, c[k], 'absent (the simulator sets it; `scaled: true` follows the governor)');
+    const scaled: unknown = c['scaled'] ?? false;
+    if (typeof scaled !== 'boolean') return r.fail('spillway.concurrency.scaled', scaled, 'true or false');
+    concurrency = { ...c, scaled };
   }
 
   let modes: readonly Mode[] = MODES;

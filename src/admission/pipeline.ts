@@ -27,7 +27,13 @@ import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
 import type { Decision } from '../limiters/types.js';
 import { ConcurrencyStage } from './concurrency-stage.js';
 import type { AdmissionRequest, Stage } from './stage.js';
-import { type KeyAdmission, keyStage, type ProcessAdmission, shedderStage, turnBudgetStage } from './stages.js';
+import {
+  type KeyAdmission,
+  keyStage,
+  type ProcessAdmission,
+  shedderStage,
+  turnBudgetStage,
+} from './stages.js';
 import type { TurnBudget } from './turn-budget.js';
 
 export interface Admitted {
@@ -57,12 +63,15 @@ export class Pipeline<R extends AdmissionRequest = AdmissionRequest> {
   readonly waits: boolean;
   /** True when some stage must hear about completed work (`release`). */
   readonly releases: boolean;
+  /** The stages with a `release`, in order: the only ones `release` calls. */
+  readonly #releasing: readonly Stage<R>[];
 
   constructor(stages: readonly Stage<R>[]) {
     if (stages.length > 30) throw new RangeError('a pipeline holds at most 30 stages');
     this.stages = Object.freeze([...stages]);
     this.waits = stages.some((s) => s.waits);
-    this.releases = stages.some((s) => s.release !== undefined);
+    this.#releasing = this.stages.filter((s) => s.release !== undefined);
+    this.releases = this.#releasing.length > 0;
   }
 
   /**
@@ -102,8 +111,8 @@ export class Pipeline<R extends AdmissionRequest = AdmissionRequest> {
    * it was cut short (see Stage.release).
    */
   release(req: R, completed = true): void {
-    if (!this.releases) return;
-    for (const s of this.stages) s.release?.(req, completed);
+    const releasing = this.#releasing;
+    for (let i = 0; i < releasing.length; i++) releasing[i]!.release!(req, completed);
   }
 
   /**

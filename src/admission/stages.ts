@@ -4,6 +4,7 @@
  * the pool. Each adapts one part to the `Stage` contract and adds nothing on the hot path.
  */
 import { KeyedLimiter } from '../limiters/keyed-limiter.js';
+import { Shedder } from '../limiters/shedder.js';
 import type { Decision, Priority } from '../limiters/types.js';
 import type { AdmissionRequest, Stage } from './stage.js';
 import type { TurnBudget } from './turn-budget.js';
@@ -70,7 +71,13 @@ export function shedderStage(shedder: ProcessAdmission): Stage {
     name: 'shedder',
     waits: false,
     quota: false,
-    admit: (req) => shedder.admit({ priority: req.priority, cost: req.cost }),
+    // A Shedder reads only `cost` and `priority` of its options: it is handed the request itself,
+    // which has both, rather than a copy of them made for every request. Any other shedder gets
+    // exactly the two fields, as before.
+    admit:
+      shedder instanceof Shedder
+        ? (req) => shedder.admit(req)
+        : (req) => shedder.admit({ priority: req.priority, cost: req.cost }),
   };
   if (typeof shedder.complete === 'function') stage.release = (req) => shedder.complete!(req.cost);
   return stage;
@@ -122,7 +129,13 @@ export function keyStage(limiter: KeyAdmission, maxWaitMs = 0): Stage {
       : (req) => limiter.take(req.key, { cost: req.cost, priority: req.priority }),
   };
   if (refund !== undefined) stage.refund = refund;
-  else if (limiter.peek !== undefined) {
+  else if (plain) {
+    // The same short path for the peek (`peek(key)`, the KeyedLimiter's `peekOne`).
+    stage.peek = (req) =>
+      req.cost === 1 && req.priority === 'normal'
+        ? limiter.peek(req.key)
+        : limiter.peek(req.key, { cost: req.cost, priority: req.priority });
+  } else if (limiter.peek !== undefined) {
     stage.peek = (req) => limiter.peek!(req.key, { cost: req.cost, priority: req.priority }) as Decision;
   }
   return stage;

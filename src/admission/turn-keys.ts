@@ -105,8 +105,10 @@ export class TurnKeys {
 
   /** Forgets everything (the overload is over). */
   reset(): void {
-    this.#arrivals.clear();
-    this.#smoothed.clear();
+    // Called at the end of every turn outside an overload, when both are empty: V8's `clear`
+    // allocates a new table even then, so it is skipped.
+    if (this.#arrivals.size > 0) this.#arrivals.clear();
+    if (this.#smoothed.size > 0) this.#smoothed.clear();
     this.#untracked = 0;
     this.#total = 0;
     this.#weight = 0;

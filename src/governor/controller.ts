@@ -45,9 +45,11 @@
  *   clear for clearMs at f ≥ ceiling·(1 − m)   probe: lowBound ← ceiling·(1 − m), f rises by
  *                                             recoverPerSec
  *   clear for 2·clearMs at f ≥ ceiling         the ceiling is forgotten: fast recovery to 1
- * A cut from f that would go below `lowBound` lands on it (used once: if the pressure stays, the
- * next cut waits twice the dead time and is a full one, as the load has grown), and additive
- * recovery after a step back stops at ceiling·(1 − m). So a cut that overshot is given back half
+ * A cut from f that would go below `lowBound` lands on it (used once). If the pressure stays, the
+ * level seen clear was over the edge after all (the reading lags; the edge may have moved): after
+ * twice the dead time the next cut is 2·m, then 4·m, 8·m… each after twice the dead time
+ * (galloping down from it), until a full cut would be smaller. Additive recovery after a step back
+ * stops at ceiling·(1 − m). So a cut that overshot is given back half
  * at a time, each half kept only if the pressure stays clear, and the factor settles a few % under
  * the level that overloads; the bracket is forgotten when the factor is back at 1.
  *
@@ -114,7 +116,7 @@ export const WARMUP_EVIDENCE_LEVEL = 2;
  * ceiling re-creates the overload (a cycle of cut, clear, jump). Above it, only a probe at
  * `recoverPerSec` (see "Step back").
  */
-export const CEILING_MARGIN = 0.05;
+export const CEILING_MARGIN = 0.02;
 /** Fast recovery closes the gap to 1 once it is below this. */
 const RECOVERED_GAP = 0.01;
 
@@ -158,10 +160,17 @@ export interface ControllerState {
   /** Since when the factor has been at or above the ceiling (probing) with the pressure clear. */
   readonly aboveCeilingSinceMs: number | undefined;
   /**
-   * The last cut landed on `lowBound`, a level seen clear: the next cut waits for the dead time
-   * (a reading still rising is the signal's lag, not the cut falling short).
+   * The last cut landed on `lowBound`, a level seen clear, or galloped down from it: the next cut
+   * waits twice the dead time (a reading still rising is the signal's lag, not the cut falling
+   * short).
    */
   readonly boundedCut: boolean;
+  /**
+   * After a cut that landed on `lowBound` (or a cut that followed one): its relative size. The
+   * level seen clear was not clear after all, so the edge is just under it: the next cut, if the
+   * pressure stays, is twice this size (at most a full one) instead of a full one. 0 otherwise.
+   */
+  readonly gallop: number;
 }
 
 export interface ControllerInput {
@@ -200,6 +209,7 @@ export function initialControllerState(startedAtMs: number, deadTimeMs = 1000): 
     steppedAtMs: undefined,
     aboveCeilingSinceMs: undefined,
     boundedCut: false,
+    gallop: 0,
   };
 }
 
@@ -355,7 +365,10 @@ function engagedStep(
   const full = Math.min(c.maxCutPerTick, (c.maxCutPerTick * excess * dtMs) / c.intervalMs);
   // A level seen clear bounds the cut, once (see "Step back").
   const bounded = prev.lowBound > 0 && prev.lowBound < f && f * (1 - full) < prev.lowBound;
-  const cut = bounded ? 1 - prev.lowBound / f : full;
+  // Right after a bounded cut, the edge is just under the level it landed on: search down from it
+  // by doubling steps (galloping) rather than one full cut.
+  const galloping = !bounded && prev.boundedCut && 2 * prev.gallop < full;
+  const cut = bounded ? 1 - prev.lowBound / f : galloping ? 2 * prev.gallop : full;
   const factor = Math.max(c.floor, Math.min(1, bounded ? prev.lowBound : f * (1 - cut)));
   return {
     next: {
@@ -365,7 +378,8 @@ function engagedStep(
       lowBound: bounded ? 0 : prev.lowBound,
       steppedAtMs: undefined,
       aboveCeilingSinceMs: undefined,
-      boundedCut: bounded,
+      boundedCut: bounded || galloping,
+      gallop: bounded ? CEILING_MARGIN : galloping ? cut : 0,
       factor,
       lastCutAtMs: nowMs,
       cutLevel: level,

@@ -121,7 +121,11 @@ export class KeyedLimiter {
 
   /** What `take` would answer now, without charging, counting a refusal or creating the key. */
   peek(key: string, options?: TakeOptions): KeyedDecision {
-    if (options === undefined) return this.#engine.decide(key, 1, undefined, 'peek', 0, undefined);
+    if (options === undefined) {
+      return this.#plain
+        ? this.#engine.peekOne(key)
+        : this.#engine.decide(key, 1, undefined, 'peek', 0, undefined);
+    }
     if (typeof options !== 'object' || options === null) throw badOptions(options);
     return this.#engine.decide(key, costOf(options), options.priority, 'peek', 0, undefined);
   }

@@ -1,8 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Pipeline } from '../../src/admission/pipeline.js';
+import { Pipeline, type Verdict } from '../../src/admission/pipeline.js';
 import type { AdmissionRequest, Stage } from '../../src/admission/stage.js';
-import { keyStage, shedderStage, turnBudgetStage } from '../../src/admission/stages.js';
+import {
+  type KeyAdmission,
+  keyStage,
+  type ProcessAdmission,
+  shedderStage,
+  turnBudgetStage,
+} from '../../src/admission/stages.js';
 import { TurnBudget } from '../../src/admission/turn-budget.js';
 import { ManualClock } from '../../src/clock.js';
 import { isAbortError } from '../../src/errors.js';
@@ -10,7 +16,7 @@ import { ADMITTED_UNLIMITED } from '../../src/limiters/decisions.js';
 import { ManualFactor } from '../../src/limiters/factor.js';
 import { createLimiter } from '../../src/limiters/keyed-limiter.js';
 import { Shedder } from '../../src/limiters/shedder.js';
-import type { Decision } from '../../src/limiters/types.js';
+import type { Decision, Priority } from '../../src/limiters/types.js';
 
 const REFUSED: Decision = Object.freeze({
   allowed: false,
@@ -251,11 +257,119 @@ describe('stages over the real parts', () => {
           expect(v.quota).toEqual(d);
         }
         for (const k of ['a', 'b', 'c']) {
-          expect(staged.peek(k, { cost: 1, priority: 'normal' })).toEqual(direct.peek(k, { cost: 1, priority: 'normal' }));
+          expect(staged.peek(k, { cost: 1, priority: 'normal' })).toEqual(
+            direct.peek(k, { cost: 1, priority: 'normal' }),
+          );
         }
         staged.close();
         direct.close();
       }),
+    );
+  });
+
+  it('property: over a KeyedLimiter and a Shedder, the stages decide, charge and release as they do over the general calls (their short paths: peek(key), the request as the Shedder options)', () => {
+    const step = fc.oneof(
+      {
+        weight: 8,
+        arbitrary: fc.record({
+          kind: fc.constant('run' as const),
+          key: fc.constantFrom('a', 'b', 'c'),
+          cost: fc.constantFrom(1, 1, 1, 2, 0.5),
+          priority: fc.constantFrom<Priority>('normal', 'normal', 'critical', 'sheddable', 0.8),
+          advanceMs: fc.oneof(
+            fc.constant(0),
+            fc.integer({ min: 0, max: 30 }),
+            fc.double({ min: 0, max: 400, noNaN: true }),
+          ),
+        }),
+      },
+      {
+        weight: 2,
+        arbitrary: fc.record({
+          kind: fc.constant('factor' as const),
+          factor: fc.constantFrom(1, 0.7, 0.3, 0.05, 0),
+        }),
+      },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('turn' as const) }) },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('release' as const), completed: fc.boolean() }) },
+    );
+    const config = fc.record({
+      ratePerSec: fc.constantFrom(2, 5, 50),
+      burst: fc.constantFrom(1, 3, 10),
+      shedRate: fc.option(fc.constantFrom(3, 20), { nil: undefined }),
+      refuseEarly: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(config, fc.array(step, { minLength: 1, maxLength: 120 }), (cfg, steps) => {
+        const clock = new ManualClock();
+        const factor = new ManualFactor(1);
+        const build = (general: boolean) => {
+          const limiter = createLimiter({ ratePerSec: cfg.ratePerSec, burst: cfg.burst, clock, factor });
+          const shedder = new Shedder({
+            factor,
+            clock,
+            ...(cfg.shedRate === undefined ? {} : { ratePerSec: cfg.shedRate }),
+          });
+          const ends: (() => void)[] = [];
+          const turn = new TurnBudget({
+            budgetMs: 10,
+            clock,
+            refuseEarly: cfg.refuseEarly,
+            defer: (f) => ends.push(f),
+          });
+          // Plain objects, not instances: the stages then make the general calls with explicit options.
+          const key: KeyAdmission = general
+            ? { take: (k, o) => limiter.take(k, o), peek: (k, o) => limiter.peek(k, o) }
+            : limiter;
+          const process: ProcessAdmission = general
+            ? {
+                admit: (o) => shedder.admit({ cost: o.cost, priority: o.priority }),
+                complete: (c) => shedder.complete(c),
+              }
+            : shedder;
+          const pipeline = new Pipeline([keyStage(key), turnBudgetStage(turn), shedderStage(process)]);
+          return { limiter, shedder, ends, pipeline };
+        };
+        const fast = build(false);
+        const general = build(true);
+        const admitted: AdmissionRequest[] = [];
+        const seen = (v: Verdict) =>
+          v.allowed ? v : { allowed: false, stage: v.stage.name, decision: v.decision, quota: v.quota };
+        for (const s of steps) {
+          if (s.kind === 'factor') factor.set(s.factor);
+          else if (s.kind === 'turn') {
+            for (const side of [fast, general]) for (const end of side.ends.splice(0)) end();
+          } else if (s.kind === 'release') {
+            const r = admitted.shift();
+            if (r === undefined) continue;
+            fast.pipeline.release(r, s.completed);
+            general.pipeline.release(r, s.completed);
+          } else {
+            clock.advance(s.advanceMs);
+            const r: AdmissionRequest = { key: s.key, cost: s.cost, priority: s.priority };
+            // A cost over the burst throws (a ConfigError) on both sides alike.
+            const run = (p: Pipeline) => {
+              try {
+                return p.runSync(r);
+              } catch (e) {
+                return String(e);
+              }
+            };
+            const a = run(fast.pipeline);
+            const b = run(general.pipeline);
+            expect(typeof a === 'string' ? a : seen(a)).toEqual(typeof b === 'string' ? b : seen(b));
+            if (typeof a !== 'string' && a.allowed) admitted.push(r);
+          }
+          expect(fast.shedder.state).toEqual(general.shedder.state);
+        }
+        for (const k of ['a', 'b', 'c'])
+          expect(fast.limiter.peek(k, { cost: 1 })).toEqual(general.limiter.peek(k, { cost: 1 }));
+        for (const side of [fast, general]) {
+          side.shedder.close();
+          side.limiter.close();
+        }
+      }),
+      { numRuns: 300 },
     );
   });
 

@@ -232,12 +232,31 @@ describe('KeyedLimiter properties', () => {
     );
   });
 
-  it('decides take(key) exactly as take(key, { cost: 1 }) (the hot path and the general one)', async () => {
+  it("peek(key) refuses as peek(key, { cost: 1 }) does under a cut: 'shed' while the fill level scaled up to factor 1 could pay, else 'limited'", () => {
+    const clock = new ManualClock(0);
+    const factor = new ManualFactor(0.5);
+    const limiter = createLimiter({ ratePerSec: 1, burst: 4, clock, factor });
+    // Capacity 2 at factor 0.5, refilled at 0.5 a second: two takes leave the key at 0.
+    expect(limiter.take('k').allowed).toBe(true);
+    expect(limiter.take('k').allowed).toBe(true);
+    for (const [advanceMs, reason] of [
+      [800, 'limited'],
+      [400, 'shed'],
+    ] as const) {
+      clock.advance(advanceMs);
+      const hot = limiter.peek('k');
+      expect(hot).toMatchObject({ allowed: false, reason });
+      expect(hot).toEqual(limiter.peek('k', { cost: 1 }));
+    }
+    limiter.close();
+  });
+
+  it('decides take(key) and peek(key) exactly as take(key, { cost: 1 }) and peek(key, { cost: 1 }) (the hot paths and the general one)', async () => {
     const long = 'k'.repeat(300); // held under its digest
     const keyArb = fc.constantFrom('0', '1', '2', '3', 'x'.repeat(100), long);
     const opArb = fc.oneof(
       { weight: 8, arbitrary: fc.record({ kind: fc.constant('take' as const), key: keyArb, dtMs: dtArb }) },
-      { weight: 1, arbitrary: fc.record({ kind: fc.constant('peek' as const), key: keyArb, dtMs: dtArb }) },
+      { weight: 4, arbitrary: fc.record({ kind: fc.constant('peek' as const), key: keyArb, dtMs: dtArb }) },
       {
         weight: 1,
         arbitrary: fc.record({ kind: fc.constant('acquire' as const), key: keyArb, dtMs: dtArb }),
@@ -271,7 +290,7 @@ describe('KeyedLimiter properties', () => {
             hot.delete(op.key);
             general.delete(op.key);
           } else if (op.kind === 'peek') {
-            expect(outcome(() => hot.peek(op.key))).toEqual(outcome(() => general.peek(op.key)));
+            expect(outcome(() => hot.peek(op.key))).toEqual(outcome(() => general.peek(op.key, { cost: 1 })));
           } else if (op.kind === 'acquire') {
             // Reservations leave negative balances behind for the hot path to refill.
             for (const l of [hot, general]) {

@@ -110,6 +110,14 @@ describe('the simulator and the HTTP guard build the same pipeline for the same 
     expect(sim.pipeline.waits).toBe(true);
     expect(sim.pipeline.releases).toBe(true);
     expect(sim.concurrency?.limit).toBe(guard.concurrency?.limit);
+    // The limit is fixed, as the guard's options make it; `scaled: true` makes it follow the
+    // governor, as `factor: governor` does in the guard.
+    expect(sim.concurrency?.options.factor).toBe(1);
+    expect(guard.concurrency?.options.factor).toBe(1);
+    const scaled = simProtection({ perTenant: quota, concurrency: { limit: 8, scaled: true } });
+    expect(scaled.concurrency?.options.factor).toBe(scaled.governor);
+    scaled.stop();
+    expect(() => simProtection({ concurrency: { limit: 8, scaled: 'yes' } })).toThrow(/spillway\.concurrency\.scaled/);
     // And what admissionPipeline builds from the same parts is the same again.
     const clock = new ManualClock(0);
     const same = admissionPipeline({

@@ -226,9 +226,16 @@ export function phaseLine(phase: DemoPhase, report: LiveReport, mechanisms: read
     .map((t) => `${t.tenant} ${t.demand > 0 ? pct(t.goodput / t.demand) : '-'}`)
     .join(', ');
   const p99 = s.latencyMs.p99 === null ? '-' : `${Math.round(s.latencyMs.p99)} ms`;
+  // During the step the most a server can serve is its capacity; over the whole run (half of it at
+  // 0.5x) it is well under: quote the step's, and the whole run's beside it.
+  const step = s.episodes?.[0];
+  const goodput =
+    step === undefined
+      ? `goodput ${pct(s.goodputShareOfCapacity)} of capacity`
+      : `goodput ${pct(step.goodputShare)} of capacity during the step (${pct(s.goodputShareOfCapacity)} over the whole run)`;
   return (
-    `**${phase.title}**: ${acted}. Served of what each sent: ${tenants}; goodput ${pct(s.goodputShareOfCapacity)} ` +
-    `of capacity, 2xx p99 ${p99}, ${count(report.live.timeouts)} client timeouts.`
+    `**${phase.title}**: ${acted}. Served of what each sent: ${tenants}; ${goodput}, ` +
+    `2xx p99 ${p99}, ${count(report.live.timeouts)} client timeouts.`
   );
 }
 

@@ -172,6 +172,53 @@ export class KeyedEngine {
     return { allowed, reason, remaining, limit, retryAfterMs, resetMs, factor, scope };
   }
 
+  /**
+   * `decide(key, 1, undefined, 'peek', 0, undefined)`, the same answer, on `takeOne`'s conditions
+   * (else it hands over to `decide`): what `takeOne` would answer now, computed as it does, with
+   * nothing written (no settle, no use mark). The HTTP guard peeks the key before the later stages
+   * and charges it after them (all-or-nothing), so a request of cost 1 comes here first.
+   */
+  peekOne(key: string): KeyedDecision {
+    const d = this.#fast;
+    const slots = this.#slots;
+    const s = slots.map.get(key);
+    const state = slots.state;
+    if (s === undefined || state[2 * s + 1]! < d.since)
+      return this.decide(key, 1, undefined, 'peek', 0, undefined);
+    const now = this.#clock.now();
+    const last = state[2 * s + 1]!;
+    let x = state[2 * s]!;
+    if (now > last) {
+      // #peekTokens with no factor change to replay: refill's arithmetic, as in takeOne
+      x += d.rate * (now - last);
+      if (x > d.cap) x = d.cap;
+    }
+    if (x + d.eps >= 1) {
+      const remaining = x > 1 ? x - 1 : 0;
+      return {
+        allowed: true,
+        reason: 'ok',
+        remaining,
+        limit: d.cap,
+        retryAfterMs: 0,
+        resetMs: (d.cap - remaining) * d.inv,
+        factor: d.f,
+        scope: 'key',
+      };
+    }
+    // keyRefusal for a cost of 1 that fits the capacity (see takeOne).
+    return {
+      allowed: false,
+      reason: x + d.eps < d.f ? 'limited' : 'shed',
+      remaining: x > 0 ? x : 0,
+      limit: d.cap,
+      retryAfterMs: (1 - x) * d.inv,
+      resetMs: (d.cap - x) * d.inv,
+      factor: d.f,
+      scope: 'key',
+    };
+  }
+
   /** What `takeOne` does not decide itself: `decide` for a take of cost 1. Kept out of it (size). */
   takeSlow(key: string): KeyedDecision {
     return this.decide(key, 1, undefined, 'take', 0, undefined);
@@ -426,7 +473,7 @@ export class KeyedEngine {
   }
 
   #setScaled(f: number): void {
-    const scaled = scaleDefaults(this.#rate, this.#burst, this.#eps, f, this.#timeline.lastChange);
+    const scaled = new Scaled(this.#rate, this.#burst, this.#eps, f, this.#timeline.lastChange);
     this.#scaled = scaled;
     this.#fast = this.plain && scaled.oneFits ? scaled : SLOW_ONLY;
   }
@@ -547,40 +594,50 @@ export class KeyedEngine {
   }
 }
 
-/** The default limits (tier 0) scaled by a factor `f`: what `takeOne` needs, computed once per change. */
-interface Scaled {
+/**
+ * The default limits (tier 0) scaled by a factor `f`: what `takeOne` needs, computed once per change.
+ *
+ * A class whose numbers start as NaN, not an object literal: the first value a field holds fixes how
+ * V8 stores it, and a field that starts as a small integer is read back as one. `cap` is a whole
+ * number whenever the burst is (at factor 1), a full bucket is set to it, and from there `takeOne`'s
+ * arithmetic on the tokens (`x - 1`, `x > 0`, `limit - x`) would learn small-integer types, which V8
+ * compiles into float-to-integer and overflow checks on every call (kept even where the result is
+ * unused), and deoptimises at the first fractional balance: 1–2 ns a call on a hot key whose bucket
+ * stays full (docs/benchmarks.md). Started as NaN, the fields hold doubles, like the slot table's
+ * Float64Array, and the arithmetic stays float (test/limiters/keyed/hot-path-types.test.ts).
+ */
+class Scaled {
   /** The factor, from 0 to 1. */
-  readonly f: number;
+  readonly f: number = Number.NaN;
   /** Tokens per ms. */
-  readonly rate: number;
+  readonly rate: number = Number.NaN;
   /** Capacity. */
-  readonly cap: number;
+  readonly cap: number = Number.NaN;
   /** The tolerance (TOKEN_EPSILON of the unscaled burst). */
-  readonly eps: number;
+  readonly eps: number = Number.NaN;
   /** 1 / rate (waits and reset times become products); 0 at factor 0. */
-  readonly inv: number;
+  readonly inv: number = Number.NaN;
   /** Whether a cost of 1 can be admitted at all: f > 0 and 1 within the capacity (and tolerance). */
-  readonly oneFits: boolean;
+  readonly oneFits: boolean = false;
   /** The timeline's latest change when this was computed: a bucket settled before it needs a replay. */
-  readonly since: number;
+  readonly since: number = Number.NaN;
+
+  constructor(ratePerMs: number, burst: number, eps: number, f: number, since: number) {
+    this.f = f;
+    this.rate = ratePerMs * f;
+    this.cap = burst * f;
+    this.eps = eps;
+    this.inv = f > 0 ? 1 / this.rate : 0;
+    this.oneFits = f > 0 && 1 <= this.cap + eps;
+    this.since = since;
+  }
 }
 
-/** For `takeOne`: every bucket was settled before `since`, so everything goes to `decide`. */
-const SLOW_ONLY: Scaled = { f: 1, rate: 0, cap: 0, eps: 0, inv: 0, oneFits: false, since: Infinity };
-
-function scaleDefaults(ratePerMs: number, burst: number, eps: number, f: number, since: number): Scaled {
-  const rate = ratePerMs * f;
-  const cap = burst * f;
-  return {
-    f,
-    rate,
-    cap,
-    eps,
-    inv: f > 0 ? 1 / rate : 0,
-    oneFits: f > 0 && 1 <= cap + eps,
-    since,
-  };
-}
+/**
+ * For `takeOne`: every bucket was settled before `since`, so everything goes to `decide` (and
+ * nothing here is read; factor 0: no rate, no capacity).
+ */
+const SLOW_ONLY = new Scaled(0, 0, 0, 0, Infinity);
 
 /**
  * What a request pays in the bucket that runs at the base factor f: a priority that sees factor
