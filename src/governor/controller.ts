@@ -160,15 +160,11 @@ export interface ControllerState {
   /** Since when the factor has been at or above the ceiling (probing) with the pressure clear. */
   readonly aboveCeilingSinceMs: number | undefined;
   /**
-   * The last cut landed on `lowBound`, a level seen clear, or galloped down from it: the next cut
+   * After a cut that landed on `lowBound` (a level seen clear): CEILING_MARGIN; after a cut that
+   * galloped down from it: that cut's relative size; 0 otherwise. While it is not 0 the next cut
    * waits twice the dead time (a reading still rising is the signal's lag, not the cut falling
-   * short).
-   */
-  readonly boundedCut: boolean;
-  /**
-   * After a cut that landed on `lowBound` (or a cut that followed one): its relative size. The
-   * level seen clear was not clear after all, so the edge is just under it: the next cut, if the
-   * pressure stays, is twice this size (at most a full one) instead of a full one. 0 otherwise.
+   * short), and if the pressure stays, the level seen clear was not: the edge is just under it, and
+   * the next cut is twice this size (at most a full one) instead of a full one.
    */
   readonly gallop: number;
 }
@@ -208,7 +204,6 @@ export function initialControllerState(startedAtMs: number, deadTimeMs = 1000): 
     lowBound: 0,
     steppedAtMs: undefined,
     aboveCeilingSinceMs: undefined,
-    boundedCut: false,
     gallop: 0,
   };
 }
@@ -367,7 +362,7 @@ function engagedStep(
   const bounded = prev.lowBound > 0 && prev.lowBound < f && f * (1 - full) < prev.lowBound;
   // Right after a bounded cut, the edge is just under the level it landed on: search down from it
   // by doubling steps (galloping) rather than one full cut.
-  const galloping = !bounded && prev.boundedCut && 2 * prev.gallop < full;
+  const galloping = !bounded && prev.gallop > 0 && 2 * prev.gallop < full;
   const cut = bounded ? 1 - prev.lowBound / f : galloping ? 2 * prev.gallop : full;
   const factor = Math.max(c.floor, Math.min(1, bounded ? prev.lowBound : f * (1 - cut)));
   return {
@@ -378,7 +373,6 @@ function engagedStep(
       lowBound: bounded ? 0 : prev.lowBound,
       steppedAtMs: undefined,
       aboveCeilingSinceMs: undefined,
-      boundedCut: bounded || galloping,
       gallop: bounded ? CEILING_MARGIN : galloping ? cut : 0,
       factor,
       lastCutAtMs: nowMs,
@@ -496,7 +490,7 @@ function cutReason(
   if (sinceCut < c.cutIntervalMs) return undefined;
   // A new episode: the controller had left the engaged state since its last cut.
   if (st.state !== 'engaged') return 'first';
-  if (st.boundedCut) {
+  if (st.gallop > 0) {
     // Landed on a level seen clear: give it twice the dead time (the reading lags the factor).
     return nowMs - st.progressAtMs >= Math.min(c.maxDeadTimeMs, 2 * st.deadTimeMs) ? 'stalled' : undefined;
   }

@@ -193,26 +193,15 @@ export class KeyedEngine {
       x += d.rate * (now - last);
       if (x > d.cap) x = d.cap;
     }
-    if (x + d.eps >= 1) {
-      const remaining = x > 1 ? x - 1 : 0;
-      return {
-        allowed: true,
-        reason: 'ok',
-        remaining,
-        limit: d.cap,
-        retryAfterMs: 0,
-        resetMs: (d.cap - remaining) * d.inv,
-        factor: d.f,
-        scope: 'key',
-      };
-    }
-    // keyRefusal for a cost of 1 that fits the capacity (see takeOne).
+    // takeOne's decision from here on, with nothing written.
+    const allowed = x + d.eps >= 1;
+    if (allowed) x = x > 1 ? x - 1 : 0;
     return {
-      allowed: false,
-      reason: x + d.eps < d.f ? 'limited' : 'shed',
+      allowed,
+      reason: allowed ? 'ok' : x + d.eps < d.f ? 'limited' : 'shed',
       remaining: x > 0 ? x : 0,
       limit: d.cap,
-      retryAfterMs: (1 - x) * d.inv,
+      retryAfterMs: allowed ? 0 : (1 - x) * d.inv,
       resetMs: (d.cap - x) * d.inv,
       factor: d.f,
       scope: 'key',
