@@ -283,22 +283,27 @@ export class Shedder {
    * loop (a pool, a downstream service): there every request is admitted at once and waits later,
    * so the admitted rate is the offered rate, and a base learned from it sits far above what the
    * process can do (a cut then has no effect until the factor falls below capacity/offered).
+   *
+   * Reads no clock (after the first report): the completion counts in the slot open now, and slots
+   * close where the Shedder reads its clock anyway (each admission, a factor change, `state`). A
+   * slot is the span between two such readings, so its rate is what completed in it over its
+   * length, wherever in it each completion fell; where nothing is admitted for a while (a pool
+   * draining), the completions of that stretch are one longer slot, at their mean rate over it.
+   * This saves a clock reading per response (~45 ns, a third of what reporting cost).
    */
   complete(cost = 1): void {
     if (typeof cost !== 'number' || !(cost > 0) || !Number.isFinite(cost)) {
       throw new ConfigError('cost', cost, 'a finite number > 0');
     }
-    const now = this.#clock.now();
     if (!this.#usesCompletions) {
       this.#usesCompletions = true;
       // The open slot so far counted admissions; start a clean one so the two are not mixed.
-      this.#slotStart = now;
+      this.#slotStart = this.#clock.now();
       this.#slotCost = 0;
       this.#slotOffered = 0;
       this.#slots = [];
     }
     this.#slotDone += cost;
-    if (now - this.#slotStart >= this.#slotMs) this.#closeSlot(now);
   }
 
   /** Stops following the factor source. */

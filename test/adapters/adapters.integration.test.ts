@@ -282,6 +282,34 @@ describe.each(frameworks)('%s', (_name, start) => {
     await until(() => guard.inFlight === 0);
   });
 
+  it("reports each admitted request's completion to the Shedder exactly once: answered, thrown, or left mid-request", async () => {
+    const completed: number[] = [];
+    class CountingShedder extends Shedder {
+      override complete(cost = 1): void {
+        completed.push(cost);
+        super.complete(cost);
+      }
+    }
+    const shedder = new CountingShedder({ factor: new ManualFactor(1) });
+    const { url, guard } = await run({ shedder, cost: 2, turnBudgetMs: false });
+    const ok = await fetch(`${url}/hello`);
+    expect(ok.status).toBe(200);
+    await ok.arrayBuffer();
+    await until(() => guard.inFlight === 0);
+    const thrown = await fetch(`${url}/throw`);
+    expect(thrown.status).toBe(500);
+    await thrown.arrayBuffer();
+    await until(() => guard.inFlight === 0);
+    const ac = new AbortController();
+    const pending = fetch(`${url}/hang`, { signal: ac.signal }).catch((e: unknown) => e);
+    await until(() => guard.inFlight === 1);
+    ac.abort();
+    await pending;
+    await until(() => guard.inFlight === 0);
+    expect(completed).toEqual([2, 2, 2]);
+    shedder.close();
+  });
+
   it('bypasses /health and serves the status endpoint', async () => {
     const snapshot = {
       factor: 0.25,

@@ -335,6 +335,35 @@ describe('Shedder', () => {
     expect(base).toBeLessThanOrEqual(400 * 0.95 + 5);
   });
 
+  it('complete() reads no clock after its first report; completions while nothing is admitted are one slot at their mean rate', () => {
+    // A pool draining: 400 requests admitted at once, then none; 400/s complete over the next
+    // second. The completions fall in one slot (no admission closes it), closed at the cut.
+    const clock = new ManualClock();
+    let reads = 0;
+    const counting = Object.assign(Object.create(clock) as ManualClock, {
+      now: () => {
+        reads++;
+        return clock.now();
+      },
+    });
+    const factor = new ManualFactor(1);
+    const shedder = new Shedder({ factor, clock: counting });
+    for (let i = 0; i < 400; i++) shedder.admit();
+    clock.advance(2.5);
+    shedder.complete();
+    const before = reads;
+    for (let i = 1; i < 400; i++) {
+      clock.advance(2.5);
+      shedder.complete();
+    }
+    expect(reads).toBe(before);
+    factor.set(0.8);
+    const s = shedder.state;
+    // 400 completions over 997.5 ms, less the 5% headroom.
+    expect(s.mode === 'limiting' ? s.baseRatePerSec : Number.NaN).toBeCloseTo((400_000 / 997.5) * 0.95, 6);
+    shedder.close();
+  });
+
   it('complete() validates its cost', () => {
     const shedder = new Shedder({ factor: new ManualFactor(1), clock: new ManualClock() });
     expect(() => shedder.complete(-1)).toThrow(/`cost`/);
