@@ -1,12 +1,47 @@
+/**
+ * The token-bucket scripts: one round trip per decision, atomic on the server.
+ *
+ * `TOKEN_BUCKET_SCRIPT` decides a batch: KEYS[i] is the i-th decision's bucket key and
+ * ARGV[5(i-1)+1..5i] its op ('t' take, 'p' peek, 'r' refund), cost, ratePerSec and burst at factor
+ * 1, and the caller's factor, in order (two decisions on one key see each other). On a Cluster
+ * every call holds one key. `TOKEN_BUCKET_ONE_SCRIPT` is the same decision for a call of one, without
+ * the loop (a little cheaper inside Redis); the store sends it whenever a call carries one decision.
+ *
+ * State is one 40-byte string, five little-endian doubles (struct.pack '<ddddd'): the tokens, the
+ * server time of the last write (ms), the refill rate per ms and the capacity in force since then
+ * (the factor of the last caller applied), and the key's expiry deadline (server ms). Exact: one
+ * GET per decision, and one write per admitted take or refund. The elapsed interval refills at the
+ * rate that was in force during it; from this call on, the caller's factor applies (capacity clamps
+ * at once). A refused take whose rate and capacity are those stored writes nothing: the stored
+ * tokens and time already give the same bucket at every later time (one rounding fewer), and the
+ * time it would be full has not moved. Under a changed factor it writes, so the new rate runs from
+ * it. Time is the server's `TIME`, so app servers whose clocks drift agree, and it never moves
+ * backwards: a failover to a replica whose clock is behind refills nothing until the clock passes
+ * the stored time. State of 32 bytes (written before the deadline was stored) is read as well.
+ *
+ * Expiry (a missing key reads as a full bucket, so expiry loses nothing): with F the time the
+ * bucket would be full after a write, the key expires no earlier than F and at most
+ * EXPIRY_SLACK_MS + 2 ms after it. A write that sets it uses `SET ... PX` to F + EXPIRY_SLACK_MS
+ * and stores the deadline (rounded down by 2 ms, so Redis never expires the key before it); a write
+ * whose F lies in [deadline - EXPIRY_SLACK_MS, deadline] keeps it and overwrites the value in place
+ * (`SETRANGE` keeps the TTL, on Redis 5 too).
+ *
+ * Replies: three integers per decision, flat: 1 if allowed else 0, then the tokens left, exactly,
+ * as `math.frexp` splits them: the mantissa times 2^53 and the exponent (a Lua number in a reply is
+ * truncated to an integer, and integers cost the server less than formatting a float). The caller
+ * derives the waits (`retryAfterMs`, `resetMs`) from the tokens, the cost, the rate and the
+ * capacity with the arithmetic of `bucketDecision`: it sent those numbers, as strings that parse
+ * back to the same doubles.
+ * Needs Redis >= 5 or Valkey (scripts replicate their effects, so TIME before a write is allowed).
+ */
 import { createHash } from 'node:crypto';
 
 /**
- * How long after its bucket would be full again a key may outlive it, in ms. A key's expiry is set
- * this much past the time its bucket would be full, and later writes keep it (`KEEPTTL`-like, by
- * `SETRANGE`) while the bucket would still be full before it and no more than this before it: so
- * a key expires no earlier than its bucket is full and at most `EXPIRY_SLACK_MS` (+ 2 ms of
- * rounding) after. A missing key reads as a full bucket, so the slack changes no decision; it costs
- * the memory of keys touched in the last second.
+ * How long after its bucket would be full again a key may outlive it, in ms: a key expires no
+ * earlier than its bucket is full and at most this (+ 2 ms of rounding) after. The slack lets a key
+ * visited again within it keep its entry and its expiry (no PX rewrite, no delete and re-create of
+ * a key that refills within milliseconds); it changes no decision (a missing key reads as a full
+ * bucket) and costs the memory of keys whose bucket became full less than this ago.
  */
 export const EXPIRY_SLACK_MS = 1000;
 
