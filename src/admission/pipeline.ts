@@ -228,6 +228,11 @@ export interface PipelineParts {
   readonly shedder?: ProcessAdmission | undefined;
   /** The concurrency limiter (bounded in-flight work and queue time). @default none */
   readonly concurrency?: ConcurrencyLimiter | undefined;
+  /**
+   * The concurrency stage refuses by key fairness (the requests' `key` comes from a key function
+   * the user configured). @default false
+   */
+  readonly fairKeys?: boolean | undefined;
 }
 
 /**
@@ -245,6 +250,7 @@ export function admissionPipeline(parts: PipelineParts): Pipeline {
   if (parts.limiter !== undefined) stages.push(keyStage(parts.limiter, parts.maxWaitMs ?? 0));
   if (parts.turn !== undefined) stages.push(turnBudgetStage(parts.turn));
   if (parts.shedder !== undefined) stages.push(shedderStage(parts.shedder));
-  if (parts.concurrency !== undefined) stages.push(new ConcurrencyStage(parts.concurrency));
+  if (parts.concurrency !== undefined)
+    stages.push(new ConcurrencyStage(parts.concurrency, { keyed: parts.fairKeys === true }));
   return new Pipeline(stages);
 }
