@@ -227,8 +227,10 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     const { priority, level, cost, key } = this.#request(options);
     if (this.#closed) return this.#refuse(priority, 'closed', 0);
     if (!this.#mayEnter(level, cost)) return this.#refuse(priority, 'deadline', 0);
-    const entry = key === undefined ? undefined : this.#keys.arrive(key, this.#clock.now());
-    return this.#admit(priority, level, cost, 0, entry);
+    if (key === undefined) return this.#admit(priority, level, cost, 0, undefined);
+    // One clock reading for the arrival and the admission.
+    const now = this.#clock.now();
+    return this.#admit(priority, level, cost, 0, this.#keys.arrive(key, now), now);
   }
 
   /**
@@ -245,7 +247,8 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     const now = this.#clock.now();
     const entry = key === undefined ? undefined : this.#keys.arrive(key, now);
     this.#sweep(now);
-    if (this.#mayEnter(level, cost)) return Promise.resolve(this.#admit(priority, level, cost, 0, entry));
+    if (this.#mayEnter(level, cost))
+      return Promise.resolve(this.#admit(priority, level, cost, 0, entry, now));
     if (maxWaitMs === 0) return Promise.resolve(this.#refuse(priority, 'deadline', 0));
     const refusal = this.#makeRoom(priority, level, cost, entry);
     if (refusal !== undefined) return Promise.resolve(refusal);
@@ -446,7 +449,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
       // A waiter served at or past the target while the queue stands reached it all the same.
       if (standing && w.enqueuedAt + this.#targetMs() <= now) this.#codel!.above(now);
       this.#noteOldest(now);
-      this.#finish(w, this.#admit(w.priority, w.level, w.cost, now - w.enqueuedAt, w.entry));
+      this.#finish(w, this.#admit(w.priority, w.level, w.cost, now - w.enqueuedAt, w.entry, now));
     }
     this.#sweep(now);
     this.#schedule(now);
@@ -537,10 +540,10 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     cost: number,
     waitedMs: number,
     entry: KeyEntry | undefined,
+    admittedAt = this.#clock.now(),
   ): ConcurrencyPermit {
     this.#inFlight += cost;
     this.#vegas?.inFlight(this.#inFlight);
-    const admittedAt = this.#clock.now();
     if (entry !== undefined) this.#keys.admit(entry, cost, admittedAt);
     const limit = this.#limitAt(level);
     let released = false;
