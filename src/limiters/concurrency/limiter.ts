@@ -114,8 +114,7 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     if (this.#options.vegas !== undefined) {
       const given = this.#options.loopDelay;
       // The default reads this process's loop, which only the system clock's time describes.
-      if (given === undefined && this.#clock === systemClock)
-        loopDelay = this.#ownLoopDelay = systemLoopDelay();
+      if (given === undefined && this.#clock === systemClock) loopDelay = this.#ownLoopDelay = systemLoopDelay();
       else if (given !== undefined && given !== false) loopDelay = given;
     }
     this.#vegas =
@@ -245,8 +244,9 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
     if (this.#closed) return Promise.resolve(this.#refuse(priority, 'closed', 0));
     if (signal?.aborted) return Promise.resolve(this.#refuse(priority, 'aborted', 0));
     const now = this.#clock.now();
-    const entry = key === undefined ? undefined : this.#keys.arrive(key, now);
     this.#sweep(now);
+    // After the sweep, which may forget keys that hold no place (this one, new, holds none yet).
+    const entry = key === undefined ? undefined : this.#keys.arrive(key, now);
     if (this.#mayEnter(level, cost))
       return Promise.resolve(this.#admit(priority, level, cost, 0, entry, now));
     if (maxWaitMs === 0) return Promise.resolve(this.#refuse(priority, 'deadline', 0));
@@ -459,11 +459,13 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
   #schedule(now: number): void {
     let due = Infinity;
     if (this.#codel !== undefined && this.#queue.size > 0 && !this.#closed) {
-      const target = this.#targetMs();
-      due = this.#standing(now) ? this.#queue.oldestEnqueuedAt()! + target : this.#codel.standingAt();
-      // The oldest waiter is past the target and spared (a light key's): look again a target later,
-      // for the waiters behind it.
-      if (due <= now && this.#keys.waiting > 0) due = now + target;
+      if (this.#standing(now)) {
+        const target = this.#targetMs();
+        due = this.#queue.oldestEnqueuedAt()! + target;
+        // The oldest waiter is past the target and spared (a light key's): look again a target
+        // later, for the waiters behind it.
+        if (due <= now && this.#keys.waiting > 0) due = now + target;
+      } else due = this.#codel.standingAt();
     }
     if (due === this.#codelDue) return;
     this.#codelTimer?.cancel();
@@ -482,8 +484,8 @@ export class ConcurrencyLimiter extends EventEmitter<ConcurrencyEvents> {
   }
 
   /**
-   * A waiter CoDel does not refuse at the target: its key holds fewer than its fair share of places
-   * (its own queue does not stand, as a sparse flow's in FQ-CoDel). Its deadline still holds.
+   * A waiter CoDel does not refuse at the target: its key is light (it sends no more than the fair
+   * level; its own queue does not stand, as a sparse flow's in FQ-CoDel). Its deadline still holds.
    */
   #spared(w: Waiter, now: number): boolean {
     return w.entry !== undefined && this.#keys.light(w.entry, now);
