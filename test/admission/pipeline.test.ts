@@ -244,21 +244,28 @@ describe('Pipeline', () => {
 });
 
 describe('stages over the real parts', () => {
-  it('key, turn budget, shedder: a turn-budget refusal spends nothing of the key quota', () => {
+  /**
+   * A key limiter (1 token a second), a 10 ms turn budget and a Shedder on one ManualClock; `endTurn`
+   * ends the current turn. The budget keeps the tail rule alone: with refuseEarly the next turn's
+   * first request would be refused too.
+   */
+  function keyTurnShedder(burst: number) {
     const clock = new ManualClock();
-    const limiter = createLimiter({ ratePerSec: 1, burst: 2, clock });
-    let endTurn: () => void = () => {};
-    const turn = new TurnBudget({
-      budgetMs: 10,
-      clock,
-      // The tail rule alone: with refuseEarly the next turn's first request would be refused too.
-      refuseEarly: false,
-      defer: (f) => {
-        endTurn = f;
-      },
-    });
-    const shedder = new Shedder({ factor: new ManualFactor(1), clock });
+    const limiter = createLimiter({ ratePerSec: 1, burst, clock });
+    let ender: () => void = () => {};
+    const turn = new TurnBudget({ budgetMs: 10, clock, refuseEarly: false, defer: (f) => (ender = f) });
+    const factor = new ManualFactor(1);
+    const shedder = new Shedder({ factor, clock });
     const p = new Pipeline([keyStage(limiter), turnBudgetStage(turn), shedderStage(shedder)]);
+    const close = () => {
+      shedder.close();
+      limiter.close();
+    };
+    return { clock, limiter, turn, factor, p, endTurn: () => ender(), close };
+  }
+
+  it('key, turn budget, shedder: a turn-budget refusal spends nothing of the key quota', () => {
+    const { clock, limiter, p, endTurn, close } = keyTurnShedder(2);
     expect(p.runSync(req()).allowed).toBe(true);
     clock.advance(11);
     const v = p.runSync(req());
@@ -268,25 +275,11 @@ describe('stages over the real parts', () => {
     endTurn();
     expect(limiter.peek('k', { cost: 1, priority: 'normal' }).remaining).toBeCloseTo(0.011, 9);
     expect(p.runSync(req()).allowed).toBe(true);
-    shedder.close();
-    limiter.close();
+    close();
   });
 
   it('while the turn budget spendsQuota (the guard feeds a governor), its refusal spends the key quota; the shedder\'s still does not', () => {
-    const clock = new ManualClock();
-    const limiter = createLimiter({ ratePerSec: 1, burst: 5, clock });
-    let endTurn: () => void = () => {};
-    const turn = new TurnBudget({
-      budgetMs: 10,
-      clock,
-      refuseEarly: false,
-      defer: (f) => {
-        endTurn = f;
-      },
-    });
-    const factor = new ManualFactor(1);
-    const shedder = new Shedder({ factor, clock });
-    const p = new Pipeline([keyStage(limiter), turnBudgetStage(turn), shedderStage(shedder)]);
+    const { clock, limiter, turn, factor, p, endTurn, close } = keyTurnShedder(5);
     // A peek shows what an admission would leave: the tokens held, less 1.
     const held = () => limiter.peek('k').remaining + 1;
     turn.spendsQuota = true;
@@ -315,8 +308,7 @@ describe('stages over the real parts', () => {
     expect(x).toMatchObject({ allowed: false, stage: { name: 'shedder' } });
     expect(held()).toBeCloseTo(2.022, 9);
     endTurn();
-    shedder.close();
-    limiter.close();
+    close();
   });
 
   it('a KeyedLimiter key stage decides as take(key, { cost, priority }) does, its short path for cost 1 at normal priority included', () => {
