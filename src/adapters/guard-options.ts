@@ -23,7 +23,7 @@ import {
 import { type ProblemDetails, sfString } from './headers.js';
 import type { Refusal } from './refusal.js';
 import { checkedCost, checkedKey, checkedPriority, type InvalidValueListener } from './request-values.js';
-import { type Route, RouteTable, routePipeline } from './routes.js';
+import { type Route, RouteTable, routePipeline, type WindowSource } from './routes.js';
 
 export type { KeyAdmission, ProcessAdmission } from '../admission/stages.js';
 
@@ -373,17 +373,22 @@ function keyFunctions(options: HttpGuardOptions, hooks: GuardHooks): { addressOf
   return { addressOf, keyFn };
 }
 
-type RouteInput = Omit<Route, 'policyQuoted' | 'policyJson' | 'policyField' | 'pipeline' | 'label'> & {
+type RouteInput = Omit<
+  Route,
+  'policyQuoted' | 'policyJson' | 'policyField' | 'pipeline' | 'label' | 'windowLimiter'
+> & {
   label?: string;
 };
 
 function compileRoute(at: string, r: RouteInput): Route {
   const prefix = at === '' ? '' : `${at}.`;
   const policyQuoted = sfString(`${prefix}policyName`, r.policyName);
-  let windowSec = r.windowSec;
+  const windowSec = r.windowSec;
+  let windowLimiter: WindowSource | undefined;
   if (windowSec !== undefined) finiteNumber(`${prefix}windowSec`, windowSec, Number.MIN_VALUE);
   else if (r.limiter && typeof r.limiter.burst === 'number' && typeof r.limiter.ratePerSec === 'number') {
-    if (r.limiter.ratePerSec > 0) windowSec = r.limiter.burst / r.limiter.ratePerSec;
+    // Read at each response, not now: a policy reload changes a policy limiter's rate and burst.
+    windowLimiter = r.limiter as WindowSource;
   }
   const label = r.label ?? r.policyName;
   const route = {
@@ -391,8 +396,9 @@ function compileRoute(at: string, r: RouteInput): Route {
     label,
     policyQuoted,
     policyJson: JSON.stringify(r.policyName),
-    policyField: { limit: Number.NaN, value: '' },
+    policyField: { limit: Number.NaN, windowSec: undefined, value: '' },
     windowSec,
+    windowLimiter,
   } as Route;
   return route;
 }
@@ -426,6 +432,7 @@ function routePolicies(
       shedder: r.shedder === undefined ? base.shedder : checkShedder(`${at}.shedder`, r.shedder),
       ownShedder: r.shedder !== undefined,
       key: userKey === undefined ? base.key : checkedKey(`${at}.key`, userKey, addressOf, report),
+      keyed: userKey !== undefined || base.keyed,
       priority: r.priority === undefined ? base.priority : priorityFn(`${at}.priority`, r.priority, report),
       cost: r.cost === undefined ? base.cost : costFn(`${at}.cost`, r.cost, report),
       maxWaitMs: r.maxWaitMs === undefined ? base.maxWaitMs : finiteNumber(`${at}.maxWaitMs`, r.maxWaitMs, 0),
@@ -502,6 +509,7 @@ export function parseGuardOptions(options: HttpGuardOptions, hooks: GuardHooks):
     shedder: checkShedder('shedder', options.shedder),
     ownShedder: true,
     key: keyFn,
+    keyed: options.key !== undefined || options.keyHeader !== undefined,
     priority: priorityFn('priority', options.priority, hooks.onInvalid),
     cost: costFn('cost', options.cost, hooks.onInvalid),
     maxWaitMs: finiteNumber('maxWaitMs', options.maxWaitMs ?? d.maxWaitMs, 0),

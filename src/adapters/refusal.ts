@@ -7,7 +7,7 @@ import { concurrencyCause } from '../admission/concurrency-stage.js';
 import type { Decision, Priority } from '../limiters/types.js';
 import type { ResponseSettings } from './guard-options.js';
 import { defaultProblemBody, formatPolicy, formatRateLimit, retryAfterSeconds } from './headers.js';
-import type { Route } from './routes.js';
+import { type Route, routeWindowSec } from './routes.js';
 
 /** Why and how a request is refused: what `onRefused` and `problem` receive. */
 export interface Refusal {
@@ -116,12 +116,17 @@ export function setQuotaHeaders(
   }
 }
 
-/** The route's `RateLimit-Policy` value for `limit`: formatted again only when the limit changed (the factor moved). */
+/**
+ * The route's `RateLimit-Policy` value for `limit` and the window in force: formatted again only
+ * when either changed (the factor moved, a policy reload changed the limiter's rate or burst).
+ */
 function policyField(route: Route, limit: number): string {
   const cache = route.policyField;
-  if (cache.limit !== limit) {
-    cache.value = formatPolicy(route.policyQuoted, limit, route.windowSec);
+  const windowSec = routeWindowSec(route);
+  if (cache.limit !== limit || cache.windowSec !== windowSec) {
+    cache.value = formatPolicy(route.policyQuoted, limit, windowSec);
     cache.limit = limit;
+    cache.windowSec = windowSec;
   }
   return cache.value;
 }

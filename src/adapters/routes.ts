@@ -20,6 +20,8 @@ export interface Route {
   /** The route set its own shedder (or null), so `attach` leaves it alone. */
   readonly ownShedder: boolean;
   readonly key: (req: IncomingMessage) => string;
+  /** A key function was configured (`key`, `keyHeader`, the route's `key`): the concurrency stage is fair between keys. */
+  readonly keyed: boolean;
   readonly priority: (req: IncomingMessage) => Priority;
   readonly cost: (req: IncomingMessage) => number;
   readonly maxWaitMs: number;
@@ -28,13 +30,37 @@ export interface Route {
   readonly policyName: string;
   readonly policyQuoted: string;
   readonly policyJson: string;
-  /** The last `RateLimit-Policy` value sent and the limit it was formatted for (see setQuotaHeaders). */
-  readonly policyField: { limit: number; value: string };
+  /**
+   * The last `RateLimit-Policy` value sent and the limit and window it was formatted for (see
+   * setQuotaHeaders).
+   */
+  readonly policyField: { limit: number; windowSec: number | undefined; value: string };
+  /** The policy window `w` in seconds when the options fix it (`windowSec`); else see `windowLimiter`. */
   readonly windowSec: number | undefined;
+  /**
+   * When no `windowSec` is set and the limiter exposes its `burst` and `ratePerSec`: the limiter the
+   * window (`burst / ratePerSec`) is read from at each response, since a policy reload changes
+   * them on the same limiter object.
+   */
+  readonly windowLimiter: WindowSource | undefined;
   /** A bounded label for decision messages: the route's `policyName` when it set one, else its path, else 'default'. */
   readonly label: string;
   /** The route's admission pipeline: key limiter, loop-turn budget, shedder, concurrency (those it has). */
   pipeline: Pipeline;
+}
+
+/** A limiter that tells its limits at factor 1 (KeyedLimiter, StoreLimiter, a policy's limiter). */
+export interface WindowSource {
+  readonly burst: number;
+  readonly ratePerSec: number;
+}
+
+/** The route's policy window in seconds, as of now: the fixed one, else its limiter's `burst / ratePerSec`. */
+export function routeWindowSec(route: Route): number | undefined {
+  const l = route.windowLimiter;
+  if (l === undefined) return route.windowSec;
+  const rate = l.ratePerSec;
+  return rate > 0 ? l.burst / rate : undefined;
 }
 
 /**
@@ -48,6 +74,7 @@ export function routePipeline(route: Route, turn: TurnBudget | undefined): Pipel
     turn,
     shedder: route.shedder,
     concurrency: route.concurrency,
+    fairKeys: route.keyed,
   });
 }
 

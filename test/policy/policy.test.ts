@@ -547,6 +547,68 @@ describe('PolicyRuntime', () => {
     rt.stop();
   });
 
+  it("RateLimit fields describe the policy in force after a reload: the guard's limiter, a route inheriting it, a served route", async () => {
+    const clock = new ManualClock();
+    const pol = (ratePerSec: number, burst: number) => ({
+      limiters: { perUser: { ratePerSec, burst, followGovernor: false } },
+      routes: [{ path: '/served', limiter: 'perUser' }],
+    });
+    // w = burst / ratePerSec = 10 s.
+    const rt = new PolicyRuntime(parsePolicy(pol(10, 100), { env: {} }), {
+      clock,
+      signals: [quietSignal()],
+    });
+    const guard = createGuard({
+      limiter: rt.limiter('perUser'),
+      routes: [{ path: '/inherits' }],
+      turnBudgetMs: false,
+    });
+    rt.serve(guard);
+    let n = 0;
+    const fields = async (path: string, client = String.fromCharCode(65 + n++)) => {
+      const headers: Record<string, string> = {};
+      const res = Object.assign(new EventEmitter(), {
+        destroyed: false,
+        setHeader: (k: string, v: string) => (headers[k] = v),
+      }) as unknown as ServerResponse;
+      // A new client each time: every request is admitted, with a full bucket.
+      const o = await guard.check(fakeReq(path, 'GET', client), res);
+      const h = o.kind === 'refused' ? o.refusal.headers : headers;
+      return { policy: h['ratelimit-policy'], state: h.ratelimit, kind: o.kind };
+    };
+    for (const path of ['/', '/inherits', '/served'])
+      expect(await fields(path)).toEqual({
+        policy: '"default";q=100;w=10',
+        state: '"default";r=99;t=1',
+        kind: 'pass',
+      });
+
+    // Same burst (so the same quota), five times the rate: w = 2 s.
+    rt.update(pol(50, 100), { env: {} });
+    for (const path of ['/', '/inherits', '/served'])
+      expect(await fields(path)).toEqual({
+        policy: '"default";q=100;w=2',
+        state: '"default";r=99;t=1',
+        kind: 'pass',
+      });
+
+    // Both changed: q = 20, w = 20 / 5 = 4 s; the refusal's fields too.
+    rt.update(pol(5, 20), { env: {} });
+    for (const path of ['/', '/inherits', '/served'])
+      expect(await fields(path)).toEqual({
+        policy: '"default";q=20;w=4',
+        state: '"default";r=19;t=1',
+        kind: 'pass',
+      });
+    for (let i = 0; i < 20; i++) await fields('/', 'z');
+    expect(await fields('/', 'z')).toEqual({
+      policy: '"default";q=20;w=4',
+      state: '"default";r=0;t=4',
+      kind: 'refused',
+    });
+    rt.stop();
+  });
+
   it('describes the effective limits per tier and priority at factors 1, 0.5 and the floor', () => {
     const text = describePolicy(parsePolicy(base, { env: {} }));
     expect(text).toContain('factor 0.1');
