@@ -40,6 +40,12 @@ export class ConcurrencyStage implements Stage {
   readonly limiter: ConcurrencyLimiter;
   /** Whether requests name their key to the limiter (fair refusals between keys). */
   readonly keyed: boolean;
+  /**
+   * While true, a request this stage refuses still spends its key's quota (Stage.spendsQuota,
+   * pipeline rule 5a). The HTTP guard's governor feed sets it while this stage's refusals are
+   * pressure (its limiter does not follow the fed governor; governor-feed.ts). @default false
+   */
+  spendsQuota = false;
   readonly #permits = new WeakMap<AdmissionRequest, ConcurrencyPermit>();
 
   constructor(limiter: ConcurrencyLimiter, options: { keyed?: boolean } = {}) {

@@ -18,7 +18,8 @@
  *    stage charged before it are refunded, no later stage is asked, and the run rejects with the
  *    signal's reason: nothing stays charged, nothing is charged twice.
  * 5a. One exception to rule 4, for the quota only: when the refusing stage `spendsQuota` (the
- *    loop-turn budget while the guard feeds a governor), the quota stage (the key limiter) stays
+ *    loop-turn budget, or a concurrency stage, while the guard feeds them to a governor), the
+ *    quota stage (the key limiter) stays
  *    charged: charged now if it was peeked, not refunded if it was charged in its place. Every
  *    other stage is still refunded. Why: governor-feed.ts, "The turn budget's refusals spend the
  *    quota".

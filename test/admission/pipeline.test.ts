@@ -168,77 +168,67 @@ describe('Pipeline', () => {
     expect(last.tokens).toBe(4);
   });
 
+  /** Stage specs for the properties: tokens, whether it peeks and refunds, whether its refusals spend. */
+  const stageSpecs = (minLength: number) =>
+    fc.array(
+      fc.record({
+        tokens: fc.integer({ min: 0, max: 6 }),
+        peek: fc.boolean(),
+        refund: fc.boolean(),
+        spends: fc.boolean(),
+      }),
+      { minLength, maxLength: 5 },
+    );
+  const costLists = fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 20 });
+
   it('property: charging stays all-or-nothing across any stages and requests', () => {
     fc.assert(
-      fc.property(
-        fc.array(
-          fc.record({
-            tokens: fc.integer({ min: 0, max: 6 }),
-            peek: fc.boolean(),
-            refund: fc.boolean(),
-          }),
-          { minLength: 1, maxLength: 5 },
-        ),
-        fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 20 }),
-        (specs, costs) => {
-          const log: string[] = [];
-          // A stage without refund must offer peek, or it could be charged for a refused request.
-          const stages = specs.map(
-            (s, i) => new Tokens(s.tokens, `s${i}`, log, { peek: s.peek || !s.refund, refund: s.refund }),
-          );
-          const p = new Pipeline(stages);
-          let admittedCost = 0;
-          for (const cost of costs) {
-            const v = p.runSync(req(cost));
-            if (v.allowed) admittedCost += cost;
-          }
-          // Every stage was charged exactly the cost of the admitted requests: nothing for a refusal.
-          for (const s of stages) expect(s.charged).toBe(admittedCost);
-        },
-      ),
+      fc.property(stageSpecs(1), costLists, (specs, costs) => {
+        const log: string[] = [];
+        // A stage without refund must offer peek, or it could be charged for a refused request.
+        const stages = specs.map(
+          (s, i) => new Tokens(s.tokens, `s${i}`, log, { peek: s.peek || !s.refund, refund: s.refund }),
+        );
+        const p = new Pipeline(stages);
+        let admittedCost = 0;
+        for (const cost of costs) {
+          const v = p.runSync(req(cost));
+          if (v.allowed) admittedCost += cost;
+        }
+        // Every stage was charged exactly the cost of the admitted requests: nothing for a refusal.
+        for (const s of stages) expect(s.charged).toBe(admittedCost);
+      }),
     );
   });
+
   it('property: rule 5a, a refusal by a stage that spendsQuota leaves only the quota stage charged', () => {
     fc.assert(
-      fc.property(
-        fc.array(
-          fc.record({
-            tokens: fc.integer({ min: 0, max: 6 }),
-            peek: fc.boolean(),
-            refund: fc.boolean(),
-            spends: fc.boolean(),
-          }),
-          { minLength: 2, maxLength: 5 },
-        ),
-        fc.nat(4),
-        fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 20 }),
-        (specs, quotaAt, costs) => {
-          const log: string[] = [];
-          const q = quotaAt % specs.length;
-          const stages = specs.map((s, i) => {
-            const t = new Tokens(s.tokens, `s${i}`, log, {
-              peek: s.peek || !s.refund,
-              refund: s.refund,
-              quota: i === q,
-            });
-            if (s.spends && i !== q) Object.defineProperty(t, 'spendsQuota', { value: true });
-            return t;
+      fc.property(stageSpecs(2), fc.nat(4), costLists, (specs, quotaAt, costs) => {
+        const log: string[] = [];
+        const q = quotaAt % specs.length;
+        const stages = specs.map((s, i) => {
+          const t = new Tokens(s.tokens, `s${i}`, log, {
+            peek: s.peek || !s.refund,
+            refund: s.refund,
+            quota: i === q,
           });
-          const p = new Pipeline(stages);
-          let admittedCost = 0;
-          let spentCost = 0;
-          for (const cost of costs) {
-            const v = p.runSync(req(cost));
-            if (v.allowed) admittedCost += cost;
-            else if (v.stage.spendsQuota === true && stages.indexOf(v.stage as Tokens) > q) spentCost += cost;
-          }
-          // The quota stage pays for what was admitted and for what a spending stage after it
-          // refused; every other stage only for what was admitted.
-          for (const [i, st] of stages.entries()) {
-            expect(st.charged).toBe(i === q ? admittedCost + spentCost : admittedCost);
-          }
-        },
-      ),
+          if (s.spends && i !== q) Object.defineProperty(t, 'spendsQuota', { value: true });
+          return t;
+        });
+        const p = new Pipeline(stages);
+        let admittedCost = 0;
+        let spentCost = 0;
+        for (const cost of costs) {
+          const v = p.runSync(req(cost));
+          if (v.allowed) admittedCost += cost;
+          else if (v.stage.spendsQuota === true && stages.indexOf(v.stage as Tokens) > q) spentCost += cost;
+        }
+        // The quota stage pays for what was admitted and for what a spending stage after it
+        // refused; every other stage only for what was admitted.
+        for (const [i, st] of stages.entries()) {
+          expect(st.charged).toBe(i === q ? admittedCost + spentCost : admittedCost);
+        }
+      }),
     );
   });
 });
@@ -278,7 +268,7 @@ describe('stages over the real parts', () => {
     close();
   });
 
-  it('while the turn budget spendsQuota (the guard feeds a governor), its refusal spends the key quota; the shedder\'s still does not', () => {
+  it("while the turn budget spendsQuota (the guard feeds a governor), its refusal spends the key quota; the shedder's still does not", () => {
     const { clock, limiter, turn, factor, p, endTurn, close } = keyTurnShedder(5);
     // A peek shows what an admission would leave: the tokens held, less 1.
     const held = () => limiter.peek('k').remaining + 1;

@@ -242,7 +242,7 @@ describe('HttpGuard and its governor', () => {
     late.close();
   });
 
-  it('sets the turn budget to spend the quota exactly while it feeds a governor (attach, setRoutes and close follow)', () => {
+  it('sets the turn budget (and a concurrency stage that feeds it) to spend the quota exactly while it feeds a governor (attach, setRoutes and close follow)', () => {
     const clock = new ManualClock();
     const governor = new Governor({ signals: [idle()], clock });
     const fed = createGuard({ governor, turnBudgetMs: 25 });
@@ -268,6 +268,18 @@ describe('HttpGuard and its governor', () => {
     routed.setRoutes([{ path: '/x', shedder: new Shedder({ factor: new ManualFactor(1), clock }) }]);
     expect(routed.turnBudget?.spendsQuota).toBe(true);
     routed.close();
+
+    // A concurrency stage whose refusals are pressure spends the quota too; one whose limiter
+    // follows the fed governor feeds nothing and spends nothing.
+    const stageOf = (g: ReturnType<typeof createGuard>) =>
+      g.pipeline.stages.find((st) => st.name === 'concurrency')!;
+    const pooled = createGuard({ governor, concurrency: { limit: 2 } });
+    expect(stageOf(pooled).spendsQuota).toBe(true);
+    pooled.close();
+    expect(stageOf(pooled).spendsQuota).toBe(false);
+    const following = createGuard({ governor, concurrency: { limit: 2, factor: governor } });
+    expect(stageOf(following).spendsQuota).toBe(false);
+    following.close();
   });
 
   it('two guards on one governor feed it under different names (two servers in one process)', () => {
