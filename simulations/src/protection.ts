@@ -7,7 +7,9 @@
  *   (`admissionPipeline`, `turnBudgetFor`): the keyed limiter with a quota per tenant (when the
  *   scenario sets one), the loop-turn budget on the model's turns and clock, the real Shedder driven
  *   by the real Governor (fed the model's signals), and the concurrency stage when the scenario sets
- *   one. Charging is all-or-nothing, and a request whose client left is refunded, as in the guard.
+ *   one (fair between tenants when there is a per-tenant quota: the guard then has a key function,
+ *   as the demo's does). Charging is all-or-nothing, and a request whose client left is refunded,
+ *   as in the guard.
  *
  * In `none` and `static` a Governor runs in shadow mode: it acts on nothing, and the report can
  * still show the pressure and the dominant signal the process would have seen.
@@ -181,7 +183,9 @@ export function spillwayParts(
     concurrency = new ConcurrencyLimiter({ ...options, ...(scaled ? { factor: governor } : {}), clock });
   }
   return {
-    parts: { limiter, turn, shedder, concurrency },
+    // The guard keys its requests by tenant through a key function exactly when it has a per-tenant
+    // quota (the demo's server does), and then its concurrency stage is fair between keys.
+    parts: { limiter, turn, shedder, concurrency, fairKeys: pt !== undefined },
     close() {
       concurrency?.close();
       shedder?.close();

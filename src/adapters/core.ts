@@ -202,9 +202,8 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
     const before = config.table;
     const table = before.withRoutes(compiled);
     // A route's own shedder brings the default turn budget, as `attach` does.
-    if (this.#turn === undefined && compiled.some((r) => r.ownShedder && r.shedder !== undefined)) {
-      this.#turn = turnBudgetFor(config.turnBudgetMs, true);
-    }
+    const newTurn = this.#turn === undefined && compiled.some((r) => r.ownShedder && r.shedder !== undefined);
+    if (newTurn) this.#turn = turnBudgetFor(config.turnBudgetMs, true);
     buildPipelines(table, this.#turn);
     config.usesPath = config.statusPath !== undefined || table.usesPath;
     config.table = table;
@@ -217,9 +216,10 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
       closeWhenIdle(l!);
     }
     config.ownedLimiters.push(...owned);
-    // The governor feed watches each concurrency limiter's queue time: follow a change of them.
+    // The governor feed watches each concurrency limiter's queue time and sets the turn budget to
+    // spend the quota: follow a change of them.
     const was = new Set(before.all().map((r) => r.concurrency));
-    if (was.size !== inUse.size || [...inUse].some((l) => !was.has(l))) this.#connectFeed();
+    if (newTurn || was.size !== inUse.size || [...inUse].some((l) => !was.has(l))) this.#connectFeed();
     return this;
   }
 

@@ -20,6 +20,8 @@ export interface Route {
   /** The route set its own shedder (or null), so `attach` leaves it alone. */
   readonly ownShedder: boolean;
   readonly key: (req: IncomingMessage) => string;
+  /** A key function was configured (`key`, `keyHeader`, the route's `key`): the concurrency stage is fair between keys. */
+  readonly keyed: boolean;
   readonly priority: (req: IncomingMessage) => Priority;
   readonly cost: (req: IncomingMessage) => number;
   readonly maxWaitMs: number;
@@ -72,6 +74,7 @@ export function routePipeline(route: Route, turn: TurnBudget | undefined): Pipel
     turn,
     shedder: route.shedder,
     concurrency: route.concurrency,
+    fairKeys: route.keyed,
   });
 }
 

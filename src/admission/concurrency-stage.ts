@@ -5,6 +5,10 @@
  * `retryAfterMs`, and says why in `cause` (`codel`, `deadline`, `queue-full`, `shed`, `closed`).
  * `refund` and `release` give the request's slot back exactly once; a release after work that did
  * not complete (the client left) gives no latency sample to the adaptive limit.
+ *
+ * With `keyed`, each request names its `key` to the limiter, which then refuses the keys sending
+ * more than their fair share first when it must refuse (see ConcurrencyLimiter, "Fair between keys"): the
+ * HTTP guard turns it on when a key function is configured (`key`, `keyHeader`, a route's `key`).
  */
 import { AbortError } from '../errors.js';
 import type { ConcurrencyLimiter } from '../limiters/concurrency/limiter.js';
@@ -34,19 +38,29 @@ export class ConcurrencyStage implements Stage {
   readonly waits = true;
   readonly quota = false;
   readonly limiter: ConcurrencyLimiter;
+  /** Whether requests name their key to the limiter (fair refusals between keys). */
+  readonly keyed: boolean;
+  /**
+   * While true, a request this stage refuses still spends its key's quota (Stage.spendsQuota,
+   * pipeline rule 5a). The HTTP guard's governor feed sets it while this stage's refusals are
+   * pressure (its limiter does not follow the fed governor; governor-feed.ts). @default false
+   */
+  spendsQuota = false;
   readonly #permits = new WeakMap<AdmissionRequest, ConcurrencyPermit>();
 
-  constructor(limiter: ConcurrencyLimiter) {
+  constructor(limiter: ConcurrencyLimiter, options: { keyed?: boolean } = {}) {
     this.limiter = limiter;
+    this.keyed = options.keyed === true;
   }
 
   admit(req: AdmissionRequest): Decision | Promise<Decision> {
     const cost = Math.max(1, Math.ceil(req.cost));
+    const key = this.keyed ? req.key : undefined;
     // The fast path: a free slot answers synchronously, with no promise.
-    const now = this.limiter.tryAcquire({ priority: req.priority, cost });
+    const now = this.limiter.tryAcquire({ priority: req.priority, cost, key });
     if (now.allowed) return this.#admitted(req, now);
     return this.limiter
-      .acquire({ priority: req.priority, cost, ...(req.signal ? { signal: req.signal } : {}) })
+      .acquire({ priority: req.priority, cost, key, ...(req.signal ? { signal: req.signal } : {}) })
       .then((d) => {
         if (d.allowed) return this.#admitted(req, d);
         if (d.reason === 'aborted') throw new AbortError(req.signal?.reason);

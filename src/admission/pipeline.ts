@@ -17,6 +17,12 @@
  *    but `req.signal` aborted meanwhile (the client left while Redis answered), it and every
  *    stage charged before it are refunded, no later stage is asked, and the run rejects with the
  *    signal's reason: nothing stays charged, nothing is charged twice.
+ * 5a. One exception to rule 4, for the quota only: when the refusing stage `spendsQuota` (the
+ *    loop-turn budget, or a concurrency stage, while the guard feeds them to a governor), the
+ *    quota stage (the key limiter) stays
+ *    charged: charged now if it was peeked, not refunded if it was charged in its place. Every
+ *    other stage is still refunded. Why: governor-feed.ts, "The turn budget's refusals spend the
+ *    quota".
  * 6. When every stage admitted, the verdict is admitted; the caller calls `release` once the work
  *    completes (stages with a slot free it), or `refund` if the request is dropped before it runs.
  *
@@ -141,7 +147,7 @@ export class Pipeline<R extends AdmissionRequest = AdmissionRequest> {
       const d = s.admit(req);
       if (d instanceof Promise) return this.#await(d, i, req, charged, deferred, quota);
       if (s.quota) quota = d;
-      if (!d.allowed) return this.#refuse(s, d, req, charged, quota);
+      if (!d.allowed) return this.#refuse(s, d, req, charged, quota, deferred);
       charged |= 1 << i;
     }
     for (let j = 0; deferred !== 0; j++) {
@@ -174,7 +180,7 @@ export class Pipeline<R extends AdmissionRequest = AdmissionRequest> {
       throw err;
     }
     if (s.quota) quota = d;
-    if (!d.allowed) return this.#refuse(s, d, req, charged, quota);
+    if (!d.allowed) return this.#refuse(s, d, req, charged, quota, deferred);
     if (req.signal?.aborted) {
       // The caller gave up while this stage was deciding: nothing stays charged.
       this.#refundCharged(req, charged | (1 << i));
@@ -189,8 +195,15 @@ export class Pipeline<R extends AdmissionRequest = AdmissionRequest> {
     req: R,
     charged: number,
     quota: Decision | undefined,
+    deferred = 0,
   ): Refused<R> {
     let shown = quota;
+    if (stage.spendsQuota === true) {
+      // Rule 5a: the quota stays charged (peeked quota stages are charged now).
+      const spent = this.#spendQuota(req, charged, deferred);
+      charged = spent.charged;
+      if (spent.quota !== undefined) shown = spent.quota;
+    }
     if (charged !== 0) {
       const stages = this.stages;
       for (let j = stages.length - 1; j >= 0; j--) {
@@ -202,6 +215,28 @@ export class Pipeline<R extends AdmissionRequest = AdmissionRequest> {
       }
     }
     return { allowed: false, stage, decision, quota: shown };
+  }
+
+  /**
+   * Rule 5a: charges the peeked quota stages of `deferred` and takes the quota stages out of
+   * `charged` (they keep their charge). Returns what is left to refund and the quota's decision
+   * after the charge, if one was made.
+   */
+  #spendQuota(req: R, charged: number, deferred: number): { charged: number; quota: Decision | undefined } {
+    const stages = this.stages;
+    let quota: Decision | undefined;
+    for (let j = 0; j < stages.length; j++) {
+      const s = stages[j]!;
+      if (!s.quota) continue;
+      const bit = 1 << j;
+      if ((charged & bit) !== 0) charged &= ~bit;
+      else if ((deferred & bit) !== 0) {
+        // A peeked stage answers synchronously (rule 2); it admitted a moment ago, so it charges.
+        const d = s.admit(req) as Decision;
+        quota = d;
+      }
+    }
+    return { charged, quota };
   }
 
   #refundCharged(req: R, charged: number): void {
@@ -228,6 +263,11 @@ export interface PipelineParts {
   readonly shedder?: ProcessAdmission | undefined;
   /** The concurrency limiter (bounded in-flight work and queue time). @default none */
   readonly concurrency?: ConcurrencyLimiter | undefined;
+  /**
+   * The concurrency stage refuses by key fairness (the requests' `key` comes from a key function
+   * the user configured). @default false
+   */
+  readonly fairKeys?: boolean | undefined;
 }
 
 /**
@@ -245,6 +285,7 @@ export function admissionPipeline(parts: PipelineParts): Pipeline {
   if (parts.limiter !== undefined) stages.push(keyStage(parts.limiter, parts.maxWaitMs ?? 0));
   if (parts.turn !== undefined) stages.push(turnBudgetStage(parts.turn));
   if (parts.shedder !== undefined) stages.push(shedderStage(parts.shedder));
-  if (parts.concurrency !== undefined) stages.push(new ConcurrencyStage(parts.concurrency));
+  if (parts.concurrency !== undefined)
+    stages.push(new ConcurrencyStage(parts.concurrency, { keyed: parts.fairKeys === true }));
   return new Pipeline(stages);
 }

@@ -5,7 +5,9 @@
  * A stage decides for one request and, when it admits, charges it (spends a token, takes a slot).
  * The pipeline runs its stages in order and keeps charging all-or-nothing: when a later stage
  * refuses, every earlier stage that charged is refunded, so a refused request costs no stage
- * anything it can give back. See Pipeline for the exact rule.
+ * anything it can give back. The one exception is a stage that `spendsQuota` (the loop-turn budget
+ * or a concurrency stage, while the guard feeds them to a governor): its refusal leaves the key's
+ * quota charged. See Pipeline for the exact rule.
  *
  * ```
  *   admit(req) ─▶ Decision            synchronous: the fast path, no promise, no allocation
@@ -81,4 +83,13 @@ export interface Stage<R extends AdmissionRequest = AdmissionRequest> {
    * learns from how long work takes leaves it out. @default true
    */
   release?(req: R, completed?: boolean): void;
+  /**
+   * True while a refusal by this stage still spends the request's quota: the pipeline then charges
+   * the quota stage (the key limiter) as if the request had been admitted, instead of giving it
+   * back. The guard's governor feed sets it on the loop-turn budget (TurnBudget.spendsQuota) and on
+   * a concurrency stage whose refusals it feeds, while it feeds a governor ("The turn budget's
+   * refusals spend the quota" in governor-feed.ts). Every other refusal charges nothing.
+   * @default false
+   */
+  readonly spendsQuota?: boolean;
 }

@@ -52,11 +52,15 @@ export interface ProcessAdmission {
 }
 
 /** The loop-turn budget as a stage: refuses the rest of an event-loop turn that ran too long. */
-export function turnBudgetStage(budget: TurnBudget): Stage {
+export function turnBudgetStage(budget: TurnBudget): Stage & { readonly budget: TurnBudget } {
   return {
     name: 'turn-budget',
     waits: false,
     quota: false,
+    budget,
+    get spendsQuota() {
+      return budget.spendsQuota;
+    },
     admit: (req) => budget.admit(req),
   };
 }

@@ -51,6 +51,8 @@ export class TurnKeys {
   #weight = 0;
   /** The admitted share of the turns, smoothed like the rates (a decayed sum; divide by `#weight`). */
   #admitted = 0;
+  /** Half the highest smoothed rate (a decayed sum, like `#smoothed`); -1 with fewer than 2 keys. */
+  #lightBelow = -1;
 
   /** Arrivals counted this turn. */
   get total(): number {
@@ -91,6 +93,9 @@ export class TurnKeys {
       if (smoothed.size < MAX_TURN_KEYS) smoothed.set(key, n);
       else untracked += n;
     }
+    let max = 0;
+    for (const d of smoothed.values()) if (d > max) max = d;
+    this.#lightBelow = smoothed.size >= 2 ? max / 2 : -1;
     const total = this.#total;
     const admitted = total > 0 ? Math.max(0, 1 - Math.max(0, carry) / total) : 1;
     this.#weight = this.#weight * TURN_KEYS_DECAY + 1;
@@ -103,6 +108,16 @@ export class TurnKeys {
     return this.#shares(this.#admitted / this.#weight, untracked);
   }
 
+  /**
+   * True when `key` sent at most half as much as the heaviest key over the last turns (the rates
+   * smoothed as above): light next to it, whatever the fair level. False for a key not seen in an
+   * earlier turn, when fewer than two keys were seen, and for keys that all send alike.
+   */
+  isLight(key: string): boolean {
+    const d = this.#smoothed.get(key);
+    return d !== undefined && d <= this.#lightBelow;
+  }
+
   /** Forgets everything (the overload is over). */
   reset(): void {
     // Called at the end of every turn outside an overload, when both are empty: V8's `clear`
@@ -113,6 +128,7 @@ export class TurnKeys {
     this.#total = 0;
     this.#weight = 0;
     this.#admitted = 0;
+    this.#lightBelow = -1;
   }
 
   /**

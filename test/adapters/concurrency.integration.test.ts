@@ -179,6 +179,39 @@ describe.each(frameworks)('concurrency at the front door: %s', (_name, start) =>
     running = undefined;
   });
 
+  it('with a key function, a light client takes the place of the heavy one’s newest queued request at a full queue; without, it is refused', async () => {
+    const tenant = (req: IncomingMessage) =>
+      new URL(req.url ?? '/', 'http://x').searchParams.get('t') ?? undefined;
+    for (const keyed of [true, false]) {
+      const { url, guard, app } = await run({
+        concurrency: { limit: 1, maxQueue: 2, maxWaitMs: 10_000, codel: false },
+        ...(keyed ? { key: tenant } : {}),
+      });
+      const h0 = get(`${url}/gate?t=heavy`);
+      await until(() => app.active === 1);
+      const h1 = get(`${url}/gate?t=heavy`);
+      await until(() => guard.concurrency!.waiting === 1);
+      const h2 = get(`${url}/gate?t=heavy`);
+      await until(() => guard.concurrency!.waiting === 2);
+      const light = get(`${url}/gate?t=light`);
+      const refused = await (keyed ? h2 : light).done;
+      expect(refused.status).toBe(503);
+      expect(JSON.parse(refused.body).reason).toBe('queue-full');
+      // Serve the rest, one at a time.
+      for (let i = 0; i < 3; i++) {
+        await until(() => app.active === 1 && app.served === i);
+        app.open();
+      }
+      const answers = await Promise.all([h0, h1, keyed ? light : h2].map((r) => r.done));
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
+      await until(() => guard.inFlight === 0);
+      expect(guard.concurrency!.keysHeld).toBe(0);
+      expect(guard.concurrency!.waiting).toBe(0);
+      await running!.close();
+      running = undefined;
+    }
+  });
+
   it('never runs more than the limit at once, and serves every queued request', async () => {
     const { url, guard, app } = await run({ concurrency: { limit: 3, maxWaitMs: 10_000, codel: false } });
     const answers = await Promise.all(Array.from({ length: 15 }, () => get(`${url}/slow?ms=40`).done));

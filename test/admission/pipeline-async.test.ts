@@ -146,6 +146,36 @@ describe('Pipeline with a remote stage', () => {
     expect([first.held, remote.held, remote.refunds]).toEqual([0, 0, 1]);
   });
 
+  it('rule 5a across the await: a refusal by a stage that spendsQuota keeps the remote quota charged', async () => {
+    const remote = new Remote();
+    const after = Object.assign(new Sync(0), { spendsQuota: true });
+    const run = new Pipeline<Req>([remote, after]).run({ key: 'k', priority: 'normal', cost: 1 });
+    remote.pending[0]!.resolve(admitted(3));
+    const v = await run;
+    expect(v).toMatchObject({ allowed: false, stage: after, quota: { remaining: 3 } });
+    expect(remote.held).toBe(1);
+    expect(remote.refunds).toBe(0);
+  });
+
+  it('rule 5a after a wait: a peeked quota is charged when a waiting stage that spendsQuota refuses', async () => {
+    const quota = Object.assign(new Sync(2, true), { quota: true });
+    let settle: (d: Decision) => void = () => {};
+    const waiting: Stage<Req> = {
+      name: 'concurrency',
+      waits: true,
+      quota: false,
+      spendsQuota: true,
+      admit: () => new Promise<Decision>((r) => (settle = r)),
+    };
+    const ac = new AbortController();
+    const run = new Pipeline<Req>([quota, waiting]).run({ key: 'k', priority: 'normal', cost: 1, signal: ac.signal });
+    expect(quota.held).toBe(0); // peeked only, while the request waits
+    settle(REFUSED);
+    const v = await run;
+    expect(v).toMatchObject({ allowed: false, stage: waiting });
+    expect(quota.held).toBe(1);
+  });
+
   it('a remote stage that rejects: the stages charged before it are refunded, the error goes on', async () => {
     const before = new Sync(1);
     const remote = new Remote();

@@ -168,54 +168,94 @@ describe('Pipeline', () => {
     expect(last.tokens).toBe(4);
   });
 
+  /** Stage specs for the properties: tokens, whether it peeks and refunds, whether its refusals spend. */
+  const stageSpecs = (minLength: number) =>
+    fc.array(
+      fc.record({
+        tokens: fc.integer({ min: 0, max: 6 }),
+        peek: fc.boolean(),
+        refund: fc.boolean(),
+        spends: fc.boolean(),
+      }),
+      { minLength, maxLength: 5 },
+    );
+  const costLists = fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 20 });
+
   it('property: charging stays all-or-nothing across any stages and requests', () => {
     fc.assert(
-      fc.property(
-        fc.array(
-          fc.record({
-            tokens: fc.integer({ min: 0, max: 6 }),
-            peek: fc.boolean(),
-            refund: fc.boolean(),
-          }),
-          { minLength: 1, maxLength: 5 },
-        ),
-        fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 20 }),
-        (specs, costs) => {
-          const log: string[] = [];
-          // A stage without refund must offer peek, or it could be charged for a refused request.
-          const stages = specs.map(
-            (s, i) => new Tokens(s.tokens, `s${i}`, log, { peek: s.peek || !s.refund, refund: s.refund }),
-          );
-          const p = new Pipeline(stages);
-          let admittedCost = 0;
-          for (const cost of costs) {
-            const v = p.runSync(req(cost));
-            if (v.allowed) admittedCost += cost;
-          }
-          // Every stage was charged exactly the cost of the admitted requests: nothing for a refusal.
-          for (const s of stages) expect(s.charged).toBe(admittedCost);
-        },
-      ),
+      fc.property(stageSpecs(1), costLists, (specs, costs) => {
+        const log: string[] = [];
+        // A stage without refund must offer peek, or it could be charged for a refused request.
+        const stages = specs.map(
+          (s, i) => new Tokens(s.tokens, `s${i}`, log, { peek: s.peek || !s.refund, refund: s.refund }),
+        );
+        const p = new Pipeline(stages);
+        let admittedCost = 0;
+        for (const cost of costs) {
+          const v = p.runSync(req(cost));
+          if (v.allowed) admittedCost += cost;
+        }
+        // Every stage was charged exactly the cost of the admitted requests: nothing for a refusal.
+        for (const s of stages) expect(s.charged).toBe(admittedCost);
+      }),
+    );
+  });
+
+  it('property: rule 5a, a refusal by a stage that spendsQuota leaves only the quota stage charged', () => {
+    fc.assert(
+      fc.property(stageSpecs(2), fc.nat(4), costLists, (specs, quotaAt, costs) => {
+        const log: string[] = [];
+        const q = quotaAt % specs.length;
+        const stages = specs.map((s, i) => {
+          const t = new Tokens(s.tokens, `s${i}`, log, {
+            peek: s.peek || !s.refund,
+            refund: s.refund,
+            quota: i === q,
+          });
+          if (s.spends && i !== q) Object.defineProperty(t, 'spendsQuota', { value: true });
+          return t;
+        });
+        const p = new Pipeline(stages);
+        let admittedCost = 0;
+        let spentCost = 0;
+        for (const cost of costs) {
+          const v = p.runSync(req(cost));
+          if (v.allowed) admittedCost += cost;
+          else if (v.stage.spendsQuota === true && stages.indexOf(v.stage as Tokens) > q) spentCost += cost;
+        }
+        // The quota stage pays for what was admitted and for what a spending stage after it
+        // refused; every other stage only for what was admitted.
+        for (const [i, st] of stages.entries()) {
+          expect(st.charged).toBe(i === q ? admittedCost + spentCost : admittedCost);
+        }
+      }),
     );
   });
 });
 
 describe('stages over the real parts', () => {
-  it('key, turn budget, shedder: a turn-budget refusal spends nothing of the key quota', () => {
+  /**
+   * A key limiter (1 token a second), a 10 ms turn budget and a Shedder on one ManualClock; `endTurn`
+   * ends the current turn. The budget keeps the tail rule alone: with refuseEarly the next turn's
+   * first request would be refused too.
+   */
+  function keyTurnShedder(burst: number) {
     const clock = new ManualClock();
-    const limiter = createLimiter({ ratePerSec: 1, burst: 2, clock });
-    let endTurn: () => void = () => {};
-    const turn = new TurnBudget({
-      budgetMs: 10,
-      clock,
-      // The tail rule alone: with refuseEarly the next turn's first request would be refused too.
-      refuseEarly: false,
-      defer: (f) => {
-        endTurn = f;
-      },
-    });
-    const shedder = new Shedder({ factor: new ManualFactor(1), clock });
+    const limiter = createLimiter({ ratePerSec: 1, burst, clock });
+    let ender: () => void = () => {};
+    const turn = new TurnBudget({ budgetMs: 10, clock, refuseEarly: false, defer: (f) => (ender = f) });
+    const factor = new ManualFactor(1);
+    const shedder = new Shedder({ factor, clock });
     const p = new Pipeline([keyStage(limiter), turnBudgetStage(turn), shedderStage(shedder)]);
+    const close = () => {
+      shedder.close();
+      limiter.close();
+    };
+    return { clock, limiter, turn, factor, p, endTurn: () => ender(), close };
+  }
+
+  it('key, turn budget, shedder: a turn-budget refusal spends nothing of the key quota', () => {
+    const { clock, limiter, p, endTurn, close } = keyTurnShedder(2);
     expect(p.runSync(req()).allowed).toBe(true);
     clock.advance(11);
     const v = p.runSync(req());
@@ -225,8 +265,40 @@ describe('stages over the real parts', () => {
     endTurn();
     expect(limiter.peek('k', { cost: 1, priority: 'normal' }).remaining).toBeCloseTo(0.011, 9);
     expect(p.runSync(req()).allowed).toBe(true);
-    shedder.close();
-    limiter.close();
+    close();
+  });
+
+  it("while the turn budget spendsQuota (the guard feeds a governor), its refusal spends the key quota; the shedder's still does not", () => {
+    const { clock, limiter, turn, factor, p, endTurn, close } = keyTurnShedder(5);
+    // A peek shows what an admission would leave: the tokens held, less 1.
+    const held = () => limiter.peek('k').remaining + 1;
+    turn.spendsQuota = true;
+    expect(p.runSync(req()).allowed).toBe(true); // 4 tokens left
+    clock.advance(11);
+    const v = p.runSync(req());
+    expect(v).toMatchObject({ allowed: false, stage: { name: 'turn-budget' } });
+    // Charged: 4.011 − 1, and the quota shown says so.
+    expect(v.quota?.remaining).toBeCloseTo(3.011, 9);
+    expect(held()).toBeCloseTo(3.011, 9);
+    endTurn();
+
+    // Cleared, a turn-budget refusal spends nothing again.
+    turn.spendsQuota = false;
+    expect(p.runSync(req()).allowed).toBe(true); // 2.011
+    clock.advance(11);
+    const w = p.runSync(req());
+    expect(w).toMatchObject({ allowed: false, stage: { name: 'turn-budget' } });
+    expect(held()).toBeCloseTo(2.022, 9);
+    endTurn();
+
+    // The shedder's refusals never spend the quota, whatever the turn budget does.
+    turn.spendsQuota = true;
+    factor.set(0);
+    const x = p.runSync(req());
+    expect(x).toMatchObject({ allowed: false, stage: { name: 'shedder' } });
+    expect(held()).toBeCloseTo(2.022, 9);
+    endTurn();
+    close();
   });
 
   it('a KeyedLimiter key stage decides as take(key, { cost, priority }) does, its short path for cost 1 at normal priority included', () => {

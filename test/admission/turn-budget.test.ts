@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LIGHT_GRACE, TurnBudget, turnBudgetFor } from '../../src/admission/turn-budget.js';
+import { LIGHT_GRACE, RECENT_OVERRUN_TURNS, TurnBudget, turnBudgetFor } from '../../src/admission/turn-budget.js';
 import { MAX_TURN_KEYS, TURN_KEYS_DECAY, TurnKeys, waterLevel } from '../../src/admission/turn-keys.js';
 import { ManualClock } from '../../src/clock.js';
 import { isConfigError } from '../../src/errors.js';
@@ -89,6 +89,26 @@ describe('TurnBudget', () => {
     turn(s, 40, 2);
     expect(count(turn(s, 10, 2))).toBe(10);
     expect(s.budget.refusedEarly).toBe(0);
+  });
+
+  it('an overrun within RECENT_OVERRUN_TURNS of another carries its refusals (the overload is near); later, it carries nothing', () => {
+    const s = setup(25);
+    turn(s, 40, 2); // overran: 13 admitted, 27 refused at its tail
+    for (let t = 0; t < 10; t++) turn(s, 10, 2); // turns that fit
+    const refused = s.budget.refused;
+    turn(s, 40, 2); // overran again, 10 turns later: its refusals are carried
+    const tail = s.budget.refused - refused;
+    expect(tail).toBeGreaterThan(0);
+    const next = turn(s, 40, 2);
+    expect(next.slice(0, tail).every((ok) => !ok)).toBe(true); // refused at its head
+    expect(s.budget.refusedEarly).toBeGreaterThanOrEqual(tail);
+
+    // Long after the last overrun, an overrun is a burst again.
+    for (let t = 0; t < RECENT_OVERRUN_TURNS + 2; t++) turn(s, 10, 2);
+    const early = s.budget.refusedEarly;
+    turn(s, 40, 2);
+    expect(count(turn(s, 10, 2))).toBe(10);
+    expect(s.budget.refusedEarly).toBe(early);
   });
 
   it('refusing early fades within a turn once the overload ends, and never starts within the budget', () => {
@@ -273,6 +293,42 @@ describe('TurnBudget', () => {
     const refused = s.budget.refused;
     for (let t = 0; t < 20; t++) keyedTurn(s, light, 2);
     expect(s.budget.refused).toBe(refused);
+  });
+
+  it('heavy keys first: near an overload, the tail of an overrun turn with nothing carried refuses the heavy keys first', () => {
+    const s = setup(20);
+    const calm = ['heavy', 'light', 'heavy', 'heavy', 'lighter', 'heavy', 'heavy', 'heavy'];
+    // One turn that overruns on its own (no carry: one overrun is a burst): 34 heavy requests, then
+    // the light keys' 6 at its very end, past the budget.
+    const burst = [...Array.from({ length: 34 }, () => 'heavy'), 'light', 'light', 'light', 'light', 'lighter', 'lighter'];
+    const tailOf = () => {
+      const start = s.clock.now();
+      const out: { key: string; ok: boolean; at: number }[] = [];
+      for (const key of burst) {
+        const ok = s.budget.admit({ key }).allowed;
+        out.push({ key, ok, at: s.clock.now() - start });
+        s.clock.advance(ok ? 0.55 : 0.125);
+      }
+      s.endTurn();
+      return out.filter((o) => o.at > 20);
+    };
+    // A standing overload, then calm turns that fit: its carry is gone.
+    for (let t = 0; t < 3; t++) keyedTurn(s, mixed(), 2);
+    for (let t = 0; t < 4; t++) keyedTurn(s, calm, 2);
+    const refused = s.budget.refused;
+    keyedTurn(s, calm, 2);
+    expect(s.budget.refused).toBe(refused);
+    // Within RECENT_OVERRUN_TURNS of the overload, the keys are still counted: past the budget the
+    // heavy key is refused, the light ones (at most half its rate) are admitted up to LIGHT_GRACE.
+    const near = tailOf();
+    expect(near.filter((o) => o.key === 'heavy' && o.ok)).toHaveLength(0);
+    const light = near.filter((o) => o.key !== 'heavy' && o.at <= LIGHT_GRACE * 20);
+    expect(light.length).toBeGreaterThan(0);
+    expect(light.every((o) => o.ok)).toBe(true);
+    // Long after it, nothing is counted (it costs nothing): the tail is refused alike.
+    for (let t = 0; t < RECENT_OVERRUN_TURNS + 1; t++) keyedTurn(s, calm, 2);
+    const far = tailOf();
+    expect(far.filter((o) => o.key !== 'heavy').every((o) => !o.ok)).toBe(true);
   });
 
   it('turnBudgetFor: the guard rule (a number, false, or the default with a shedder)', () => {

@@ -232,7 +232,9 @@ describe('tenants of different rates at 2.25x, each within its quota (tenants-3x
     );
     for (const r of [fed, unfed]) {
       const s = r.summary;
-      // Measured (seed 1): light 97.1%, lighter 97.8% (fed); 96.8%, 97.1% (not fed); heavy 27-29%.
+      // Measured (seed 1): light 95.8%, lighter 95.0% (fed); 97.0%, 96.9% (not fed); heavy 29-30%.
+      // Fed, the factor holds the load near the edge, where turns overrun now and then rather than
+      // in a row: what the light tenants lose is the tail of those turns past LIGHT_GRACE.
       expect(share(s, 'light')).toBeGreaterThan(0.95);
       expect(share(s, 'lighter')).toBeGreaterThan(0.95);
       expect(share(s, 'heavy')).toBeLessThan(0.35);
@@ -240,25 +242,26 @@ describe('tenants of different rates at 2.25x, each within its quota (tenants-3x
       // Nothing refused from 2 s after the load fell (the step ends at 40 s).
       expect(refusedFrom(r, 42)).toBe(0);
     }
-    // Fed, the factor moves (measured: down to 0.21) and the heavy tenant's quota shrinks; not fed, it
-    // stays at 1 and the turn budget alone refuses the heavy tenant.
+    // Fed, the factor moves (measured: down to 0.34, above the edge at 0.275, where the quotas admit
+    // the capacity) and the heavy tenant's quota shrinks; not fed, it stays at 1 and the turn budget
+    // alone refuses the heavy tenant.
     expect(fed.summary.minFactor!).toBeLessThan(0.5);
     expect(unfed.summary.minFactor).toBe(1);
     // The refusals wait no longer than the admissions during the overload (the heavy tenant's
-    // refusals are spread over each turn): measured p50 26.0 against 27.0 ms (fed), 30.1 against
-    // 30.3 ms (not fed).
+    // refusals are spread over each turn): measured p50 29.3 against 29.4 ms (fed), 30.4 against
+    // 30.4 ms (not fed).
     for (const r of [fed, unfed]) {
       const ep = r.summary.episodes[0]!;
       expect(ep.refusedP50Ms!).toBeLessThanOrEqual(ep.p50Ms!);
     }
-    // Goodput and p99 (issue 10 asks >= 98% and <= 35 ms): measured 93.3% / 96.8% of capacity (fed
-    // / not; seeds 2 and 3 fed: 93.9%, 93.6%), p99 of the worst second 46 ms both. Missed in the model: each refusal costs 0.05 ms of
-    // loop here (~3.5% of it at 700 refusals/s), the factor undershoots the heavy tenant's fair share
-    // when fed (its quota only binds below it: see docs/governor.md), and the model's turns run
-    // longer than live ones (the single-tenant step to 3x has the same 46 ms). Stated, not asserted
-    // as passing marks.
+    // Goodput and p99 (issue 10 asks >= 98% and <= 35 ms): measured 96.7% / 96.8% of capacity (fed
+    // / not; seeds 2 and 3 the same), p99 of the worst second 49.5 / 46.3 ms. Fed was 93.3-94.0%
+    // before the turn budget's refusals spent the quota: the factor then went under the edge
+    // (governor-feed.ts). Missed in the model: each refusal costs 0.05 ms of loop here (~3.5% of
+    // it at 700 refusals/s), and the model's turns run longer than live ones (the single-tenant
+    // step to 3x has the same 46 ms). Stated, not asserted as passing marks.
     expect(unfed.summary.episodes[0]!.goodputShare).toBeGreaterThan(0.95);
-    expect(fed.summary.episodes[0]!.goodputShare).toBeGreaterThan(0.9);
+    expect(fed.summary.episodes[0]!.goodputShare).toBeGreaterThan(0.95);
     expect(fed.summary.episodes[0]!.p99Ms!).toBeLessThan(50);
   });
 

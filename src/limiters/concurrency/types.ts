@@ -63,6 +63,12 @@ export interface ConcurrencyAcquireOptions {
   maxWaitMs?: number;
   /** Gives up the wait: the decision is a refusal with reason `aborted`. */
   signal?: AbortSignal;
+  /**
+   * Who the work is for (a tenant, a client): with keys, the limiter refuses the keys that send
+   * more than their fair share first (see ConcurrencyLimiter, "Fair between keys"). @default none
+   * (no fairness)
+   */
+  key?: string;
 }
 
 /** What a limiter emits, for metrics, logs and the queue-time signal. */

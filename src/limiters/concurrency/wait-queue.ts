@@ -74,6 +74,12 @@ export class WaitQueue<T extends QueueNode> {
     return lv?.head as T | undefined;
   }
 
+  /** The newest waiter of the lowest level (walk `prev` for the older ones of that level). */
+  peekLowestNewest(): T | undefined {
+    const lv = this.#levels[this.#levels.length - 1];
+    return lv?.tail as T | undefined;
+  }
+
   /** The enqueue time of the oldest waiter of any level, or undefined when empty. */
   oldestEnqueuedAt(): number | undefined {
     let oldest: number | undefined;
@@ -84,14 +90,21 @@ export class WaitQueue<T extends QueueNode> {
     return oldest;
   }
 
-  /** Removes and returns, oldest of each level first, every waiter for whose enqueue time `expired` holds. */
-  removeExpired(expired: (enqueuedAt: number) => boolean): T[] {
+  /**
+   * Removes and returns, oldest of each level first, every waiter for whose enqueue time `expired`
+   * holds, except those `keep` keeps.
+   */
+  removeExpired(expired: (enqueuedAt: number) => boolean, keep?: (node: T) => boolean): T[] {
     const out: T[] = [];
     for (const lv of [...this.#levels]) {
-      while (lv.head !== undefined && expired(lv.head.enqueuedAt)) {
-        const n = lv.head as T;
-        this.remove(n);
-        out.push(n);
+      let n = lv.head as T | undefined;
+      while (n !== undefined && expired(n.enqueuedAt)) {
+        const next = n.next as T | undefined;
+        if (keep === undefined || !keep(n)) {
+          this.remove(n);
+          out.push(n);
+        }
+        n = next;
       }
     }
     return out;

@@ -2,7 +2,13 @@
 export type { BreakerState } from './breaker.js';
 export type { IoredisLike, NodeRedisLike, RedisClient, RedisClientKind } from './client.js';
 export { RedisStoreError, type RedisStoreErrorKind } from './errors.js';
-export { TOKEN_BUCKET_SCRIPT, TOKEN_BUCKET_SHA } from './script.js';
+export {
+  EXPIRY_SLACK_MS,
+  TOKEN_BUCKET_ONE_SCRIPT,
+  TOKEN_BUCKET_ONE_SHA,
+  TOKEN_BUCKET_SCRIPT,
+  TOKEN_BUCKET_SHA,
+} from './script.js';
 export {
   createRedisStore,
   type RedisFailurePolicy,

@@ -1,22 +1,30 @@
 /**
- * The token-bucket script: one round trip per decision, atomic on the server.
+ * The token-bucket scripts: one round trip per decision, atomic on the server.
  *
- * Decides a batch: KEYS[i] is the i-th decision's bucket key and ARGV[5(i-1)+1..5i] its op ('t'
- * take, 'p' peek, 'r' refund), cost, ratePerSec and burst at factor 1, and the caller's factor,
- * in order (two decisions on one key see each other). One decision is a batch of one; on a
- * Cluster every call holds one key.
+ * `TOKEN_BUCKET_SCRIPT` decides a batch: KEYS[i] is the i-th decision's bucket key and
+ * ARGV[5(i-1)+1..5i] its op ('t' take, 'p' peek, 'r' refund), cost, ratePerSec and burst at factor
+ * 1, and the caller's factor, in order (two decisions on one key see each other). On a Cluster
+ * every call holds one key. `TOKEN_BUCKET_ONE_SCRIPT` is the same decision for a call of one, without
+ * the loop (a little cheaper inside Redis); the store sends it whenever a call carries one decision.
  *
- * State is one 32-byte string, four little-endian doubles (struct.pack '<dddd'): the tokens, the
- * server time of the last write (ms), and the refill rate per ms and the capacity in force since
- * then (the factor of the last caller applied). Exact: one GET per decision, and one SET PX per
- * admitted take or refund. The elapsed interval refills at the rate that was in force during it;
- * from this call on, the caller's factor applies (capacity clamps at once). A refused take whose
- * rate and capacity are those stored writes nothing: the stored tokens and time already give the
- * same bucket at every later time (one rounding fewer), and the key's expiry, the time the bucket
- * would be full, has not moved. Under a changed factor it writes, so the new rate runs from it. Time is the server's `TIME`, so app servers
- * whose clocks drift agree, and it never moves backwards: a failover to a replica whose clock is
- * behind refills nothing until the clock passes the stored time. The key expires when the bucket
- * would be full again (a missing key reads as a full bucket, so expiry loses nothing).
+ * State is one 40-byte string, five little-endian doubles (struct.pack '<ddddd'): the tokens, the
+ * server time of the last write (ms), the refill rate per ms and the capacity in force since then
+ * (the factor of the last caller applied), and the key's expiry deadline (server ms). Exact: one
+ * GET per decision, and one write per admitted take or refund. The elapsed interval refills at the
+ * rate that was in force during it; from this call on, the caller's factor applies (capacity clamps
+ * at once). A refused take whose rate and capacity are those stored writes nothing: the stored
+ * tokens and time already give the same bucket at every later time (one rounding fewer), and the
+ * time it would be full has not moved. Under a changed factor it writes, so the new rate runs from
+ * it. Time is the server's `TIME`, so app servers whose clocks drift agree, and it never moves
+ * backwards: a failover to a replica whose clock is behind refills nothing until the clock passes
+ * the stored time. State of 32 bytes (written before the deadline was stored) is read as well.
+ *
+ * Expiry (a missing key reads as a full bucket, so expiry loses nothing): with F the time the
+ * bucket would be full after a write, the key expires no earlier than F and at most
+ * EXPIRY_SLACK_MS + 2 ms after it. A write that sets it uses `SET ... PX` to F + EXPIRY_SLACK_MS
+ * and stores the deadline (rounded down by 2 ms, so Redis never expires the key before it); a write
+ * whose F lies in [deadline - EXPIRY_SLACK_MS, deadline] keeps it and overwrites the value in place
+ * (`SETRANGE` keeps the TTL, on Redis 5 too).
  *
  * Replies: three integers per decision, flat: 1 if allowed else 0, then the tokens left, exactly,
  * as `math.frexp` splits them: the mantissa times 2^53 and the exponent (a Lua number in a reply is
@@ -28,13 +36,17 @@
  */
 import { createHash } from 'node:crypto';
 
-export const TOKEN_BUCKET_SCRIPT = `
-local clock = redis.call('TIME')
-local server_now = clock[1] * 1000 + clock[2] / 1000
-local out = {}
-for i = 1, #KEYS do
-  local key = KEYS[i]
-  local a = (i - 1) * 5
+/**
+ * How long after its bucket would be full again a key may outlive it, in ms: a key expires no
+ * earlier than its bucket is full and at most this (+ 2 ms of rounding) after. The slack lets a key
+ * visited again within it keep its entry and its expiry (no PX rewrite, no delete and re-create of
+ * a key that refills within milliseconds); it changes no decision (a missing key reads as a full
+ * bucket) and costs the memory of keys whose bucket became full less than this ago.
+ */
+export const EXPIRY_SLACK_MS = 1000;
+
+/** One decision on `key`, its arguments from ARGV[a + 1]; leaves `allowed` and `tokens`. */
+const DECIDE = `
   local op = ARGV[a + 1]
   local cost = tonumber(ARGV[a + 2])
   local base_rate = tonumber(ARGV[a + 3]) / 1000
@@ -44,10 +56,14 @@ for i = 1, #KEYS do
   local now = server_now
   local raw = redis.call('GET', key)
   local tokens = cap
-  local r, c
+  local r, c, d
   if raw then
     local v, last
-    v, last, r, c = struct.unpack('<dddd', raw)
+    if #raw == 40 then
+      v, last, r, c, d = struct.unpack('<ddddd', raw)
+    else
+      v, last, r, c = struct.unpack('<dddd', raw)
+    end
     if last > now then now = last end
     tokens = v + (now - last) * r
     if tokens > c then tokens = c end
@@ -65,10 +81,26 @@ for i = 1, #KEYS do
   end
   -- A refused take under the rate and capacity already stored changes nothing: skip the write.
   if (op == 't' and (allowed == 1 or (raw and (r ~= rate or c ~= cap)))) or (op == 'r' and raw) then
-    local ttl
-    if rate > 0 then ttl = (cap - tokens) / rate else ttl = tonumber(ARGV[a + 4]) / base_rate end
-    redis.call('SET', key, struct.pack('<dddd', tokens, now, rate, cap), 'PX', math.max(1, math.ceil(ttl) + 1))
-  end
+    local full
+    if rate > 0 then full = now + (cap - tokens) / rate else full = now + tonumber(ARGV[a + 4]) / base_rate end
+    if d and full <= d and d <= full + ${EXPIRY_SLACK_MS} then
+      redis.call('SETRANGE', key, 0, struct.pack('<ddddd', tokens, now, rate, cap, d))
+    else
+      local px = math.ceil(full + ${EXPIRY_SLACK_MS} - server_now) + 1
+      redis.call('SET', key, struct.pack('<ddddd', tokens, now, rate, cap, server_now + px - 2), 'PX', px)
+    end
+  end`;
+
+const CLOCK = `
+local clock = redis.call('TIME')
+local server_now = clock[1] * 1000 + clock[2] / 1000`;
+
+export const TOKEN_BUCKET_SCRIPT = `${CLOCK}
+local out = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local a = (i - 1) * 5
+${DECIDE}
   local m, e = math.frexp(tokens)
   out[3 * i - 2] = allowed
   out[3 * i - 1] = m * 9007199254740992
@@ -77,6 +109,15 @@ end
 return out
 `;
 
+export const TOKEN_BUCKET_ONE_SCRIPT = `${CLOCK}
+local key = KEYS[1]
+local a = 0
+${DECIDE}
+local m, e = math.frexp(tokens)
+return {allowed, m * 9007199254740992, e}
+`;
+
 export const TOKEN_BUCKET_SHA = createHash('sha1').update(TOKEN_BUCKET_SCRIPT).digest('hex');
+export const TOKEN_BUCKET_ONE_SHA = createHash('sha1').update(TOKEN_BUCKET_ONE_SCRIPT).digest('hex');
 
 export type ScriptOp = 't' | 'p' | 'r';

@@ -19,7 +19,13 @@ import { Deadlines } from './deadlines.js';
 import { bucketDecision, tokensFromReply } from './decision.js';
 import { isNoScript, RedisStoreError } from './errors.js';
 import { LocalBuckets } from './local-buckets.js';
-import { type ScriptOp, TOKEN_BUCKET_SCRIPT, TOKEN_BUCKET_SHA } from './script.js';
+import {
+  type ScriptOp,
+  TOKEN_BUCKET_ONE_SCRIPT,
+  TOKEN_BUCKET_ONE_SHA,
+  TOKEN_BUCKET_SCRIPT,
+  TOKEN_BUCKET_SHA,
+} from './script.js';
 
 /** What decisions are made of while Redis does not answer. */
 export type RedisFailurePolicy = 'open' | 'closed' | 'local';
@@ -317,9 +323,11 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
       this.#inFlight--;
       this.#failed(batch, asStoreError(err));
     };
+    // A call of one decision runs the script without the batch loop (cheaper inside Redis).
+    const one = n === 1;
     let sent: Promise<unknown>;
     try {
-      sent = this.#client.evalsha(TOKEN_BUCKET_SHA, keys, args);
+      sent = this.#client.evalsha(one ? TOKEN_BUCKET_ONE_SHA : TOKEN_BUCKET_SHA, keys, args);
     } catch (err) {
       sent = Promise.reject(err);
     }
@@ -332,7 +340,7 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
       this.emit('scriptLoad', { key: keys[0]! });
       let loaded: Promise<unknown>;
       try {
-        loaded = this.#client.eval(TOKEN_BUCKET_SCRIPT, keys, args);
+        loaded = this.#client.eval(one ? TOKEN_BUCKET_ONE_SCRIPT : TOKEN_BUCKET_SCRIPT, keys, args);
       } catch (e) {
         loaded = Promise.reject(e);
       }

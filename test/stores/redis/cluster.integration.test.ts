@@ -5,6 +5,7 @@ import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRedisStore,
+  EXPIRY_SLACK_MS,
   type RedisStore,
   type StoreDecision,
   type StoreTakeRequest,
@@ -43,6 +44,7 @@ run('Redis store on a three-master Cluster', () => {
         createRedisStore({ client: clients.get(kind)!.client, prefix: 'c:', timeoutMs: 2000 }),
       advance: (ms) => sleep(ms),
       holdsKey: async (store, key) => (await admin.exists((store as RedisStore).redisKey(key))) === 1,
+      expirySlackMs: EXPIRY_SLACK_MS,
       realTimeSlackMs: 200,
     });
   }

@@ -2,7 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { createRedisStore, type RedisStore } from '../../../src/stores/redis/index.js';
+import { createRedisStore, EXPIRY_SLACK_MS, type RedisStore } from '../../../src/stores/redis/index.js';
 import { storeContract } from '../../../src/testing/index.js';
 import { type ClientKind, standalone, type TestClient } from './clients.js';
 import { redisMissing } from './services.js';
@@ -37,6 +37,7 @@ for (const [kind, batch] of variants) {
       createStore: () => createRedisStore({ client: client.client, prefix, timeoutMs: 2000, batch }),
       advance: (ms) => sleep(ms),
       holdsKey: async (store, key) => (await admin.exists((store as RedisStore).redisKey(key))) === 1,
+      expirySlackMs: EXPIRY_SLACK_MS,
       realTimeSlackMs: 200,
     });
   });
