@@ -230,11 +230,9 @@ export class Pipeline<R extends AdmissionRequest = AdmissionRequest> {
       if (!s.quota) continue;
       const bit = 1 << j;
       if ((charged & bit) !== 0) charged &= ~bit;
-      else if ((deferred & bit) !== 0) {
-        // A peeked stage answers synchronously (rule 2); it admitted a moment ago, so it charges.
-        const d = s.admit(req) as Decision;
-        quota = d;
-      }
+      // A peeked stage answers synchronously (rule 2). It admitted when peeked, but a wait since
+      // (a concurrency stage) may have let its tokens go: then it refuses and charges nothing.
+      else if ((deferred & bit) !== 0) quota = s.admit(req) as Decision;
     }
     return { charged, quota };
   }

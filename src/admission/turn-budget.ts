@@ -262,7 +262,8 @@ export class TurnBudget {
    * What the next turn refuses at its head. When this turn overran (its tail was refused, or its
    * head refusals still left it at the budget) right after another that did, or within
    * RECENT_OVERRUN_TURNS turns of one, the overload stands (or is near): every refusal of this turn
-   * is carried. One overrun alone (a burst under a load the process can serve) carries nothing. Otherwise the head refusals are scaled by the share of the budget used.
+   * is carried. One overrun alone (a burst under a load the process can serve) carries nothing.
+   * Otherwise the head refusals are scaled by the share of the budget used.
    * When this turn counted its keys, the carried refusals go to the keys over the fair level.
    */
   #turnEnded(): void {
