@@ -82,19 +82,24 @@ export class TurnKeys {
   endTurn(carry: number): Map<string, KeyRefusals> | undefined {
     const smoothed = this.#smoothed;
     const arrivals = this.#arrivals;
+    // The heaviest smoothed rate, for isLight, found in the same passes.
+    let max = 0;
     for (const [key, d] of smoothed) {
       const next = d * TURN_KEYS_DECAY + (arrivals.get(key) ?? 0);
       arrivals.delete(key);
       if (next * (1 - TURN_KEYS_DECAY) < FORGET_BELOW) smoothed.delete(key);
-      else smoothed.set(key, next);
+      else {
+        smoothed.set(key, next);
+        if (next > max) max = next;
+      }
     }
     let untracked = this.#untracked;
     for (const [key, n] of arrivals) {
-      if (smoothed.size < MAX_TURN_KEYS) smoothed.set(key, n);
-      else untracked += n;
+      if (smoothed.size < MAX_TURN_KEYS) {
+        smoothed.set(key, n);
+        if (n > max) max = n;
+      } else untracked += n;
     }
-    let max = 0;
-    for (const d of smoothed.values()) if (d > max) max = d;
     this.#lightBelow = smoothed.size >= 2 ? max / 2 : -1;
     const total = this.#total;
     const admitted = total > 0 ? Math.max(0, 1 - Math.max(0, carry) / total) : 1;
