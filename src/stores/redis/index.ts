@@ -4,10 +4,14 @@ export type { IoredisLike, NodeRedisLike, RedisClient, RedisClientKind } from '.
 export { RedisStoreError, type RedisStoreErrorKind } from './errors.js';
 export {
   EXPIRY_SLACK_MS,
-  TOKEN_BUCKET_ONE_SCRIPT,
-  TOKEN_BUCKET_ONE_SHA,
+  TOKEN_BUCKET_PEEK_SCRIPT,
+  TOKEN_BUCKET_PEEK_SHA,
+  TOKEN_BUCKET_REFUND_SCRIPT,
+  TOKEN_BUCKET_REFUND_SHA,
   TOKEN_BUCKET_SCRIPT,
   TOKEN_BUCKET_SHA,
+  TOKEN_BUCKET_TAKE_SCRIPT,
+  TOKEN_BUCKET_TAKE_SHA,
 } from './script.js';
 export {
   createRedisStore,

@@ -4,8 +4,12 @@
  * `TOKEN_BUCKET_SCRIPT` decides a batch: KEYS[i] is the i-th decision's bucket key and
  * ARGV[5(i-1)+1..5i] its op ('t' take, 'p' peek, 'r' refund), cost, ratePerSec and burst at factor
  * 1, and the caller's factor, in order (two decisions on one key see each other). On a Cluster
- * every call holds one key. `TOKEN_BUCKET_ONE_SCRIPT` is the same decision for a call of one, without
- * the loop (a little cheaper inside Redis); the store sends it whenever a call carries one decision.
+ * every call holds one key. A call of one decision runs the script of its op instead
+ * (`TOKEN_BUCKET_TAKE_SCRIPT`, `_PEEK_`, `_REFUND_`): no batch loop, no op to compare, and three
+ * arguments, the cost, the refill rate per ms and the capacity at the caller's factor (computed by
+ * the caller as the batch script does: ratePerSec / 1000 · factor, burst · factor, in that order,
+ * sent as strings that parse back to the same doubles), and a fourth only when that rate is 0:
+ * the ms a full refill takes at factor 1 (burst / (ratePerSec / 1000)), the key's lifetime then.
  *
  * State is one 40-byte string, five little-endian doubles (struct.pack '<ddddd'): the tokens, the
  * server time of the last write (ms), the refill rate per ms and the capacity in force since then
@@ -26,12 +30,16 @@
  * whose F lies in [deadline - EXPIRY_SLACK_MS, deadline] keeps it and overwrites the value in place
  * (`SETRANGE` keeps the TTL, on Redis 5 too).
  *
- * Replies: three integers per decision, flat: 1 if allowed else 0, then the tokens left, exactly,
- * as `math.frexp` splits them: the mantissa times 2^53 and the exponent (a Lua number in a reply is
- * truncated to an integer, and integers cost the server less than formatting a float). The caller
- * derives the waits (`retryAfterMs`, `resetMs`) from the tokens, the cost, the rate and the
- * capacity with the arithmetic of `bucketDecision`: it sent those numbers, as strings that parse
- * back to the same doubles.
+ * Replies carry the tokens left exactly, as `math.frexp` splits them (the mantissa times 2^53 and
+ * the exponent), and whether the call was allowed. The batch script: three integers per decision,
+ * flat (1 if allowed else 0, the mantissa, the exponent). A one-decision script: one integer,
+ * tokens · 2 + allowed, when the tokens are a whole number under 2^51 (a full bucket of a whole
+ * burst, whole costs); otherwise one string, "<mantissa> <exponent · 2 + allowed>". Neither is a
+ * table: Redis turns a returned Lua table into a reply by probing it for `err`, `ok`, `double`...
+ * and writes an array of deferred length, which cost ~1.3 µs a call here, a third of the script.
+ * (A Lua number in a reply is truncated to an integer, and integers cost the server less than
+ * formatting a float.) The caller derives the waits (`retryAfterMs`, `resetMs`) from the tokens,
+ * the cost, the rate and the capacity with the arithmetic of `bucketDecision`.
  * Needs Redis >= 5 or Valkey (scripts replicate their effects, so TIME before a write is allowed).
  */
 import { createHash } from 'node:crypto';
@@ -45,14 +53,11 @@ import { createHash } from 'node:crypto';
  */
 export const EXPIRY_SLACK_MS = 1000;
 
-/** One decision on `key`, its arguments from ARGV[a + 1]; leaves `allowed` and `tokens`. */
-const DECIDE = `
-  local op = ARGV[a + 1]
-  local cost = tonumber(ARGV[a + 2])
-  local base_rate = tonumber(ARGV[a + 3]) / 1000
-  local factor = tonumber(ARGV[a + 5])
-  local rate = base_rate * factor
-  local cap = tonumber(ARGV[a + 4]) * factor
+/**
+ * Reads `key`'s bucket at the caller's `rate` and `cap` (the elapsed interval refilled at the
+ * stored rate, clamped to both capacities); leaves `raw`, `now`, `tokens` and the stored `r`, `c`, `d`.
+ */
+const READ = `
   local now = server_now
   local raw = redis.call('GET', key)
   local tokens = cap
@@ -68,7 +73,30 @@ const DECIDE = `
     tokens = v + (now - last) * r
     if tokens > c then tokens = c end
     if tokens > cap then tokens = cap end
-  end
+  end`;
+
+/**
+ * Writes `tokens` at `now` with `rate` and `cap`; `fillMs` is the Lua for the ms a full refill
+ * takes at factor 1 (the key's lifetime when the rate is 0).
+ */
+const write = (fillMs: string): string => `
+    local full
+    if rate > 0 then full = now + (cap - tokens) / rate else full = now + ${fillMs} end
+    if d and full <= d and d <= full + ${EXPIRY_SLACK_MS} then
+      redis.call('SETRANGE', key, 0, struct.pack('<ddddd', tokens, now, rate, cap, d))
+    else
+      local px = math.ceil(full + ${EXPIRY_SLACK_MS} - server_now) + 1
+      redis.call('SET', key, struct.pack('<ddddd', tokens, now, rate, cap, server_now + px - 2), 'PX', px)
+    end`;
+
+/** One decision of the batch on `key`, its arguments from ARGV[a + 1]; leaves `allowed` and `tokens`. */
+const DECIDE = `
+  local op = ARGV[a + 1]
+  local cost = tonumber(ARGV[a + 2])
+  local base_rate = tonumber(ARGV[a + 3]) / 1000
+  local factor = tonumber(ARGV[a + 5])
+  local rate = base_rate * factor
+  local cap = tonumber(ARGV[a + 4]) * factor${READ}
   local allowed = 1
   if op == 'r' then
     tokens = tokens + cost
@@ -81,14 +109,7 @@ const DECIDE = `
   end
   -- A refused take under the rate and capacity already stored changes nothing: skip the write.
   if (op == 't' and (allowed == 1 or (raw and (r ~= rate or c ~= cap)))) or (op == 'r' and raw) then
-    local full
-    if rate > 0 then full = now + (cap - tokens) / rate else full = now + tonumber(ARGV[a + 4]) / base_rate end
-    if d and full <= d and d <= full + ${EXPIRY_SLACK_MS} then
-      redis.call('SETRANGE', key, 0, struct.pack('<ddddd', tokens, now, rate, cap, d))
-    else
-      local px = math.ceil(full + ${EXPIRY_SLACK_MS} - server_now) + 1
-      redis.call('SET', key, struct.pack('<ddddd', tokens, now, rate, cap, server_now + px - 2), 'PX', px)
-    end
+${write('tonumber(ARGV[a + 4]) / base_rate')}
   end`;
 
 const CLOCK = `
@@ -109,15 +130,52 @@ end
 return out
 `;
 
-export const TOKEN_BUCKET_ONE_SCRIPT = `${CLOCK}
+/** The head of a one-decision script: KEYS[1], ARGV = cost, rate per ms, capacity [, fill ms]. */
+const ONE = `${CLOCK}
 local key = KEYS[1]
-local a = 0
-${DECIDE}
+local cost = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local cap = tonumber(ARGV[3])${READ}`;
+
+/** The reply of a one-decision script: an integer when it can be (see the header), else a string. */
+const REPLY = `
+if tokens % 1 == 0 and tokens < 2251799813685248 then return tokens * 2 + allowed end
 local m, e = math.frexp(tokens)
-return {allowed, m * 9007199254740992, e}
+return string.format('%d %d', m * 9007199254740992, e * 2 + allowed)
 `;
 
-export const TOKEN_BUCKET_SHA = createHash('sha1').update(TOKEN_BUCKET_SCRIPT).digest('hex');
-export const TOKEN_BUCKET_ONE_SHA = createHash('sha1').update(TOKEN_BUCKET_ONE_SCRIPT).digest('hex');
+export const TOKEN_BUCKET_TAKE_SCRIPT = `${ONE}
+local allowed = 1
+if tokens + 1e-9 < cost then
+  allowed = 0
+else
+  tokens = tokens - cost
+  if tokens < 0 then tokens = 0 end
+end
+-- A refused take under the rate and capacity already stored changes nothing: skip the write.
+if allowed == 1 or (raw and (r ~= rate or c ~= cap)) then
+${write('tonumber(ARGV[4])')}
+end
+${REPLY}`;
+
+export const TOKEN_BUCKET_PEEK_SCRIPT = `${ONE}
+local allowed = 1
+if tokens + 1e-9 < cost then allowed = 0 end
+${REPLY}`;
+
+export const TOKEN_BUCKET_REFUND_SCRIPT = `${ONE}
+local allowed = 1
+tokens = tokens + cost
+if tokens > cap then tokens = cap end
+if raw then
+${write('tonumber(ARGV[4])')}
+end
+${REPLY}`;
+
+const sha1 = (script: string): string => createHash('sha1').update(script).digest('hex');
+export const TOKEN_BUCKET_SHA = sha1(TOKEN_BUCKET_SCRIPT);
+export const TOKEN_BUCKET_TAKE_SHA = sha1(TOKEN_BUCKET_TAKE_SCRIPT);
+export const TOKEN_BUCKET_PEEK_SHA = sha1(TOKEN_BUCKET_PEEK_SCRIPT);
+export const TOKEN_BUCKET_REFUND_SHA = sha1(TOKEN_BUCKET_REFUND_SCRIPT);
 
 export type ScriptOp = 't' | 'p' | 'r';

@@ -21,10 +21,14 @@ import { isNoScript, RedisStoreError } from './errors.js';
 import { LocalBuckets } from './local-buckets.js';
 import {
   type ScriptOp,
-  TOKEN_BUCKET_ONE_SCRIPT,
-  TOKEN_BUCKET_ONE_SHA,
+  TOKEN_BUCKET_PEEK_SCRIPT,
+  TOKEN_BUCKET_PEEK_SHA,
+  TOKEN_BUCKET_REFUND_SCRIPT,
+  TOKEN_BUCKET_REFUND_SHA,
   TOKEN_BUCKET_SCRIPT,
   TOKEN_BUCKET_SHA,
+  TOKEN_BUCKET_TAKE_SCRIPT,
+  TOKEN_BUCKET_TAKE_SHA,
 } from './script.js';
 
 /** What decisions are made of while Redis does not answer. */
@@ -115,6 +119,13 @@ const OPTION_NAMES = [
 const storeChannel = channel(STORE_CHANNEL);
 
 const OP_NAMES = { t: 'take', p: 'peek', r: 'refund' } as const;
+
+/** The script a call of one decision runs, by its op: its SHA, and its source for NOSCRIPT. */
+const ONE_SCRIPTS = {
+  t: [TOKEN_BUCKET_TAKE_SHA, TOKEN_BUCKET_TAKE_SCRIPT],
+  p: [TOKEN_BUCKET_PEEK_SHA, TOKEN_BUCKET_PEEK_SCRIPT],
+  r: [TOKEN_BUCKET_REFUND_SHA, TOKEN_BUCKET_REFUND_SCRIPT],
+} as const;
 
 /**
  * The most decisions one call carries. Smaller calls let Redis start on the first while the client
@@ -292,6 +303,10 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
   };
 
   #send(batch: Pending[]): void {
+    if (batch.length === 1) {
+      this.#sendOne(batch[0]!, batch);
+      return;
+    }
     const n = batch.length;
     const keys = new Array<string>(n);
     const args = new Array<string>(n * 5);
@@ -305,6 +320,38 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
       args[a + 3] = String(request.limits.burst);
       args[a + 4] = String(clampFactor(request.factor));
     }
+    this.#call(batch, TOKEN_BUCKET_SHA, TOKEN_BUCKET_SCRIPT, keys, args, (reply) => this.#answer(batch, reply));
+  }
+
+  /**
+   * One decision: the script of its op (no batch loop), with the rate and capacity at the caller's
+   * factor computed here, as the batch script computes them (so both store the same doubles).
+   */
+  #sendOne(pending: Pending, batch: Pending[]): void {
+    const { op, request } = pending;
+    const { ratePerSec, burst } = request.limits;
+    const factor = clampFactor(request.factor);
+    const baseRate = ratePerSec / 1000;
+    const rate = baseRate * factor;
+    const capacity = burst * factor;
+    const args = [String(request.cost), String(rate), String(capacity)];
+    // At rate 0 the key lives as long as a full refill at factor 1.
+    if (!(rate > 0)) args.push(String(burst / baseRate));
+    const [sha, script] = ONE_SCRIPTS[op];
+    this.#call(batch, sha, script, [this.redisKey(request.key)], args, (reply) =>
+      this.#answerOne(pending, reply, rate, capacity),
+    );
+  }
+
+  /** Runs a script by SHA (by source on NOSCRIPT) under the call deadline; `answer` gets its reply. */
+  #call(
+    batch: Pending[],
+    sha: string,
+    script: string,
+    keys: string[],
+    args: string[],
+    answer: (reply: unknown) => void,
+  ): void {
     this.#inFlight++;
     const watched = this.#deadlines.watch(() => {
       this.#inFlight--;
@@ -316,18 +363,16 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
     const onReply = (reply: unknown): void => {
       if (!watched.settle()) return;
       this.#inFlight--;
-      this.#answer(batch, reply);
+      answer(reply);
     };
     const onError = (err: unknown): void => {
       if (!watched.settle()) return;
       this.#inFlight--;
       this.#failed(batch, asStoreError(err));
     };
-    // A call of one decision runs the script without the batch loop (cheaper inside Redis).
-    const one = n === 1;
     let sent: Promise<unknown>;
     try {
-      sent = this.#client.evalsha(one ? TOKEN_BUCKET_ONE_SHA : TOKEN_BUCKET_SHA, keys, args);
+      sent = this.#client.evalsha(sha, keys, args);
     } catch (err) {
       sent = Promise.reject(err);
     }
@@ -340,12 +385,44 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
       this.emit('scriptLoad', { key: keys[0]! });
       let loaded: Promise<unknown>;
       try {
-        loaded = this.#client.eval(one ? TOKEN_BUCKET_ONE_SCRIPT : TOKEN_BUCKET_SCRIPT, keys, args);
+        loaded = this.#client.eval(script, keys, args);
       } catch (e) {
         loaded = Promise.reject(e);
       }
       loaded.then(onReply, onError);
     });
+  }
+
+  /**
+   * Resolves one decision from its script's reply: the integer tokens · 2 + allowed, or the string
+   * "<mantissa · 2^53> <exponent · 2 + allowed>" (an integer may come as a string: ioredis with
+   * `stringNumbers`).
+   */
+  #answerOne(pending: Pending, reply: unknown, ratePerMs: number, capacity: number): void {
+    let allowed = -1;
+    let tokens = Number.NaN;
+    const space = typeof reply === 'string' ? reply.indexOf(' ') : -1;
+    if (space < 0 && (typeof reply === 'number' || typeof reply === 'string')) {
+      const n = Number(reply);
+      if (Number.isSafeInteger(n) && n >= 0) {
+        allowed = n % 2;
+        tokens = (n - allowed) / 2;
+      }
+    } else if (space > 0) {
+      const text = reply as string;
+      const x = Number(text.slice(space + 1));
+      if (Number.isInteger(x) && Math.abs(x) < 4096) {
+        allowed = x & 1;
+        tokens = tokensFromReply(Number(text.slice(0, space)), (x - allowed) / 2);
+      }
+    }
+    if (!(allowed === 0 || allowed === 1) || !(tokens >= 0)) {
+      this.#failed([pending], badReply(reply));
+      return;
+    }
+    this.#breaker.success();
+    if (pending.op !== 'r') this.#redisDecisions++;
+    pending.resolve(bucketDecision(allowed === 1, tokens, pending.request.cost, ratePerMs, capacity));
   }
 
   /** Resolves a call's decisions from the script's reply: three integers per decision. */

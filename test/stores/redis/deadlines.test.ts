@@ -124,7 +124,7 @@ describe('RedisStore timeouts (ManualClock)', () => {
     await Promise.resolve();
     expect(answer).toMatchObject({ allowed: false, unavailable: true });
     expect(errors).toEqual(['timeout']);
-    calls[0]!.resolve([1, (9 / 16) * 2 ** 53, 4]); // admitted, 9 tokens = 9/16 · 2^4
+    calls[0]!.resolve(9 * 2 + 1); // admitted, 9 tokens (a whole count: tokens · 2 + allowed)
     await new Promise((r) => setImmediate(r));
     expect(store.stats()).toMatchObject({ redisDecisions: 0, timeouts: 1, fallbackDecisions: 1 });
   });
@@ -144,7 +144,7 @@ describe('RedisStore timeouts (ManualClock)', () => {
     await Promise.resolve();
     expect(answers[0]).toMatchObject({ allowed: true });
     expect(store.stats().timeouts).toBe(1);
-    calls[1]!.resolve([0, 0.5 * 2 ** 53, 0]); // refused, 0.5 token = 0.5 · 2^0
+    calls[1]!.resolve(`${0.5 * 2 ** 53} 0`); // refused, 0.5 token = 0.5 · 2^0 (exponent · 2 + allowed)
     await new Promise((r) => setImmediate(r));
     expect(answers[1]).toEqual({ allowed: false, remaining: 0.5, retryAfterMs: 50, resetMs: 950 });
     clock.advance(40); // t = 100: the third, sent at 40, timed out at 90
