@@ -36,7 +36,7 @@
  * tokens · 2 + allowed, when the tokens are a whole number under 2^51 (a full bucket of a whole
  * burst, whole costs); otherwise one string, "<mantissa> <exponent · 2 + allowed>". Neither is a
  * table: Redis turns a returned Lua table into a reply by probing it for `err`, `ok`, `double`...
- * and writes an array of deferred length, which cost ~1.3 µs a call here, a third of the script.
+ * and writes an array of deferred length, which cost ~1.3 µs a call here (docs/benchmarks.md).
  * (A Lua number in a reply is truncated to an integer, and integers cost the server less than
  * formatting a float.) The caller derives the waits (`retryAfterMs`, `resetMs`) from the tokens,
  * the cost, the rate and the capacity with the arithmetic of `bucketDecision`.

@@ -320,7 +320,9 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
       args[a + 3] = String(request.limits.burst);
       args[a + 4] = String(clampFactor(request.factor));
     }
-    this.#call(batch, TOKEN_BUCKET_SHA, TOKEN_BUCKET_SCRIPT, keys, args, (reply) => this.#answer(batch, reply));
+    this.#call(batch, TOKEN_BUCKET_SHA, TOKEN_BUCKET_SCRIPT, keys, args, (reply) =>
+      this.#answer(batch, reply),
+    );
   }
 
   /**
