@@ -270,10 +270,11 @@ describe('the key stage over a StoreLimiter (createLimiter({ store }))', () => {
     expect(statuses).toEqual([true, true, true, false]);
   });
 
-  it('the in-memory limiter stays synchronous: peeked, charged last, no promise', () => {
+  it('the in-memory limiter stays synchronous: charged in its place, refunded on a later refusal, no promise', () => {
     const limiter = createLimiter({ ratePerSec: 1, burst: 2, clock: new ManualClock() });
     const key = keyStage(limiter);
-    expect(key.peek).toBeDefined();
+    expect(key.peek).toBeUndefined();
+    expect(key.refund).toBeDefined();
     const v = new Pipeline([key]).run({ key: 'u', priority: 'normal', cost: 1 });
     expect(v).not.toBeInstanceOf(Promise);
     expect(v).toMatchObject({ allowed: true });
