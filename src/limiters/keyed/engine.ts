@@ -387,7 +387,7 @@ export class KeyedEngine {
     if (blk !== undefined) {
       // Never blocked here (a blocked key is refused first): the word is 0 or minus a streak.
       const word = blk[s]!;
-      slots.ended![s] = word < 0 ? word : 0;
+      slots.ended![s] = word < 0 ? (word > -0x7fffffff ? word : -0x7fffffff) : 0;
       blk[s] = 0;
     }
     return s;

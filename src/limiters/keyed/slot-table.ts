@@ -41,10 +41,11 @@ export class SlotTable {
   /** Block words (see BlockPolicy), only with `block`. */
   blk: Float64Array | undefined;
   /**
-   * Only with `block`: the streak word the key's latest charge ended (<= 0), so that a refund of
-   * that charge can give the streak back (see KeyedEngine's refunds).
+   * Only with `block`: the streak word the key's latest charge ended (<= 0, a streak past 2^31 - 1
+   * held as that), so that a refund of that charge can give the streak back (see KeyedEngine's
+   * refunds). 4 bytes a key.
    */
-  ended: Float64Array | undefined;
+  ended: Int32Array | undefined;
   /** Tier indices, only with `tiers`. */
   tierOf: Uint16Array | Uint32Array | undefined;
   #capacity: number;
@@ -68,7 +69,7 @@ export class SlotTable {
     this.ref = new Uint8Array(this.#capacity);
     if (options.block) {
       this.blk = new Float64Array(this.#capacity);
-      this.ended = new Float64Array(this.#capacity);
+      this.ended = new Int32Array(this.#capacity);
     }
     if (options.tiers) this.tierOf = new Uint16Array(this.#capacity);
   }
@@ -203,7 +204,7 @@ export class SlotTable {
       const blk = new Float64Array(cap);
       blk.set(this.blk);
       this.blk = blk;
-      const ended = new Float64Array(cap);
+      const ended = new Int32Array(cap);
       ended.set(this.ended!);
       this.ended = ended;
     }
