@@ -50,6 +50,16 @@ describe('KeyedLimiter.refund', () => {
     expect(limiter.peek('k')).toEqual(before);
   });
 
+  it('a key held under its digest (longer than 256 bytes) is refunded under it too', () => {
+    const { limiter } = setup();
+    const long = 'k'.repeat(300);
+    limiter.take(long, { cost: 4 });
+    const before = limiter.peek(long);
+    limiter.take(long);
+    limiter.refund(long);
+    expect(limiter.peek(long)).toEqual(before);
+  });
+
   it('after a refill adds the cost back capped at the capacity', () => {
     const { clock, limiter } = setup();
     limiter.take('k', { cost: 3 }); // 7
