@@ -113,7 +113,9 @@ export function keyStage(limiter: KeyAdmission, maxWaitMs = 0): Stage {
         ? limiter.refund(req.key)
         : limiter.refund(req.key, { cost: req.cost, priority: req.priority });
   } else if (local) {
-    refund = (req) => limiter.refund!(req.key, { cost: req.cost, priority: req.priority }) as void;
+    refund = (req) => {
+      limiter.refund!(req.key, { cost: req.cost, priority: req.priority });
+    };
   } else if (limiter.refund !== undefined) {
     refund = (req) => {
       const r = limiter.refund!(req.key, { cost: req.cost, priority: req.priority });

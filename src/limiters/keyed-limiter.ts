@@ -138,9 +138,9 @@ export class KeyedLimiter {
   }
 
   #refundWith(key: string, options: TakeOptions | undefined): void {
-    if (options === undefined) return this.#engine.refundKey(key, 1, undefined);
-    if (typeof options !== 'object' || options === null) throw badOptions(options);
-    this.#engine.refundKey(key, costOf(options), options.priority);
+    if (options === undefined) this.#engine.refundKey(key, 1, undefined);
+    else if (typeof options !== 'object' || options === null) throw badOptions(options);
+    else this.#engine.refundKey(key, costOf(options), options.priority);
   }
 
   /** What `take` would answer now, without charging, counting a refusal or creating the key. */

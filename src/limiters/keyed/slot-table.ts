@@ -138,7 +138,7 @@ export class SlotTable {
 
   /** Whether `slot` is pinned (a waiter depends on it). */
   isPinned(slot: number): boolean {
-    return this.#pinned !== undefined && this.#pinned.has(slot);
+    return this.#pinned?.has(slot) === true;
   }
 
   unpin(slot: number): void {

@@ -86,7 +86,11 @@ describe('KeyedLimiter.refund', () => {
   });
 
   it('gives back the refusal streak the admission ended (a block then starts where it would have)', () => {
-    const { clock, limiter } = setup({ ratePerSec: 1, burst: 2, block: { afterRefusals: 3, durationMs: 5000 } });
+    const { clock, limiter } = setup({
+      ratePerSec: 1,
+      burst: 2,
+      block: { afterRefusals: 3, durationMs: 5000 },
+    });
     limiter.take('k', { cost: 2 }); // 0
     expect(limiter.take('k').reason).toBe('limited'); // streak 1
     expect(limiter.take('k').reason).toBe('limited'); // streak 2
@@ -98,7 +102,11 @@ describe('KeyedLimiter.refund', () => {
   });
 
   it('joins the streak given back to the refusals counted since', () => {
-    const { clock, limiter } = setup({ ratePerSec: 1, burst: 2, block: { afterRefusals: 3, durationMs: 5000 } });
+    const { clock, limiter } = setup({
+      ratePerSec: 1,
+      burst: 2,
+      block: { afterRefusals: 3, durationMs: 5000 },
+    });
     limiter.take('k', { cost: 2 });
     expect(limiter.take('k').reason).toBe('limited'); // streak 1
     clock.advance(1000);
@@ -171,12 +179,20 @@ describe('KeyedLimiter.refund', () => {
           kind: fc.constant('take' as const),
           key: fc.constantFrom('a', 'b', 'c'),
           cost: fc.constantFrom(1, 1, 2, 0.5, 3),
-          priority: fc.option(fc.constantFrom<Priority>('normal', 'critical', 'sheddable', 0.8), { nil: undefined }),
+          priority: fc.option(fc.constantFrom<Priority>('normal', 'critical', 'sheddable', 0.8), {
+            nil: undefined,
+          }),
           refund: fc.boolean(),
         }),
       },
-      { weight: 3, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 500 }) }) },
-      { weight: 1, arbitrary: fc.record({ kind: fc.constant('factor' as const), f: fc.constantFrom(1, 0.6, 0.3, 0) }) },
+      {
+        weight: 3,
+        arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 500 }) }),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.record({ kind: fc.constant('factor' as const), f: fc.constantFrom(1, 0.6, 0.3, 0) }),
+      },
     );
     const config = fc.record({
       block: fc.boolean(),
@@ -195,7 +211,9 @@ describe('KeyedLimiter.refund', () => {
             factor,
             ...(cfg.block ? { block: { afterRefusals: 2, durationMs: 700 } } : {}),
             ...(cfg.global ? { global: { ratePerSec: 6, burst: 5 } } : {}),
-            ...(cfg.tiers ? { tiers: (k: string) => (k === 'a' ? { ratePerSec: 2, burst: 6 } : undefined) } : {}),
+            ...(cfg.tiers
+              ? { tiers: (k: string) => (k === 'a' ? { ratePerSec: 2, burst: 6 } : undefined) }
+              : {}),
           }) as KeyedLimiter;
           return { factor, limiter };
         };
@@ -209,7 +227,8 @@ describe('KeyedLimiter.refund', () => {
             refunded.factor.set(o.f);
             without.factor.set(o.f);
           } else {
-            const options = o.priority === undefined ? { cost: o.cost } : { cost: o.cost, priority: o.priority };
+            const options =
+              o.priority === undefined ? { cost: o.cost } : { cost: o.cost, priority: o.priority };
             const d = refunded.limiter.take(o.key, options);
             if (o.refund && d.allowed) refunded.limiter.refund(o.key, options);
             else expectSame(d, without.limiter.take(o.key, options));
@@ -270,7 +289,12 @@ describe('KeyedWindowLimiter.refund', () => {
 
   it('sliding-window: a refund in the next window takes the cost off the previous count, which still weighs', () => {
     const clock = new ManualClock();
-    const limiter = createLimiter({ algorithm: 'sliding-window', limit: 4, windowMs: 1000, clock }) as KeyedWindowLimiter;
+    const limiter = createLimiter({
+      algorithm: 'sliding-window',
+      limit: 4,
+      windowMs: 1000,
+      clock,
+    }) as KeyedWindowLimiter;
     limiter.take('k', { cost: 4 });
     clock.advance(1500); // previous 4 weighs 2
     expect(limiter.peek('k', { cost: 3 }).allowed).toBe(false);
@@ -280,7 +304,13 @@ describe('KeyedWindowLimiter.refund', () => {
 
   it('a key the take created is forgotten when the table is full', () => {
     const clock = new ManualClock();
-    const limiter = createLimiter({ algorithm: 'fixed-window', limit: 5, windowMs: 1000, maxKeys: 1, clock }) as KeyedWindowLimiter;
+    const limiter = createLimiter({
+      algorithm: 'fixed-window',
+      limit: 5,
+      windowMs: 1000,
+      maxKeys: 1,
+      clock,
+    }) as KeyedWindowLimiter;
     limiter.take('a');
     limiter.refund('a');
     expect(limiter.size).toBe(0);
