@@ -6,10 +6,16 @@
  * 1. Stages are asked in order. The first refusal decides: later stages are not asked.
  * 2. A stage that offers `peek` (and is not the last) is only peeked in its place; it is charged
  *    after every later stage has admitted. A refused peek is confirmed by `admit` at once, so the
- *    stage records the refusal (a block streak counts it) and answers the same.
- * 3. Every other stage is charged (`admit`) in its place.
+ *    stage records the refusal (a block streak counts it) and answers the same. (For a stage that
+ *    cannot refund exactly: the key stage offers `peek` only over a user's limiter that has a
+ *    `peek` and no `refund`; every limiter `createLimiter` makes has a `refund`.)
+ * 3. Every other stage is charged (`admit`) in its place: the key stage over any limiter with
+ *    `refund` (in memory, or over a store such as Redis), the turn budget, the shedder, the
+ *    concurrency stage. A request that then waits in a later stage (the concurrency stage's queue)
+ *    holds its key's quota while it waits, so the wait cannot end in a refusal by its own quota.
  * 4. When a stage refuses, every stage already charged is refunded, last charged first (a stage
  *    without `refund` has nothing to give back, as the Shedder's learning counts what it admitted).
+ *    The quota shown with the refusal has the refunded cost added back to `remaining`.
  * 5. A stage may answer with a promise (it queues the request, or decides remotely, as a key
  *    limiter over Redis does): the pipeline continues with the next stage once it settles, and
  *    rules 1-4 hold across the await (a later refusal refunds it too). If it rejects (an abort),
@@ -273,7 +279,9 @@ export interface PipelineParts {
  *
  * - The key limiter comes first so that a client over its own quota hears 429 (its own doing)
  *   rather than 503, and so that the later stages only count requests the client was entitled to.
- *   It offers `peek` (a KeyedLimiter does), so it is charged last: all-or-nothing.
+ *   It is charged in its place and refunded when a later stage refuses (every limiter
+ *   `createLimiter` makes has an exact `refund`): all-or-nothing, and a request waiting in the
+ *   concurrency stage holds its quota meanwhile.
  * - The turn budget and the shedder decide on the process's state, cheaply and synchronously.
  * - The concurrency stage comes last because it may make the request wait and it holds a slot:
  *   a request refused by an earlier stage never queues, and one that queues has passed them all.

@@ -16,7 +16,8 @@
  *                                     stage (a key limiter over a shared store such as Redis)
  *                                     decides elsewhere and settles on its own, within a bound of
  *                                     its own (the store's command timeout)
- *   peek(req)  ─▶ Decision            optional: what admit would answer, without charging
+ *   peek(req)  ─▶ Decision            optional, for a stage that cannot refund: what admit would
+ *                                     answer, without charging (then charged last)
  *   refund(req)                       optional: undo admit's charge (the request was refused later,
  *                                     or its client left)
  *   release(req, completed?)          optional: the admitted work ended (a slot is free again);
@@ -72,10 +73,15 @@ export interface Stage<R extends AdmissionRequest = AdmissionRequest> {
   /**
    * What `admit` would answer now, without charging. A stage that cannot `refund` exactly offers
    * this instead: the pipeline then peeks it in its place and charges it only after every later
-   * stage has admitted. Must be synchronous.
+   * stage has admitted. Must be synchronous. A stage that can refund should not offer it: charged in
+   * its place, it holds its charge while a later stage makes the request wait, and its admitted
+   * path is one call rather than two.
    */
   peek?(req: R): Decision;
-  /** Gives back what `admit` charged for `req` (the same cost, the same slot). */
+  /**
+   * Gives back what `admit` charged for `req` (the same cost, the same slot): exactly, so that a
+   * refused request leaves the stage as it found it (the key limiters: KeyedLimiter.refund).
+   */
   refund?(req: R): void;
   /**
    * The admitted work is done (the response finished, or its connection closed). `completed` is

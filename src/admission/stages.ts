@@ -3,7 +3,7 @@
  * client's quota) and a process shedder (503 when overloaded). The concurrency stage lives with
  * the pool. Each adapts one part to the `Stage` contract and adds nothing on the hot path.
  */
-import { KeyedLimiter } from '../limiters/keyed-limiter.js';
+import { KeyedLimiter, KeyedWindowLimiter } from '../limiters/keyed-limiter.js';
 import { Shedder } from '../limiters/shedder.js';
 import type { Decision, Priority } from '../limiters/types.js';
 import type { AdmissionRequest, Stage } from './stage.js';
@@ -27,10 +27,13 @@ export interface KeyAdmission {
     options: { cost: number; priority: Priority; maxWaitMs: number; signal: AbortSignal },
   ): Promise<Decision>;
   /**
-   * Gives back what `take` charged for `key` (a later stage refused the request, or its client
-   * left before it ran). With it, the key is charged first and refunded when needed: the way for
-   * a limiter that decides remotely, where a `peek` would cost a second round trip. May answer
-   * with a promise (it is not awaited; a rejection is ignored, the store reports its own failures).
+   * Gives back what `take` (or `acquire`) charged for `key` (a later stage refused the request, or
+   * its client left before it ran). With it, the key is charged first and refunded when needed,
+   * so a request that waits in a later stage holds its quota meanwhile. Every limiter
+   * `createLimiter` makes has one: exact in memory (KeyedLimiter.refund,
+   * KeyedWindowLimiter.refund), and over a store the way that costs no second round trip. May
+   * answer with a promise (it is not awaited; a rejection is ignored, the store reports its own
+   * failures).
    */
   refund?(key: string, options: { cost: number; priority: Priority }): void | Promise<void>;
   /**
@@ -89,19 +92,36 @@ export function shedderStage(shedder: ProcessAdmission): Stage {
 
 /**
  * A key limiter as a stage. With `maxWaitMs > 0` and an `acquire`, it queues the request (up to
- * `maxWaitMs`) instead of refusing at once. Otherwise it decides at once: charged in its place and
- * refunded on a later refusal when the limiter has `refund` (a StoreLimiter: its promise is awaited
- * by the pipeline), else peeked in its place and charged last when it has a `peek` (the in-memory
- * limiters), else charged in its place with nothing to give back.
+ * `maxWaitMs`) instead of refusing at once. Either way, when the limiter has `refund` (every
+ * limiter `createLimiter` makes: KeyedLimiter, KeyedWindowLimiter, StoreLimiter), the key is
+ * charged in its place and refunded on a later refusal (rules 3 and 4 of the pipeline): a request
+ * that then waits in the concurrency stage holds its quota while it waits. A limiter without
+ * `refund` but with a synchronous `peek` is peeked in its place and charged last (rule 2); one with
+ * neither is charged in its place with nothing to give back.
  */
 export function keyStage(limiter: KeyAdmission, maxWaitMs = 0): Stage {
-  const refund =
-    limiter.refund === undefined
-      ? undefined
-      : (req: AdmissionRequest): void => {
-          const r = limiter.refund!(req.key, { cost: req.cost, priority: req.priority });
-          if (r !== undefined && typeof (r as Promise<void>).then === 'function') r.then(undefined, ignore);
-        };
+  // A KeyedLimiter decides `take(key)` exactly as `take(key, { cost: 1 })` at normal priority, on its
+  // short path (`takeOne`), and gives it back on its short path too (`refund(key)`, `refundOne`): a
+  // request of cost 1 and normal priority, most of them, takes both. An in-memory limiter's refund
+  // answers nothing; a remote one's may answer a promise (not awaited, its rejection ignored).
+  const plain = limiter instanceof KeyedLimiter;
+  const local = plain || limiter instanceof KeyedWindowLimiter;
+  let refund: ((req: AdmissionRequest) => void) | undefined;
+  if (plain) {
+    refund = (req) =>
+      req.cost === 1 && req.priority === 'normal'
+        ? limiter.refund(req.key)
+        : limiter.refund(req.key, { cost: req.cost, priority: req.priority });
+  } else if (local) {
+    refund = (req) => {
+      limiter.refund!(req.key, { cost: req.cost, priority: req.priority });
+    };
+  } else if (limiter.refund !== undefined) {
+    refund = (req) => {
+      const r = limiter.refund!(req.key, { cost: req.cost, priority: req.priority });
+      if (r !== undefined && typeof (r as Promise<void>).then === 'function') r.then(undefined, ignore);
+    };
+  }
   if (maxWaitMs > 0 && limiter.acquire !== undefined) {
     const stage: Stage = {
       name: 'key',
@@ -118,9 +138,6 @@ export function keyStage(limiter: KeyAdmission, maxWaitMs = 0): Stage {
     if (refund !== undefined) stage.refund = refund;
     return stage;
   }
-  // A KeyedLimiter decides `take(key)` exactly as `take(key, { cost: 1 })` at normal priority, on its
-  // short path (`takeOne`): a request of cost 1 and normal priority, most of them, takes it.
-  const plain = limiter instanceof KeyedLimiter;
   const stage: Stage = {
     name: 'key',
     waits: false,
@@ -133,13 +150,7 @@ export function keyStage(limiter: KeyAdmission, maxWaitMs = 0): Stage {
       : (req) => limiter.take(req.key, { cost: req.cost, priority: req.priority }),
   };
   if (refund !== undefined) stage.refund = refund;
-  else if (plain) {
-    // The same short path for the peek (`peek(key)`, the KeyedLimiter's `peekOne`).
-    stage.peek = (req) =>
-      req.cost === 1 && req.priority === 'normal'
-        ? limiter.peek(req.key)
-        : limiter.peek(req.key, { cost: req.cost, priority: req.priority });
-  } else if (limiter.peek !== undefined) {
+  else if (limiter.peek !== undefined) {
     stage.peek = (req) => limiter.peek!(req.key, { cost: req.cost, priority: req.priority }) as Decision;
   }
   return stage;

@@ -119,6 +119,30 @@ export class KeyedLimiter {
     return this.#engine.decide(key, costOf(options), options.priority, 'take', 0, undefined);
   }
 
+  /**
+   * Gives back what an admitted `take(key, options)` charged (a later stage refused the request, or
+   * its client left before it ran), with the same `cost` and `priority`. At the same clock instant
+   * the key is left as it was before the take: its tokens, the refusal streak the admission ended
+   * (joined to refusals counted since; a block that started since stays), the global bucket. Later,
+   * the charge is added back capped at what a missing key would hold now (the capacity at the
+   * factor in force, less while a factor increase has not refilled yet). A key that the take
+   * created ends with a missing key's bucket, and when the table is full it is forgotten (its slot
+   * freed). A priority's charge is computed at the factor in force now: exact while the factor has
+   * not moved since the take (a normal priority's charge is its cost at any factor). Refunding a
+   * charge that was never made gives tokens away: call it once per admitted take.
+   */
+  refund(key: string, options?: TakeOptions): void {
+    // Kept small like take: `refund(key)` goes to the engine's `refundOne`, which allocates nothing.
+    if (options === undefined && this.#plain) this.#engine.refundOne(key);
+    else this.#refundWith(key, options);
+  }
+
+  #refundWith(key: string, options: TakeOptions | undefined): void {
+    if (options === undefined) this.#engine.refundKey(key, 1, undefined);
+    else if (typeof options !== 'object' || options === null) throw badOptions(options);
+    else this.#engine.refundKey(key, costOf(options), options.priority);
+  }
+
   /** What `take` would answer now, without charging, counting a refusal or creating the key. */
   peek(key: string, options?: TakeOptions): KeyedDecision {
     if (options === undefined) {

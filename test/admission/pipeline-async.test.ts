@@ -3,11 +3,12 @@
 // up (its signal aborts) while the remote answer is pending. No real time: promises settled by hand.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Pipeline } from '../../src/admission/pipeline.js';
+import { admissionPipeline, Pipeline } from '../../src/admission/pipeline.js';
 import type { AdmissionRequest, Stage } from '../../src/admission/stage.js';
 import { keyStage, shedderStage } from '../../src/admission/stages.js';
 import { ManualClock } from '../../src/clock.js';
 import { ADMITTED_UNLIMITED } from '../../src/limiters/decisions.js';
+import { ConcurrencyLimiter } from '../../src/limiters/concurrency/limiter.js';
 import { ManualFactor } from '../../src/limiters/factor.js';
 import { createLimiter } from '../../src/limiters/keyed-limiter.js';
 import { Shedder } from '../../src/limiters/shedder.js';
@@ -270,10 +271,11 @@ describe('the key stage over a StoreLimiter (createLimiter({ store }))', () => {
     expect(statuses).toEqual([true, true, true, false]);
   });
 
-  it('the in-memory limiter stays synchronous: peeked, charged last, no promise', () => {
+  it('the in-memory limiter stays synchronous: charged in its place, refunded on a later refusal, no promise', () => {
     const limiter = createLimiter({ ratePerSec: 1, burst: 2, clock: new ManualClock() });
     const key = keyStage(limiter);
-    expect(key.peek).toBeDefined();
+    expect(key.peek).toBeUndefined();
+    expect(key.refund).toBeDefined();
     const v = new Pipeline([key]).run({ key: 'u', priority: 'normal', cost: 1 });
     expect(v).not.toBeInstanceOf(Promise);
     expect(v).toMatchObject({ allowed: true });
@@ -293,5 +295,65 @@ describe('the key stage over a StoreLimiter (createLimiter({ store }))', () => {
     expect(d).toMatchObject({ allowed: false, reason: 'shed', retryAfterMs: 700 });
     const full = await createLimiter({ store, ratePerSec: 0.001, burst: 1 }).take('u', { cost: 1 });
     expect(full.allowed).toBe(true);
+  });
+});
+
+describe('the in-memory key limiter charged in its place (rules 3 and 4)', () => {
+  const flush = () => new Promise((r) => setImmediate(r));
+
+  it('a request waiting in the concurrency stage holds its key quota: a later one of the same key is refused at once (429), not queued to be refused after its wait', async () => {
+    const clock = new ManualClock();
+    const limiter = createLimiter({ ratePerSec: 0.001, burst: 1, clock });
+    const concurrency = new ConcurrencyLimiter({ limit: 1, maxQueue: 10, maxWaitMs: 10_000, clock });
+    const p = admissionPipeline({ limiter, concurrency });
+    const run = (key: string) => p.run({ key, cost: 1, priority: 'normal', signal: new AbortController().signal });
+    const x = { key: 'x', cost: 1, priority: 'normal' as const, signal: new AbortController().signal };
+    expect(p.run(x)).toMatchObject({ allowed: true }); // holds the one slot
+    const waiting = run('k'); // queues, its key's one token reserved
+    expect(waiting).toBeInstanceOf(Promise);
+    const late = run('k');
+    expect(late).not.toBeInstanceOf(Promise);
+    expect(late).toMatchObject({ allowed: false, stage: { name: 'key' }, decision: { reason: 'limited' } });
+    p.release(x);
+    await flush();
+    expect(await waiting).toMatchObject({ allowed: true, quota: { allowed: true } });
+    expect(concurrency.waiting).toBe(0);
+    limiter.close();
+    concurrency.close();
+  });
+
+  it('a request refused after its wait in the concurrency stage gets its key quota back', async () => {
+    const clock = new ManualClock();
+    const limiter = createLimiter({ ratePerSec: 0.001, burst: 2, clock });
+    const concurrency = new ConcurrencyLimiter({ limit: 1, maxQueue: 10, maxWaitMs: 50, clock });
+    const p = admissionPipeline({ limiter, concurrency });
+    const run = (key: string) => p.run({ key, cost: 1, priority: 'normal', signal: new AbortController().signal });
+    expect(run('x')).toMatchObject({ allowed: true });
+    const waiting = run('k');
+    expect(limiter.peek('k').remaining).toBe(0); // 1 held, and peeking 1 more leaves 0
+    clock.advance(60);
+    await flush();
+    expect(await waiting).toMatchObject({ allowed: false, stage: { name: 'concurrency' } });
+    expect(limiter.peek('k', { cost: 2 }).allowed).toBe(true);
+    limiter.close();
+    concurrency.close();
+  });
+
+  it('the waiting key stage (acquire, maxWaitMs > 0) is refunded on a later refusal too', async () => {
+    const clock = new ManualClock();
+    const limiter = createLimiter({ ratePerSec: 1, burst: 1, clock });
+    const refuse: Stage = {
+      name: 'shedder',
+      waits: false,
+      quota: false,
+      admit: () => REFUSED,
+    };
+    const key = keyStage(limiter, 5000);
+    expect(key.refund).toBeDefined();
+    const p = new Pipeline([key, refuse]);
+    const v = await p.run({ key: 'k', cost: 1, priority: 'normal', signal: new AbortController().signal });
+    expect(v).toMatchObject({ allowed: false, stage: { name: 'shedder' } });
+    expect(limiter.peek('k').allowed).toBe(true);
+    limiter.close();
   });
 });

@@ -260,8 +260,9 @@ describe('stages over the real parts', () => {
     clock.advance(11);
     const v = p.runSync(req());
     expect(v).toMatchObject({ allowed: false, stage: { name: 'turn-budget' } });
-    // 1 token left after the first request, 0.011 refilled; the quota shows what admission would leave.
-    expect(v.quota?.remaining).toBeCloseTo(0.011, 9);
+    // 1 token left after the first request, 0.011 refilled; the key was charged, then refunded: the
+    // quota shows what it holds after the refund.
+    expect(v.quota?.remaining).toBeCloseTo(1.011, 9);
     endTurn();
     expect(limiter.peek('k', { cost: 1, priority: 'normal' }).remaining).toBeCloseTo(0.011, 9);
     expect(p.runSync(req()).allowed).toBe(true);
@@ -339,7 +340,7 @@ describe('stages over the real parts', () => {
     );
   });
 
-  it('property: over a KeyedLimiter and a Shedder, the stages decide, charge and release as they do over the general calls (their short paths: peek(key), the request as the Shedder options)', () => {
+  it('property: over a KeyedLimiter and a Shedder, the stages decide, charge, refund and release as they do over the general calls (their short paths: take(key), refund(key), the request as the Shedder options)', () => {
     const step = fc.oneof(
       {
         weight: 8,
@@ -391,7 +392,7 @@ describe('stages over the real parts', () => {
           });
           // Plain objects, not instances: the stages then make the general calls with explicit options.
           const key: KeyAdmission = general
-            ? { take: (k, o) => limiter.take(k, o), peek: (k, o) => limiter.peek(k, o) }
+            ? { take: (k, o) => limiter.take(k, o), refund: (k, o) => limiter.refund(k, o) }
             : limiter;
           const process: ProcessAdmission = general
             ? {

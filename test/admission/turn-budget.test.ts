@@ -66,22 +66,24 @@ describe('TurnBudget', () => {
     const first = turn(s, 40, 2);
     expect(count(first.slice(0, 13))).toBe(13);
     expect(count(first.slice(13))).toBe(0);
-    // One overrun could be a burst: the next turn starts afresh, and overruns the same way.
-    expect(turn(s, 40, 2)).toEqual(first);
+    // One overrun could be a burst: the next turn carries nothing, and refuses only its tail. It ran
+    // 26 + 27 · 0.125 = 29.375 ms, 4.375 past the budget, so the next turn's budget is 20.625 ms
+    // (two turns in a row): 11 admitted (at 0, 2, ..., 20 ms), a tail of 29.
+    const second = turn(s, 40, 2);
+    expect(count(second.slice(0, 11))).toBe(11);
+    expect(count(second.slice(11))).toBe(0);
     expect(s.budget.refusedEarly).toBe(0);
-    // Two in a row: the overload stands. The next turn's first 27 are refused at once (3.375 ms of
-    // refusals), then the budget admits from there (11, at 3.375 + 2k ms <= 25) and refuses a tail of 2.
+    // Two in a row: the overload stands. The next turn's first 29 are refused at once (3.625 ms of
+    // refusals), then the budget (25 - 0.625 ms: the turn before ran 25.625) admits the 11 left.
     const third = turn(s, 40, 2);
-    expect(count(third.slice(0, 27))).toBe(0);
-    expect(count(third.slice(27, 38))).toBe(11);
-    expect(count(third.slice(38))).toBe(0);
-    expect(s.budget.refusedEarly).toBe(27);
+    expect(count(third.slice(0, 29))).toBe(0);
+    expect(count(third.slice(29))).toBe(11);
+    expect(s.budget.refusedEarly).toBe(29);
     // Settled: 29 refused at the head, the 11 newest admitted, nothing left for the tail.
     const fourth = turn(s, 40, 2);
-    expect(count(fourth.slice(0, 29))).toBe(0);
-    expect(count(fourth.slice(29))).toBe(11);
-    expect(s.budget.refused).toBe(27 + 27 + 29 + 29);
-    expect(s.budget.refusedEarly).toBe(27 + 29);
+    expect(fourth).toEqual(third);
+    expect(s.budget.refused).toBe(27 + 29 + 29 + 29);
+    expect(s.budget.refusedEarly).toBe(29 + 29);
   });
 
   it('a single overrun (a burst) carries nothing to the next turn', () => {
@@ -114,28 +116,109 @@ describe('TurnBudget', () => {
   it('refusing early fades within a turn once the overload ends, and never starts within the budget', () => {
     const s = setup(25);
     turn(s, 40, 2);
-    turn(s, 40, 2); // two overruns: 27 carried
+    turn(s, 40, 2); // two overruns: 29 carried
     // The load falls to 10 requests a turn. All 10 are refused at the head (the carry is a
     // prediction); the turn lasts 1.25 ms, so the carry shrinks to ⌊10 · 1.25 / 25⌋ = 0.
     expect(count(turn(s, 10, 2))).toBe(0);
     expect(count(turn(s, 10, 2))).toBe(10);
     // Turns within the budget never refuse, however many there are.
     for (let i = 0; i < 100; i++) expect(count(turn(s, 12, 2))).toBe(12);
-    expect(s.budget.refused).toBe(27 + 27 + 10);
+    expect(s.budget.refused).toBe(27 + 29 + 10);
   });
 
   it('a partial overload: the carry shrinks in proportion to the budget the turn used', () => {
     const s = setup(25);
     turn(s, 40, 2);
-    turn(s, 40, 2); // 27 carried
-    // 30 requests: 27 refused at the head (3.375 ms), 3 admitted (6 ms): the turn used 9.375 of 25
-    // ms, so the next turn refuses ⌊27 · 9.375 / 25⌋ = 10 at its head.
-    expect(count(turn(s, 30, 2))).toBe(3);
+    turn(s, 40, 2); // 29 carried
+    // 30 requests: 29 refused at the head (3.625 ms), 1 admitted (2 ms): the turn used 5.625 of 25
+    // ms, so the next turn refuses ⌊29 · 5.625 / 25⌋ = 6 at its head.
+    expect(count(turn(s, 30, 2))).toBe(1);
     const next = turn(s, 30, 2);
-    expect(count(next.slice(0, 10))).toBe(0);
-    // Then 12 admitted (at 1.25 + 2k ms <= 25) and a tail of 8.
-    expect(count(next.slice(10, 22))).toBe(12);
-    expect(count(next.slice(22))).toBe(0);
+    expect(count(next.slice(0, 6))).toBe(0);
+    // Then 13 admitted (at 0.75 + 2k ms <= 25) and a tail of 11.
+    expect(count(next.slice(6, 19))).toBe(13);
+    expect(count(next.slice(19))).toBe(0);
+  });
+
+  it('two turns in a row: a turn after an overrun gets its budget cut by the overrun, at least 0', () => {
+    const s = setup(25, false);
+    // An overrun turn: admitted until 25 ms, then 32 requests refused at its tail; it ends at 31 ms.
+    s.budget.admit();
+    s.clock.advance(25);
+    expect(s.budget.admit().allowed).toBe(true);
+    s.clock.advance(2);
+    for (let i = 0; i < 32; i++) {
+      expect(s.budget.admit().allowed).toBe(false);
+      s.clock.advance(0.125);
+    }
+    s.endTurn(); // 31 ms: 6 past the budget
+    // The next turn may run 25 - 6 = 19 ms (normal), 12.5 - 6 (sheddable), 50 - 6 (critical).
+    s.budget.admit();
+    s.clock.advance(6.5);
+    expect(s.budget.admit({ priority: 'sheddable' }).allowed).toBe(true);
+    s.clock.advance(0.5);
+    expect(s.budget.admit({ priority: 'sheddable' }).allowed).toBe(false);
+    s.clock.advance(12);
+    expect(s.budget.admit().allowed).toBe(true); // at 19 ms
+    s.clock.advance(0.5);
+    expect(s.budget.admit().allowed).toBe(false);
+    expect(s.budget.admit({ priority: 'critical' }).allowed).toBe(true);
+    s.clock.advance(5);
+    s.endTurn(); // 24.5 ms, not past the budget: nothing to cut, the next turn has it all
+    s.budget.admit();
+    s.clock.advance(25);
+    expect(s.budget.admit().allowed).toBe(true);
+    s.endTurn();
+
+    // A turn far past the budget (the first turn of a sudden overload) leaves the next one no
+    // budget past its first request: what it holds has waited through the long turn already.
+    s.budget.admit();
+    s.clock.advance(200);
+    expect(s.budget.admit().allowed).toBe(false);
+    s.endTurn();
+    expect(s.budget.admit({ priority: 'critical' }).allowed).toBe(true); // at 0 ms
+    s.clock.advance(0.125);
+    expect(s.budget.admit({ priority: 'critical' }).allowed).toBe(false);
+    s.endTurn();
+  });
+
+  it('two turns in a row: a long turn that refused nothing (one slow request) cuts nothing', () => {
+    const s = setup(25, false);
+    s.budget.admit();
+    s.clock.advance(40); // one 40 ms request, nothing behind it
+    s.endTurn();
+    s.budget.admit();
+    s.clock.advance(25);
+    expect(s.budget.admit().allowed).toBe(true);
+    expect(s.budget.refused).toBe(0);
+  });
+
+  it('two turns in a row: light keys keep their grace on the full budget; the cut falls on the heavy keys', () => {
+    const s = setup(20);
+    const keys = Array.from({ length: 30 }, (_, i) => (i % 10 === 9 ? 'light' : 'heavy'));
+    keyedTurn(s, keys, 2);
+    keyedTurn(s, keys, 2);
+    // A long turn of 60 requests: it runs to the light key's grace (25 ms) and past it with the
+    // tail's refusals, so the next turn's budget is cut by what it ran past 20 ms.
+    const long = Array.from({ length: 60 }, (_, i) => (i % 10 === 9 ? 'light' : 'heavy'));
+    const start = s.clock.now();
+    keyedTurn(s, long, 2);
+    const cut = s.clock.now() - start - 20;
+    expect(cut).toBeGreaterThan(5);
+    const now = s.clock.now();
+    const out: { key: string; ok: boolean; at: number }[] = [];
+    for (let i = 0; i < 60; i++) {
+      const key = long[i]!;
+      const ok = s.budget.admit({ key }).allowed;
+      out.push({ key, ok, at: s.clock.now() - now });
+      s.clock.advance(ok ? 2 : 0.125);
+    }
+    s.endTurn();
+    // No heavy request admitted past the cut budget; every light one admitted up to 1.25 · 20 ms.
+    expect(out.filter((o) => o.key === 'heavy' && o.ok && o.at > 20 - cut)).toHaveLength(0);
+    const lateLight = out.filter((o) => o.key === 'light' && o.at > 20 - cut && o.at <= 25);
+    expect(lateLight.length).toBeGreaterThan(0);
+    expect(lateLight.every((o) => o.ok)).toBe(true);
   });
 
   it('refuses early only the priorities the last turn refused', () => {
@@ -183,14 +266,15 @@ describe('TurnBudget', () => {
     keyedTurn(s, keys, 2);
     const second = keyedTurn(s, keys, 2);
     expect((second.light ?? 0) + (second.lighter ?? 0)).toBeLessThan(7);
-    // From then on the carried refusals go to the heavy key only: 13 admissions a turn leave the
-    // heavy key the fair level 13 - 7 = 6 of its 23, refused a share 17/23 spread over the turn.
+    // From then on the carried refusals go to the heavy key only: 11 or 12 admissions a turn (the
+    // turn's refusals take the rest of the budget, and a turn that ran past it cuts the next one's)
+    // leave the heavy key 4 or 5 of its 23, refused the rest, spread over the turn.
     for (let t = 0; t < 5; t++) {
       const a = keyedTurn(s, keys, 2);
       expect(a.light).toBe(5);
       expect(a.lighter).toBe(2);
-      expect(a.heavy).toBeGreaterThanOrEqual(5);
-      expect(a.heavy).toBeLessThanOrEqual(7);
+      expect(a.heavy).toBeGreaterThanOrEqual(4);
+      expect(a.heavy).toBeLessThanOrEqual(5);
     }
   });
 
@@ -258,8 +342,8 @@ describe('TurnBudget', () => {
 
   it('heavy keys first: falls back to the uniform rule when a turn admits fewer than it has keys', () => {
     const s = setup(25);
-    // 40 clients, one request each, every turn: fairness within a turn has no meaning (13 admitted
-    // of 40 keys), so the next turn refuses its first 27, as without keys.
+    // 40 clients, one request each, every turn: fairness within a turn has no meaning (11 admitted
+    // of 40 keys), so the next turn refuses its first 29, as without keys.
     const keys = Array.from({ length: 40 }, (_, i) => `client-${i}`);
     keyedTurn(s, keys, 2);
     keyedTurn(s, keys, 2);
@@ -271,8 +355,9 @@ describe('TurnBudget', () => {
       s.clock.advance(ok ? 2 : 0.125);
     }
     s.endTurn();
-    expect(count(seen.slice(0, 27))).toBe(0);
-    expect(s.budget.refusedEarly - early).toBe(27);
+    expect(count(seen.slice(0, 29))).toBe(0);
+    expect(count(seen.slice(29))).toBe(11);
+    expect(s.budget.refusedEarly - early).toBe(29);
   });
 
   it('heavy keys first: counts nothing outside an overload, and the carry ends with it', () => {

@@ -140,7 +140,8 @@ describe('charging stays all-or-nothing across the real stages (fast-check)', ()
     | { kind: 'advance'; ms: number }
     | { kind: 'endTurn' }
     | { kind: 'finish'; pick: number }
-    | { kind: 'abort'; pick: number };
+    | { kind: 'abort'; pick: number }
+    | { kind: 'spend'; on: boolean };
 
   const op: fc.Arbitrary<Op> = fc.oneof(
     {
@@ -156,11 +157,18 @@ describe('charging stays all-or-nothing across the real stages (fast-check)', ()
     fc.constant({ kind: 'endTurn' as const }),
     fc.record({ kind: fc.constant('finish' as const), pick: fc.nat() }),
     fc.record({ kind: fc.constant('abort' as const), pick: fc.nat() }),
+    fc.record({ kind: fc.constant('spend' as const), on: fc.boolean() }),
   );
 
-  it('every key is charged exactly the cost of its admitted requests; every slot is held by an admitted, unfinished request', async () => {
+  it('every key is charged exactly the cost of its admitted requests, of those waiting in the queue and of those refused by a stage that spendsQuota (rule 5a); every slot is held by an admitted, unfinished request', async () => {
     // What the runs went through, so that the property cannot pass by never reaching a path.
-    const seen = { refusedBy: new Set<string>(), waitedThenAdmitted: 0, aborted: 0 };
+    const seen = {
+      refusedBy: new Set<string>(),
+      waitedThenAdmitted: 0,
+      waitedThenRefused: 0,
+      aborted: 0,
+      spent: 0,
+    };
     await fc.assert(
       fc.asyncProperty(fc.array(op, { maxLength: 80 }), async (ops) => {
         const clock = new ManualClock(0);
@@ -169,13 +177,15 @@ describe('charging stays all-or-nothing across the real stages (fast-check)', ()
         const limiter = createLimiter({ ratePerSec: 1e-9, burst, clock });
         const concurrency = new ConcurrencyLimiter({ limit: 4, maxQueue: 3, maxWaitMs: 30, clock });
         const shedder = new Shedder({ factor: new ManualFactor(1), clock });
-        const pipeline = admissionPipeline({
-          limiter,
-          turn: new TurnBudget({ budgetMs: 10, clock, defer: (f) => ends.push(f) }),
-          shedder,
-          concurrency,
-        });
+        const turn = new TurnBudget({ budgetMs: 10, clock, defer: (f) => ends.push(f) });
+        const pipeline = admissionPipeline({ limiter, turn, shedder, concurrency });
+        // The in-memory key limiter is charged in its place and refunded on a later refusal.
+        expect(pipeline.stages[0]!.name).toBe('key');
+        expect(pipeline.stages[0]!.peek).toBeUndefined();
+        expect(pipeline.stages[0]!.refund).toBeDefined();
         const charged = [0, 0, 0];
+        // Cost of the requests waiting in the concurrency stage: their key holds it meanwhile.
+        const reserved = [0, 0, 0];
         const running: { key: number; cost: number; req: object }[] = [];
         const waiting: AbortController[] = [];
         let settled = 0;
@@ -185,10 +195,17 @@ describe('charging stays all-or-nothing across the real stages (fast-check)', ()
             const ac = new AbortController();
             const req = { key: `k${o.key}`, cost: o.cost, priority: o.priority, signal: ac.signal };
             sent++;
+            // Rule 5a: a refusal by a stage that spendsQuota (as the guard's feed sets it) keeps the
+            // key charged; read when the request is run, as the pipeline does.
+            const spends = turn.spendsQuota;
             const admitted = (v: { allowed: boolean; stage?: { name: string } }) => {
               settled++;
               if (!v.allowed) {
                 seen.refusedBy.add(v.stage!.name);
+                if (v.stage!.name === 'turn-budget' && spends) {
+                  seen.spent++;
+                  charged[o.key]! += o.cost;
+                }
                 return;
               }
               charged[o.key]! += o.cost;
@@ -197,12 +214,16 @@ describe('charging stays all-or-nothing across the real stages (fast-check)', ()
             const v = pipeline.run(req);
             if (v instanceof Promise) {
               waiting.push(ac);
+              reserved[o.key]! += o.cost;
               v.then(
                 (r) => {
+                  reserved[o.key]! -= o.cost;
                   if (r.allowed) seen.waitedThenAdmitted++;
+                  else seen.waitedThenRefused++;
                   admitted(r);
                 },
                 () => {
+                  reserved[o.key]! -= o.cost;
                   seen.aborted++;
                   settled++;
                 },
@@ -218,16 +239,17 @@ describe('charging stays all-or-nothing across the real stages (fast-check)', ()
             pipeline.release(r!.req as never);
           } else if (o.kind === 'abort' && waiting.length > 0) {
             waiting.splice(o.pick % waiting.length, 1)[0]!.abort();
-          }
+          } else if (o.kind === 'spend') turn.spendsQuota = o.on;
           await Promise.resolve();
           await new Promise((r) => setImmediate(r));
-          // The key limiter holds exactly what admitted requests cost (no refill: 1e-9 per second).
+          // The key limiter holds exactly what admitted requests cost, with those still waiting and
+          // those whose refusal spent the quota (no refill: 1e-9 per second).
           for (let k = 0; k < 3; k++) {
             // (Critical work sees the whole bucket: lower priorities keep a reserve for it.)
             // A peek's `remaining` is what admitting it would leave.
             const d = limiter.peek(`k${k}`, { cost: 1, priority: 'critical' });
             const left = d.allowed ? d.remaining + 1 : d.remaining;
-            expect(burst - left).toBeCloseTo(charged[k]!, 6);
+            expect(burst - left).toBeCloseTo(charged[k]! + reserved[k]!, 6);
           }
           // Slots (one unit per unit of cost) are held by admitted requests not yet finished, no more.
           expect(concurrency.inFlight).toBe(running.reduce((n, r) => n + r.cost, 0));
@@ -246,6 +268,8 @@ describe('charging stays all-or-nothing across the real stages (fast-check)', ()
     // (The Shedder at factor 1 refuses nothing here; it has no refund, and is asked before the queue.)
     expect([...seen.refusedBy].sort()).toEqual(['concurrency', 'key', 'turn-budget']);
     expect(seen.waitedThenAdmitted).toBeGreaterThan(0);
+    expect(seen.waitedThenRefused).toBeGreaterThan(0);
     expect(seen.aborted).toBeGreaterThan(0);
+    expect(seen.spent).toBeGreaterThan(0);
   });
 });

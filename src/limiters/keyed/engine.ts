@@ -372,7 +372,10 @@ export class KeyedEngine {
     return decision(false, reason, remaining, cap, retryAfterMs, (cap - x) * inv, f, scope);
   }
 
-  /** Stores `tokens` for `key` (creating its slot when it has none), marks it used, ends its streak. */
+  /**
+   * Stores `tokens` for `key` (creating its slot when it has none), marks it used, ends its streak
+   * (remembering the streak it ended, for a refund: see #giveBack).
+   */
   #charge(key: string, s: number | undefined, now: number, tier: number, tokens: number): number {
     const slots = this.#slots;
     if (s === undefined) {
@@ -380,8 +383,110 @@ export class KeyedEngine {
       if (now > this.#timeline.lastSettle) this.#timeline.lastSettle = now;
     } else slots.ref[s] = 1;
     slots.state[2 * s] = tokens;
-    if (slots.blk !== undefined) slots.blk[s] = 0;
+    const blk = slots.blk;
+    if (blk !== undefined) {
+      // Never blocked here (a blocked key is refused first): the word is 0 or minus a streak.
+      const word = blk[s]!;
+      slots.ended![s] = word < 0 ? (word > -0x7fffffff ? word : -0x7fffffff) : 0;
+      blk[s] = 0;
+    }
     return s;
+  }
+
+  /**
+   * Gives `charge` back to slot `s` (holding `key`) at `now`: the bucket brought to `now` (replaying
+   * the factor changes since its settle), plus `charge`, capped at a missing key's level (the
+   * capacity, or less while growth of the factor has not refilled yet: growth creates no tokens).
+   *
+   * Why that cap: a settle is a chain of `y ↦ min(y + k, C)` steps, one per refill segment and
+   * factor change, and a missing key's level is the same chain applied to a full bucket, so
+   * `min(settled + charge, idle)` is the bucket the key would hold had the charge never been made,
+   * through any factor changes (the timeline is only read), as long as the bucket did not refill to
+   * its cap between the take and a later charge (then the refund gives back that much more than
+   * the key would have kept, at most `charge`). At the same instant it is exactly the balance
+   * before the take (to within the tolerance when the take had clamped a balance just short of the
+   * cost to 0).
+   *
+   * The streak the charge ended is given back, joined to the refusals counted since (a block that
+   * started since stays). A bucket back at a missing key's level with no streak decides like a
+   * missing key: when the table is full it is forgotten, so that a request refused after charging
+   * a new key (which may have evicted another) leaves a free slot rather than a table churned.
+   */
+  #giveBack(key: string, s: number, now: number, charge: number): void {
+    const slots = this.#slots;
+    const tier = this.#hasTiers ? slots.tierOf![s]! : 0;
+    const burst = this.#tiers.burst[tier]!;
+    const x = this.#settle(s, now, this.#tiers.rate[tier]!, burst) + charge;
+    const idle = this.#tiers.idleTokens(tier, now);
+    slots.state[2 * s] = x < idle ? x : idle;
+    let quiet = true;
+    const blk = slots.blk;
+    if (blk !== undefined) {
+      const word = blk[s]!;
+      if (word <= 0) blk[s] = word + slots.ended![s]!;
+      slots.ended![s] = 0;
+      quiet = blk[s] === 0;
+    }
+    if (quiet && x + burst * TOKEN_EPSILON >= idle) this.#forgetIfFull(key, s);
+  }
+
+  /** Forgets `key` (slot `s`, deciding like a missing key) when the table is full and no waiter pins it. */
+  #forgetIfFull(key: string, s: number): void {
+    const slots = this.#slots;
+    if (slots.size >= slots.maxKeys && !slots.isPinned(s)) slots.delete(key);
+  }
+
+  /**
+   * `refundKey(key, 1, undefined)`, the same writes, on `takeOne`'s conditions (else it hands over
+   * to `refundKey`): gives back what `takeOne` charged. Allocates nothing.
+   */
+  refundOne(key: string): void {
+    const d = this.#fast;
+    const slots = this.#slots;
+    const s = slots.map.get(key);
+    const state = slots.state;
+    if (s === undefined || state[2 * s + 1]! < d.since) {
+      this.refundKey(key, 1, undefined);
+      return;
+    }
+    const now = this.#clock.now();
+    const i = 2 * s;
+    const last = state[i + 1]!;
+    let x = state[i]!;
+    if (now > last) {
+      // #settle with no factor change to replay, as in takeOne
+      x += d.rate * (now - last);
+      if (x > d.cap) x = d.cap;
+      state[i + 1] = now;
+      this.#timeline.lastSettle = now;
+    }
+    x += 1;
+    // #giveBack's cap (no tiers, no block here)
+    const idle = this.#tiers.idleTokens(0, now);
+    state[i] = x < idle ? x : idle;
+    if (x + d.eps >= idle) this.#forgetIfFull(key, s);
+  }
+
+  /**
+   * Gives back what an admitted `decide(key, cost, priority, 'take')` charged: to the key's bucket
+   * (see #giveBack; nothing when the key is gone: it was evicted or deleted, which is a full bucket
+   * already) and to the global bucket (capped at its capacity). A priority's charge (cost·f/e) is
+   * computed at the factor in force now: exact while the factor has not moved since the take.
+   */
+  refundKey(key: string, cost: number, priority: Priority | undefined): void {
+    if (typeof key !== 'string') throw new ConfigError('key', key, 'a string');
+    if (key.length > 85) key = boundKey(key); // 85 = MAX_INLINE_KEY_CHARS
+    if (typeof cost !== 'number' || !(cost > 0) || cost === Infinity) {
+      throw new ConfigError('cost', cost, 'a finite number > 0');
+    }
+    const f = this.#timeline.factor;
+    let charge = priority === undefined ? cost : chargeFor(cost, priority, f);
+    // A priority that sees factor 0 now could not have been charged at it: give back its cost.
+    if (charge === Infinity) charge = cost;
+    const now = this.#clock.now();
+    const s = this.#slots.map.get(key);
+    if (s !== undefined) this.#giveBack(key, s, now, charge);
+    this.#global?.refund(now, f, charge);
   }
 
   /**
@@ -513,19 +618,14 @@ export class KeyedEngine {
     }
   }
 
-  /** Gives back a reservation's `charge` to `key` (if it still holds `slot`) and the global bucket. */
+  /**
+   * Gives back a reservation's `charge` to `key` (if it still holds `slot`: see #giveBack) and the
+   * global bucket.
+   */
   refund(key: string, slot: number, charge: number): void {
     const now = this.#clock.now();
-    const f = this.#timeline.factor;
-    const slots = this.#slots;
-    if (slots.map.get(key) === slot) {
-      const tier = this.#hasTiers ? slots.tierOf![slot]! : 0;
-      const burst = this.#tiers.burst[tier]!;
-      const x = this.#settle(slot, now, this.#tiers.rate[tier]!, burst) + charge;
-      const cap = burst * f;
-      slots.state[2 * slot] = x < cap ? x : cap;
-    }
-    this.#global?.refund(now, f, charge);
+    if (this.#slots.map.get(key) === slot) this.#giveBack(key, slot, now, charge);
+    this.#global?.refund(now, this.#timeline.factor, charge);
   }
 
   /**

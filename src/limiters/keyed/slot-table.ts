@@ -40,6 +40,12 @@ export class SlotTable {
   ref: Uint8Array;
   /** Block words (see BlockPolicy), only with `block`. */
   blk: Float64Array | undefined;
+  /**
+   * Only with `block`: the streak word the key's latest charge ended (<= 0, a streak past 2^31 - 1
+   * held as that), so that a refund of that charge can give the streak back (see KeyedEngine's
+   * refunds). 4 bytes a key.
+   */
+  ended: Int32Array | undefined;
   /** Tier indices, only with `tiers`. */
   tierOf: Uint16Array | Uint32Array | undefined;
   #capacity: number;
@@ -61,7 +67,10 @@ export class SlotTable {
     this.stride = options.stride ?? 2;
     this.state = new Float64Array(this.stride * this.#capacity);
     this.ref = new Uint8Array(this.#capacity);
-    if (options.block) this.blk = new Float64Array(this.#capacity);
+    if (options.block) {
+      this.blk = new Float64Array(this.#capacity);
+      this.ended = new Int32Array(this.#capacity);
+    }
     if (options.tiers) this.tierOf = new Uint16Array(this.#capacity);
   }
 
@@ -93,7 +102,10 @@ export class SlotTable {
     if (evicting) this.#handKey = this.#advance();
     this.state[this.stride * s + 1] = now;
     this.ref[s] = 0; // a new key earns its second chance by being used again (scan resistance)
-    if (this.blk !== undefined) this.blk[s] = 0;
+    if (this.blk !== undefined) {
+      this.blk[s] = 0;
+      this.ended![s] = 0;
+    }
     if (this.tierOf !== undefined) this.tierOf[s] = tier;
     return s;
   }
@@ -122,6 +134,11 @@ export class SlotTable {
   pin(slot: number): void {
     if (this.#pinned === undefined) this.#pinned = new Map();
     this.#pinned.set(slot, (this.#pinned.get(slot) ?? 0) + 1);
+  }
+
+  /** Whether `slot` is pinned (a waiter depends on it). */
+  isPinned(slot: number): boolean {
+    return this.#pinned?.has(slot) === true;
   }
 
   unpin(slot: number): void {
@@ -187,6 +204,9 @@ export class SlotTable {
       const blk = new Float64Array(cap);
       blk.set(this.blk);
       this.blk = blk;
+      const ended = new Int32Array(cap);
+      ended.set(this.ended!);
+      this.ended = ended;
     }
     const t = this.tierOf;
     if (t !== undefined) {

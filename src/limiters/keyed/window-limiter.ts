@@ -103,6 +103,38 @@ export class KeyedWindowLimiter {
     return this.#run(key, options, false);
   }
 
+  /**
+   * Gives back what an admitted `take(key, options)` counted (a later stage refused the request,
+   * or its client left before it ran): the cost comes off the count of the window it went into,
+   * never below 0, and nothing comes off once that window has passed (for a sliding window: once
+   * it is older than the previous one). The window is found from the key's state: a take since the
+   * next window began moves the state there, and a refund after that counts off the new window
+   * (an edge case bounded by one cost per refund). At the same instant the key's counts are what
+   * they were before the take. A key back at empty counts when the table is full is forgotten (its
+   * slot freed). The priority does not matter: a window counts the cost whatever the priority.
+   */
+  refund(key: string, options?: TakeOptions): void {
+    if (typeof key !== 'string') throw new ConfigError('key', key, 'a string');
+    if (key.length > 85) key = boundKey(key);
+    const cost = this.#costOf(options);
+    const slots = this.#slots;
+    const s = slots.map.get(key);
+    if (s === undefined) return;
+    const state = slots.state;
+    const at = this.#stride * s;
+    const index = Math.floor(this.#clock.now() / this.windowMs);
+    const held = state[at]!;
+    // The count of the window the charge went into: the fixed window's own, the sliding one's
+    // current count (the previous window's, seen from the next one).
+    const c = this.#stride === 2 ? (held === index ? at + 1 : -1) : held === index || held === index - 1 ? at + 2 : -1;
+    if (c < 0) return;
+    const left = state[c]! - cost;
+    state[c] = left > 0 ? left : 0;
+    // Empty counts as seen now: decides like a missing key.
+    const empty = this.#stride === 2 ? state[at + 1] === 0 : state[at + 2] === 0 && (held < index || state[at + 1] === 0);
+    if (empty && slots.size >= slots.maxKeys) slots.delete(key);
+  }
+
   /** Forgets `key`: its next request starts with empty windows. */
   delete(key: string): void {
     this.#slots.delete(boundKey(key));
@@ -122,18 +154,9 @@ export class KeyedWindowLimiter {
   #run(key: string, options: TakeOptions | undefined, charge: boolean): KeyedDecision {
     if (typeof key !== 'string') throw new ConfigError('key', key, 'a string');
     if (key.length > 85) key = boundKey(key);
-    let cost = 1;
+    const cost = this.#costOf(options);
     let e = this.#f;
-    if (options !== undefined) {
-      if (typeof options !== 'object' || options === null) {
-        throw new ConfigError('options', options, 'an object { cost?, priority? } or undefined');
-      }
-      if (options.cost !== undefined) cost = options.cost;
-      if (options.priority !== undefined) e = effectiveFactor(e, priorityLevel(options.priority));
-    }
-    if (typeof cost !== 'number' || !Number.isFinite(cost) || !(cost > 0) || cost > this.limit) {
-      throw new ConfigError('cost', cost, `a finite number > 0 and <= limit (${this.limit})`);
-    }
+    if (options?.priority !== undefined) e = effectiveFactor(e, priorityLevel(options.priority));
     const now = this.#clock.now();
     const slots = this.#slots;
     let s = slots.map.get(key);
@@ -149,6 +172,21 @@ export class KeyedWindowLimiter {
     }
     if (charge) slots.ref[s] = 1;
     return keyed(this.#decide(slots.state, this.#stride * s, this.#shape, now, e, cost, charge));
+  }
+
+  /** The options' cost, validated (1 when left out). */
+  #costOf(options: TakeOptions | undefined): number {
+    let cost: unknown = 1;
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null) {
+        throw new ConfigError('options', options, 'an object { cost?, priority? } or undefined');
+      }
+      if (options.cost !== undefined) cost = options.cost;
+    }
+    if (typeof cost !== 'number' || !Number.isFinite(cost) || !(cost > 0) || cost > this.limit) {
+      throw new ConfigError('cost', cost, `a finite number > 0 and <= limit (${this.limit})`);
+    }
+    return cost;
   }
 
   #fresh(): Float64Array {
