@@ -18,13 +18,18 @@
 //   npm run build && node bench/adapter-cost.mjs [--rounds 9] [--requests 20000] [--quick] [http express fastify]
 //
 // Writes bench/results/adapter-cost.json and prints a table.
-import { IncomingMessage, ServerResponse } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_DIST, expressApp, fastifyApp, httpApp, stopGovernors } from './overhead-apps.mjs';
+import {
+  DEFAULT_DIST,
+  expressApp,
+  fastifyApp,
+  httpApp,
+  inProcessCall,
+  stopGovernors,
+} from './overhead-apps.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -38,28 +43,6 @@ const BATCH = 64;
 // change: `--dist dist --dist /tmp/old/dist`. Default: this checkout's dist.
 const dists = args.flatMap((a, i) => (a === '--dist' ? [args[i + 1]] : []));
 if (dists.length === 0) dists.push(DEFAULT_DIST);
-
-const socket = new Socket();
-Object.defineProperty(socket, 'remoteAddress', { value: '127.0.0.1' });
-
-/** One request through a node:http-style app; resolves when the response has ended (then closes it). */
-function call(app) {
-  return new Promise((resolve) => {
-    const req = new IncomingMessage(socket);
-    req.url = '/';
-    req.method = 'GET';
-    req.headers = { host: '127.0.0.1' };
-    req.push(null);
-    const res = new ServerResponse(req);
-    res.end = function end(...a) {
-      ServerResponse.prototype.end.apply(this, a);
-      this.emit('close');
-      resolve(this.statusCode);
-      return this;
-    };
-    app(req, res);
-  });
-}
 
 /** Fastify's app once ready (adapter-cost calls its request handler, `app.routing`, directly). */
 async function readyFastifyApp(mode, dist) {
@@ -96,7 +79,7 @@ for (const c of CASES) {
   c.id = `${c.framework}/${c.mode}${c.label}`;
   // Fastify's request handler (what its server calls) once the app is ready.
   const handler = c.framework === 'fastify' ? (req, res) => app.routing(req, res) : app;
-  c.one = () => call(handler);
+  c.one = () => inProcessCall(handler);
 }
 
 async function measure(c, n) {

@@ -11,18 +11,14 @@
 // `close`, as a served one does, so that `onResponse` runs. CPU time per request, median of rounds.
 //
 //   node bench/fastify-completion-hooks.mjs [--rounds 15] [--requests 50000]
-import { IncomingMessage, ServerResponse } from 'node:http';
-import { Socket } from 'node:net';
 import Fastify from 'fastify';
+import { inProcessCall } from './overhead-apps.mjs';
 
 const args = process.argv.slice(2);
 const num = (flag, fallback) => (args.includes(flag) ? Number(args[args.indexOf(flag) + 1]) : fallback);
 const ROUNDS = num('--rounds', 15);
 const REQUESTS = num('--requests', 50_000);
 const BATCH = 64;
-
-const socket = new Socket();
-Object.defineProperty(socket, 'remoteAddress', { value: '127.0.0.1' });
 
 let completions = 0;
 const done = () => {
@@ -56,24 +52,8 @@ async function make(kind) {
   return app;
 }
 
-function call(app) {
-  return new Promise((resolve) => {
-    const req = new IncomingMessage(socket);
-    req.url = '/';
-    req.method = 'GET';
-    req.headers = { host: '127.0.0.1' };
-    req.push(null);
-    const res = new ServerResponse(req);
-    res.end = function end(...a) {
-      ServerResponse.prototype.end.apply(this, a);
-      this.emit('finish');
-      this.emit('close');
-      resolve(this.statusCode);
-      return this;
-    };
-    app.routing(req, res);
-  });
-}
+/** One request through Fastify's handler; the response emits `finish`, then `close`. */
+const call = (app) => inProcessCall((req, res) => app.routing(req, res), true);
 
 const KINDS = ['noop', 'close', 'onResponse', 'onResponse+abort'];
 const apps = {};

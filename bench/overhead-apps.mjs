@@ -19,6 +19,8 @@
 //
 // Each builder takes the Spillway build to load (`dist`, a directory; default this checkout's
 // dist/), so that adapter-cost can compare builds side by side.
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -109,4 +111,32 @@ export async function fastifyApp(mode, dist = DEFAULT_DIST, fastifyOptions = {})
   }
   app.get('/', async () => BODY);
   return app;
+}
+
+const socket = new Socket();
+Object.defineProperty(socket, 'remoteAddress', { value: '127.0.0.1' });
+
+/**
+ * One GET / through a node:http-style request handler in process (no socket I/O), for the
+ * in-process benchmarks; resolves with the status once the response has ended, after it emitted
+ * 'close' (and first 'finish' with `emitFinish`, as a served response does: Fastify's
+ * `onResponse` hook listens for it).
+ */
+export function inProcessCall(handler, emitFinish = false) {
+  return new Promise((resolve) => {
+    const req = new IncomingMessage(socket);
+    req.url = '/';
+    req.method = 'GET';
+    req.headers = { host: '127.0.0.1' };
+    req.push(null);
+    const res = new ServerResponse(req);
+    res.end = function end(...a) {
+      ServerResponse.prototype.end.apply(this, a);
+      if (emitFinish) this.emit('finish');
+      this.emit('close');
+      resolve(this.statusCode);
+      return this;
+    };
+    handler(req, res);
+  });
 }
