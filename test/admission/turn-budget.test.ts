@@ -1,13 +1,24 @@
 import { describe, expect, it } from 'vitest';
-import { LIGHT_GRACE, RECENT_OVERRUN_TURNS, TurnBudget, turnBudgetFor } from '../../src/admission/turn-budget.js';
+import {
+  LIGHT_GRACE,
+  RECENT_OVERRUN_TURNS,
+  TURN_BUDGET_DEFAULTS,
+  TurnBudget,
+  turnBudgetFor,
+} from '../../src/admission/turn-budget.js';
 import { MAX_TURN_KEYS, TURN_KEYS_DECAY, TurnKeys, waterLevel } from '../../src/admission/turn-keys.js';
 import { ManualClock } from '../../src/clock.js';
 import { isConfigError } from '../../src/errors.js';
 
-function setup(budgetMs = 50, refuseEarly = true) {
+/**
+ * A budget on ManualClock whose turns end when the test says. The tests of one rule each (refusing
+ * early, two turns in a row, heavy keys first) keep the whole budget throughout (`standingShare`
+ * 1), so that their counts follow from that rule alone; "a standing overload" tests the share.
+ */
+function setup(budgetMs = 50, refuseEarly = true, standingShare = 1) {
   const clock = new ManualClock();
   const ends: Array<() => void> = [];
-  const budget = new TurnBudget({ budgetMs, clock, refuseEarly, defer: (fn) => ends.push(fn) });
+  const budget = new TurnBudget({ budgetMs, clock, refuseEarly, standingShare, defer: (fn) => ends.push(fn) });
   const endTurn = () => {
     for (const fn of ends.splice(0)) fn();
   };
@@ -221,6 +232,61 @@ describe('TurnBudget', () => {
     expect(lateLight.every((o) => o.ok)).toBe(true);
   });
 
+  it('a standing overload: once turns overrun in a row, each runs standingShare of the budget', () => {
+    const s = setup(25, false, 0.8);
+    // The first two turns are those of "two turns in a row" below: 13 admitted in 29.375 ms, then
+    // 11 in 25.625 ms under a budget cut to 20.625.
+    expect([turn(s, 40, 2), turn(s, 40, 2)].map(count)).toEqual([13, 11]);
+    // Two overruns in a row: the overload stands, and the third turn's budget is 25 · 0.8 = 20 ms,
+    // cut by the 0.625 ms the second ran past its 25: 19.375, so 10 admitted (0, 2, ..., 18 ms) and
+    // 30 refused: 23.75 ms, 3.75 past 20. The fourth: 20 - 3.75 = 16.25, 9 admitted, 21.875 ms.
+    const standing = [turn(s, 40, 2), turn(s, 40, 2), turn(s, 40, 2), turn(s, 40, 2)].map(count);
+    expect(standing).toEqual([10, 9, 10, 9]);
+    // The whole budget throughout (standingShare 1) admits 13 and 11, turn after turn.
+    const whole = setup(25, false, 1);
+    const all = Array.from({ length: 6 }, () => count(turn(whole, 40, 2)));
+    expect(all).toEqual([13, 11, 13, 11, 13, 11]);
+  });
+
+  it('a standing overload: a burst (one overrun) keeps the whole budget', () => {
+    const s = setup(25, false, 0.8);
+    turn(s, 40, 2);
+    turn(s, 5, 2); // 10 ms: within the budget
+    // Not two overruns in a row: 13 requests of 2 ms (the last at 24 ms) are all admitted.
+    expect(count(turn(s, 13, 2))).toBe(13);
+  });
+
+  it('a standing overload: the whole budget returns RECENT_OVERRUN_TURNS turns after the last overrun', () => {
+    const burstAfter = (quiet: number) => {
+      const s = setup(25, false, 0.8);
+      for (let i = 0; i < 4; i++) turn(s, 40, 2);
+      for (let i = 0; i < quiet; i++) turn(s, 1, 2);
+      return count(turn(s, 13, 2));
+    };
+    // Soon after the overload a burst gets the standing budget, 20 ms: 11 admitted (0, 2, ..., 20).
+    expect(burstAfter(2)).toBe(11);
+    expect(burstAfter(RECENT_OVERRUN_TURNS - 1)).toBe(11);
+    // After RECENT_OVERRUN_TURNS turns that did not overrun, the whole 25 ms again: all 13.
+    expect(burstAfter(RECENT_OVERRUN_TURNS)).toBe(13);
+  });
+
+  it('a standing overload: with the defaults, refusing early, turns settle at standingShare of the budget', () => {
+    const s = setup(25, true, TURN_BUDGET_DEFAULTS.standingShare);
+    expect(TURN_BUDGET_DEFAULTS.standingShare).toBe(0.8);
+    const turns = Array.from({ length: 8 }, () => turn(s, 40, 2));
+    // The third turn refuses the second's 29 at its head (3.625 ms), admits 8 by its budget of
+    // 20 - 0.625 = 19.375 ms (the last at 17.625) and refuses the last 3: 20 ms. From the fourth on:
+    // 32 refused at the head (4 ms), then 8 admitted (16 ms): 20 ms a turn, against 25.625 ms (29
+    // refused, 11 admitted) with the whole budget (see "refuses early").
+    expect(count(turns[2]!.slice(0, 29))).toBe(0);
+    expect(count(turns[2]!)).toBe(8);
+    for (const t of turns.slice(3)) {
+      expect(count(t.slice(0, 32))).toBe(0);
+      expect(count(t.slice(32))).toBe(8);
+    }
+    expect(s.clock.now()).toBe(29.375 + 25.625 + 6 * 20);
+  });
+
   it('refuses early only the priorities the last turn refused', () => {
     const s = setup(20);
     // Sheddable work gets half the budget (10 ms): turns of sheddable work overrun, normal would not.
@@ -429,6 +495,9 @@ describe('TurnBudget', () => {
     expect(() => new TurnBudget({ refuseEarly: 'yes' as never })).toThrow(/`refuseEarly`/);
     expect(() => new TurnBudget({ budgetMs: 0 })).toThrow(/`budgetMs`.*got `0`/);
     expect(() => new TurnBudget({ retryAfterMs: Number.NaN })).toThrow(/`retryAfterMs`/);
+    expect(() => new TurnBudget({ standingShare: 0 })).toThrow(/`standingShare`.*> 0 and <= 1.*got `0`/);
+    expect(() => new TurnBudget({ standingShare: 1.5 })).toThrow(/`standingShare`.*got `1.5`/);
+    expect(new TurnBudget({ standingShare: 1 }).standingShare).toBe(1);
     try {
       new TurnBudget({ defer: 'soon' as never });
       expect.unreachable();
