@@ -327,7 +327,7 @@ export class HttpGuard extends EventEmitter<HttpGuardEvents> {
   ): Outcome {
     if (v.allowed) {
       this.#admit(res, ar);
-      setQuotaHeaders(this.#config.response, res, route, v.quota, fields);
+      setQuotaHeaders(this.#config.response, res, route, ar.key, v.quota, fields);
       if (publishingDecisions()) publishVerdict(this.#config.name, route, ar, v, undefined, waitedMs);
       if (publishingResponses()) watchResponse(res, this.#config.name, route, ar, 'admitted');
       return PASS;

@@ -75,7 +75,7 @@ export function buildRefusal(
   // server's close is not held up by an idle keep-alive socket.
   if (d === CLOSING) headers.connection = 'close';
   if (quota !== undefined && settings.headersMode !== 'none' && Number.isFinite(quota.limit)) {
-    headers['ratelimit-policy'] = policyField(route, quota.limit);
+    headers['ratelimit-policy'] = policyField(route, quota.limit, req.key);
     headers.ratelimit = formatRateLimit(route.policyQuoted, quota.remaining, quota.resetMs / 1000);
   }
   return {
@@ -101,11 +101,12 @@ export function setQuotaHeaders(
   settings: ResponseSettings,
   res: ServerResponse,
   route: Route,
+  key: string | undefined,
   quota: Decision | undefined,
   fields?: { header(name: string, value: string): unknown },
 ): void {
   if (quota === undefined || settings.headersMode !== 'all' || !Number.isFinite(quota.limit)) return;
-  const policy = policyField(route, quota.limit);
+  const policy = policyField(route, quota.limit, key);
   const state = formatRateLimit(route.policyQuoted, quota.remaining, quota.resetMs / 1000);
   if (fields === undefined) {
     res.setHeader('ratelimit-policy', policy);
@@ -117,12 +118,13 @@ export function setQuotaHeaders(
 }
 
 /**
- * The route's `RateLimit-Policy` value for `limit` and the window in force: formatted again only
- * when either changed (the factor moved, a policy reload changed the limiter's rate or burst).
+ * The route's `RateLimit-Policy` value for `limit` and the window in force for `key` (its tier's,
+ * when keys have tiers): formatted again only when either changed (the factor moved, a policy
+ * reload changed the limiter's rate or burst, a key of another tier).
  */
-function policyField(route: Route, limit: number): string {
+function policyField(route: Route, limit: number, key: string | undefined): string {
   const cache = route.policyField;
-  const windowSec = routeWindowSec(route);
+  const windowSec = routeWindowSec(route, key);
   if (cache.limit !== limit || cache.windowSec !== windowSec) {
     cache.value = formatPolicy(route.policyQuoted, limit, windowSec);
     cache.limit = limit;

@@ -49,18 +49,27 @@ export interface Route {
   pipeline: Pipeline;
 }
 
-/** A limiter that tells its limits at factor 1 (KeyedLimiter, StoreLimiter, a policy's limiter). */
+/**
+ * A limiter that tells its limits at factor 1 (KeyedLimiter, StoreLimiter, a policy's limiter),
+ * and, when keys have tiers of their own, each key's.
+ */
 export interface WindowSource {
   readonly burst: number;
   readonly ratePerSec: number;
+  readonly hasTiers?: boolean;
+  limitsOf?(key: string): { readonly burst: number; readonly ratePerSec: number };
 }
 
-/** The route's policy window in seconds, as of now: the fixed one, else its limiter's `burst / ratePerSec`. */
-export function routeWindowSec(route: Route): number | undefined {
+/**
+ * The route's policy window in seconds for `key`, as of now: the fixed one, else its limiter's
+ * `burst / ratePerSec`, of the key's tier when keys have tiers.
+ */
+export function routeWindowSec(route: Route, key: string | undefined): number | undefined {
   const l = route.windowLimiter;
   if (l === undefined) return route.windowSec;
-  const rate = l.ratePerSec;
-  return rate > 0 ? l.burst / rate : undefined;
+  const limits = l.hasTiers === true && key !== undefined && l.limitsOf !== undefined ? l.limitsOf(key) : l;
+  const rate = limits.ratePerSec;
+  return rate > 0 ? limits.burst / rate : undefined;
 }
 
 /**

@@ -23,7 +23,7 @@ import {
   type TakeOptions,
 } from './keyed/options.js';
 import { SlotTable } from './keyed/slot-table.js';
-import { TierTable } from './keyed/tiers.js';
+import { type BucketLimits, TierTable } from './keyed/tiers.js';
 import { KeyedWaiters } from './keyed/waiters.js';
 import { KeyedWindowLimiter, type KeyedWindowLimiterOptions } from './keyed/window-limiter.js';
 import { StoreLimiter, type StoreLimiterOptions } from './store-limiter.js';
@@ -49,6 +49,8 @@ export class KeyedLimiter {
   readonly ratePerSec: number;
   /** Capacity of a key without a tier, at factor 1. */
   readonly burst: number;
+  /** Whether keys may have limits of their own (`tiers`): see `limitsOf`. */
+  readonly hasTiers: boolean;
   readonly #slots: SlotTable;
   readonly #timeline: FactorTimeline;
   readonly #engine: KeyedEngine;
@@ -62,6 +64,7 @@ export class KeyedLimiter {
     this.maxKeys = o.maxKeys;
     this.ratePerSec = o.limits.ratePerSec;
     this.burst = o.limits.burst;
+    this.hasTiers = o.tiers !== undefined;
     this.#slots = new SlotTable({
       maxKeys: o.maxKeys,
       block: o.block !== undefined,
@@ -141,6 +144,14 @@ export class KeyedLimiter {
     if (options === undefined) this.#engine.refundKey(key, 1, undefined);
     else if (typeof options !== 'object' || options === null) throw badOptions(options);
     else this.#engine.refundKey(key, costOf(options), options.priority);
+  }
+
+  /**
+   * `key`'s limits at factor 1: its tier's (`tiers`), else the limiter's `ratePerSec` and `burst`.
+   * The HTTP guard reads the `RateLimit-Policy` window (`w`, burst / rate) of a key from it.
+   */
+  limitsOf(key: string): BucketLimits {
+    return this.#engine.limitsOf(key);
   }
 
   /** What `take` would answer now, without charging, counting a refusal or creating the key. */

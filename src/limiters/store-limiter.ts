@@ -191,6 +191,20 @@ export class StoreLimiter {
     return { request: { key: bounded, cost, limits, factor: e }, charge, f };
   }
 
+  /** Whether keys may have limits of their own (`tiers`): see `limitsOf`. */
+  get hasTiers(): boolean {
+    return this.#tiers !== undefined;
+  }
+
+  /**
+   * `key`'s limits at factor 1: its tier's (`tiers`), else the limiter's `ratePerSec` and `burst`.
+   * The HTTP guard reads the `RateLimit-Policy` window (`w`, burst / rate) of a key from it.
+   */
+  limitsOf(key: string): BucketLimits {
+    if (typeof key !== 'string') throw new ConfigError('key', key, 'a string');
+    return this.#tiers === undefined ? { ...this.#limits } : this.#tierOf(boundKey(key), key);
+  }
+
   #tierOf(bounded: string, key: string): BucketLimits {
     const t = this.#tiers!(key);
     if (t === undefined) return this.#limits;

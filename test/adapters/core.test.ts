@@ -14,6 +14,7 @@ import { ConcurrencyLimiter } from '../../src/limiters/concurrency/limiter.js';
 import { ManualFactor } from '../../src/limiters/factor.js';
 import { createLimiter } from '../../src/limiters/keyed-limiter.js';
 import { Shedder } from '../../src/limiters/shedder.js';
+import { MemoryStore } from '../../src/stores/memory.js';
 import type { Decision, Priority } from '../../src/limiters/types.js';
 import { parseList } from './structured-fields.js';
 
@@ -114,6 +115,36 @@ describe('HttpGuard admission', () => {
     const d = res();
     g.check(req(), d);
     expect(policyOf(d.headers)).toBe(100);
+  });
+
+  it("advertises each key's tier window in RateLimit-Policy (w = its burst / rate), admitted or refused", async () => {
+    const clock = new ManualClock();
+    // Default: 10 a second, burst 10 (w = 1 s); the 'pro' tier: 1 a second, burst 60 (w = 60 s).
+    const tiers = (key: string) => (key === 'pro' ? { ratePerSec: 1, burst: 60 } : undefined);
+    const keyed = createLimiter({ ratePerSec: 10, burst: 10, tiers, clock });
+    const store = createLimiter({ store: new MemoryStore({ clock }), ratePerSec: 10, burst: 10, tiers, clock });
+    for (const limiter of [keyed, store]) {
+      const g = createGuard({ limiter, key: (r) => r.headers['x-tenant'] as string });
+      const policy = async (tenant: string) => {
+        const r = res();
+        let o = g.check(req('/', { headers: { 'x-tenant': tenant } }), r);
+        if (o instanceof Promise) o = await o;
+        const h = o.kind === 'refused' ? o.refusal.headers : r.headers;
+        return { kind: o.kind, ...parseList(h['ratelimit-policy']!)[0]!.params };
+      };
+      expect(await policy('pro')).toEqual({ kind: 'pass', q: 60, w: 60 });
+      expect(await policy('free')).toEqual({ kind: 'pass', q: 10, w: 1 });
+      expect(await policy('pro')).toEqual({ kind: 'pass', q: 60, w: 60 });
+      for (let i = 0; i < 9; i++) await policy('free');
+      expect(await policy('free')).toEqual({ kind: 'refused', q: 10, w: 1 });
+    }
+    expect(keyed.hasTiers).toBe(true);
+    expect(keyed.limitsOf('pro')).toEqual({ ratePerSec: 1, burst: 60 });
+    expect(keyed.limitsOf('anyone')).toEqual({ ratePerSec: 10, burst: 10 });
+    expect(store.limitsOf('pro')).toEqual({ ratePerSec: 1, burst: 60 });
+    const plain = createLimiter({ ratePerSec: 5, burst: 20, clock });
+    expect(plain.hasTiers).toBe(false);
+    expect(plain.limitsOf('pro')).toEqual({ ratePerSec: 5, burst: 20 });
   });
 
   it('answers 503 when the shedder refuses, with a jittered Retry-After from the injected source', () => {

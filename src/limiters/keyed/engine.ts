@@ -19,7 +19,7 @@ import type { FactorTimeline } from './factor-timeline.js';
 import type { GlobalBucket } from './global-bucket.js';
 import { boundKey } from './key-bound.js';
 import type { SlotTable } from './slot-table.js';
-import type { TierTable } from './tiers.js';
+import type { BucketLimits, TierTable } from './tiers.js';
 
 /** A decision of the keyed limiter: which bucket it speaks for. */
 export interface KeyedDecision extends Decision {
@@ -541,6 +541,21 @@ export class KeyedEngine {
   #peekTokens(s: number, now: number, rate: number, burst: number): number {
     const state = this.#slots.state;
     return this.#timeline.tokensAt(state[2 * s]!, state[2 * s + 1]!, now, rate, burst);
+  }
+
+  /**
+   * The limits at factor 1 of `key`'s tier, rate per second: a held key's own tier, else the one its
+   * lookup gives (interned as a take would), else the defaults.
+   */
+  limitsOf(key: string): BucketLimits {
+    if (typeof key !== 'string') throw new ConfigError('key', key, 'a string');
+    let tier = 0;
+    if (this.#hasTiers) {
+      if (key.length > 85) key = boundKey(key); // 85 = MAX_INLINE_KEY_CHARS
+      const s = this.#slots.map.get(key);
+      tier = s === undefined ? this.#tierFor(key, this.#clock.now()) : this.#slots.tierOf![s]!;
+    }
+    return { ratePerSec: this.#tiers.rate[tier]! * 1000, burst: this.#tiers.burst[tier]! };
   }
 
   #tierFor(key: string, now: number): number {
