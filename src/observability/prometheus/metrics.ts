@@ -110,6 +110,46 @@ interface ObservedLimiter {
   readonly name: string;
 }
 
+/** The validated options of `createMetrics`, defaults applied. */
+function metricsSettings(options: MetricsOptions): {
+  registry: Registry;
+  prefix: string;
+  maxRoutes: number | undefined;
+  queueWaitBuckets: readonly number[];
+  responseBuckets: readonly number[];
+  channels: boolean;
+} {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('options', options, 'an object with `registry` (a prom-client Registry)');
+  }
+  knownKeys('createMetrics', options, OPTION_KEYS);
+  const registry = options.registry as Registry | undefined;
+  if (
+    typeof registry !== 'object' ||
+    registry === null ||
+    typeof registry.registerMetric !== 'function' ||
+    typeof registry.getSingleMetric !== 'function'
+  ) {
+    throw new ConfigError('registry', registry, 'a prom-client Registry (new Registry(), or register)');
+  }
+  const prefix = options.prefix ?? METRICS_DEFAULTS.prefix;
+  if (typeof prefix !== 'string' || !/^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/.test(prefix)) {
+    throw new ConfigError('prefix', prefix, 'a string of letters, digits, _ and : not starting with a digit');
+  }
+  const queueWaitBuckets = buckets('queueWaitBuckets', options.queueWaitBuckets ?? QUEUE_WAIT_BUCKETS);
+  const responseBuckets = buckets('responseBuckets', options.responseBuckets ?? RESPONSE_BUCKETS);
+  const channels = options.channels ?? METRICS_DEFAULTS.channels;
+  if (typeof channels !== 'boolean') throw new ConfigError('channels', channels, 'true or false');
+  return {
+    registry,
+    prefix,
+    maxRoutes: options.maxRoutes,
+    queueWaitBuckets,
+    responseBuckets,
+    channels,
+  };
+}
+
 export class SpillwayMetrics {
   readonly registry: Registry;
   readonly prefix: string;
@@ -129,34 +169,11 @@ export class SpillwayMetrics {
   #closed = false;
 
   constructor(options: MetricsOptions) {
-    if (typeof options !== 'object' || options === null) {
-      throw new ConfigError('options', options, 'an object with `registry` (a prom-client Registry)');
-    }
-    knownKeys('createMetrics', options, OPTION_KEYS);
-    const registry = options.registry as Registry | undefined;
-    if (
-      typeof registry !== 'object' ||
-      registry === null ||
-      typeof registry.registerMetric !== 'function' ||
-      typeof registry.getSingleMetric !== 'function'
-    ) {
-      throw new ConfigError('registry', registry, 'a prom-client Registry (new Registry(), or register)');
-    }
-    const prefix = options.prefix ?? METRICS_DEFAULTS.prefix;
-    if (typeof prefix !== 'string' || !/^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/.test(prefix)) {
-      throw new ConfigError(
-        'prefix',
-        prefix,
-        'a string of letters, digits, _ and : not starting with a digit',
-      );
-    }
-    const queueWaitBuckets = buckets('queueWaitBuckets', options.queueWaitBuckets ?? QUEUE_WAIT_BUCKETS);
-    const responseBuckets = buckets('responseBuckets', options.responseBuckets ?? RESPONSE_BUCKETS);
-    const channels = options.channels ?? METRICS_DEFAULTS.channels;
-    if (typeof channels !== 'boolean') throw new ConfigError('channels', channels, 'true or false');
+    const { registry, prefix, maxRoutes, queueWaitBuckets, responseBuckets, channels } =
+      metricsSettings(options);
     this.registry = registry;
     this.prefix = prefix;
-    this.#routes = new RouteLabels(options.maxRoutes ?? METRICS_DEFAULTS.maxRoutes);
+    this.#routes = new RouteLabels(maxRoutes ?? METRICS_DEFAULTS.maxRoutes);
     const p = prefix;
 
     for (const name of [`${p}factor`, `${p}decisions_total`]) {
@@ -169,7 +186,55 @@ export class SpillwayMetrics {
       }
     }
 
-    // The governor, read at scrape time.
+    this.#governorFamilies(p);
+    this.#factorChanges = this.#add(
+      new CounterFamily(
+        `${p}factor_changes_total`,
+        'Changes of the computed throttle factor, by direction (cut or raise).',
+      ),
+    );
+
+    this.#limiterFamilies(p);
+
+    // Decisions, responses and store trouble, from the diagnostics channels.
+    this.#decisions = this.#add(
+      new CounterFamily(
+        `${p}decisions_total`,
+        'Admission decisions by outcome (admitted, limited, shed, queued, timed_out, canceled), stage, priority and route.',
+      ),
+    );
+    this.#queueWait = this.#add(
+      new HistogramFamily(
+        `${p}queue_wait_seconds`,
+        'Time requests waited in a queue before their outcome.',
+        queueWaitBuckets,
+      ),
+    );
+    this.#response = this.#add(
+      new HistogramFamily(
+        `${p}decision_to_response_seconds`,
+        'Time from the admission decision to the end of the response (or of the pooled work).',
+        responseBuckets,
+      ),
+    );
+    this.#storeErrors = this.#add(new CounterFamily(`${p}store_errors_total`, 'Failed store operations.'));
+    this.#storeFallbacks = this.#add(
+      new CounterFamily(
+        `${p}store_fallbacks_total`,
+        'Decisions made without the store under its failure policy.',
+      ),
+    );
+    this.#storeCircuitFamily(p);
+    if (channels) {
+      subscribe(DECISION_CHANNEL, this.#onDecision);
+      subscribe(RESPONSE_CHANNEL, this.#onResponse);
+      subscribe(STORE_CHANNEL, this.#onStore);
+      this.#subscribed = true;
+    }
+  }
+
+  /** The governors' factor, pressure and signals, read at scrape time. */
+  #governorFamilies(p: string): void {
     this.#gauge(
       `${p}factor`,
       'Throttle factor that limiters apply, from 0 to 1 (1: no throttling).',
@@ -264,14 +329,10 @@ export class SpillwayMetrics {
         },
       ),
     );
-    this.#factorChanges = this.#add(
-      new CounterFamily(
-        `${p}factor_changes_total`,
-        'Changes of the computed throttle factor, by direction (cut or raise).',
-      ),
-    );
+  }
 
-    // Observed limiters, guards and pools, read at scrape time.
+  /** Observed limiters, guards and pools, read at scrape time. */
+  #limiterFamilies(p: string): void {
     this.#limiterGauge(`${p}in_flight`, 'Work admitted and not yet finished.', (s) => s.inFlight);
     this.#limiterGauge(
       `${p}queue_length`,
@@ -289,37 +350,10 @@ export class SpillwayMetrics {
       'Throttle factor a limiter applies, from 0 to 1.',
       (s) => s.factor,
     );
+  }
 
-    // Decisions, responses and store trouble, from the diagnostics channels.
-    this.#decisions = this.#add(
-      new CounterFamily(
-        `${p}decisions_total`,
-        'Admission decisions by outcome (admitted, limited, shed, queued, timed_out, canceled), stage, priority and route.',
-      ),
-    );
-    this.#queueWait = this.#add(
-      new HistogramFamily(
-        `${p}queue_wait_seconds`,
-        'Time requests waited in a queue before their outcome.',
-        queueWaitBuckets,
-      ),
-    );
-    this.#response = this.#add(
-      new HistogramFamily(
-        `${p}decision_to_response_seconds`,
-        'Time from the admission decision to the end of the response (or of the pooled work).',
-        responseBuckets,
-      ),
-    );
-    this.#storeErrors = this.#add(
-      new CounterFamily(`${p}store_errors_total`, 'Failed store operations.'),
-    );
-    this.#storeFallbacks = this.#add(
-      new CounterFamily(
-        `${p}store_fallbacks_total`,
-        'Decisions made without the store under its failure policy.',
-      ),
-    );
+  /** Each store's circuit breaker state, from `state` messages on the store channel. */
+  #storeCircuitFamily(p: string): void {
     this.#gauge(
       `${p}store_circuit_state`,
       "1 for a store circuit breaker's current state (closed, open, half-open), 0 for the others.",
@@ -329,12 +363,6 @@ export class SpillwayMetrics {
         }
       },
     );
-    if (channels) {
-      subscribe(DECISION_CHANNEL, this.#onDecision);
-      subscribe(RESPONSE_CHANNEL, this.#onResponse);
-      subscribe(STORE_CHANNEL, this.#onStore);
-      this.#subscribed = true;
-    }
   }
 
   /** Reads `governor` at every scrape and counts its factor changes. Returns a function that stops observing it. */
