@@ -28,7 +28,8 @@
 // and so on; -tb20 for --turn-budget-ms 20, -40s for --overload-sec 40), prints markdown tables.
 // Flags: --runs N, --overload-sec S (default 15), --modes a,b,..., --total X (default 2.25; 0.8
 // checks that nothing is refused below capacity), --capacity N (req/s: skip the measurement),
-// --shedder, --turn-budget-ms N (the Spillway modes' loop-turn budget, default 25). Needs dist/ and simulations/dist/ (npm run build).
+// --shedder, --turn-budget-ms N (the Spillway modes' loop-turn budget, default 25), --quick (1 run,
+// a 6 s overload: a smoke run, written to live-tenants-6s.json). Needs dist/ and simulations/dist/ (npm run build).
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,13 +60,15 @@ const { values } = parseArgs({
     shedder: { type: 'boolean' },
     total: { type: 'string' },
     'turn-budget-ms': { type: 'string' },
+    quick: { type: 'boolean' },
   },
   strict: true,
 });
-const runsWanted = Number(values.runs ?? 3);
+const quick = values.quick === true;
+const runsWanted = Number(values.runs ?? (quick ? 1 : 3));
 if (!Number.isInteger(runsWanted) || runsWanted < 1)
   throw new Error(`--runs: expected an integer >= 1, got ${values.runs}`);
-const overloadSec = Number(values['overload-sec'] ?? 15);
+const overloadSec = Number(values['overload-sec'] ?? (quick ? 6 : 15));
 if (!(overloadSec >= 2))
   throw new Error(`--overload-sec: expected a number >= 2, got ${values['overload-sec']}`);
 const total = Number(values.total ?? 2.25);

@@ -18,6 +18,7 @@ const benches = [
   ['http-overhead.mjs'],
   ['adapter-cost.mjs'],
   ['live-overload.mjs'],
+  ['live-tenants.mjs'],
   ['live-pool.mjs'],
   ['live-pool.mjs', '--backend', 'pg'],
   ['redis.mjs'],
