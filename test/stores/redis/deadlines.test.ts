@@ -74,6 +74,25 @@ describe('Deadlines', () => {
     expect(clock.pendingTimers).toBe(1);
   });
 
+  it('drops answered calls at once when the oldest is answered', () => {
+    const clock = new ManualClock();
+    const d = new Deadlines(clock, 100);
+    const fired: string[] = [];
+    const [a, b, c] = ['a', 'b', 'c'].map((name) => d.watch(() => fired.push(name)));
+    expect(b!.settle()).toBe(true);
+    expect(d.size).toBe(3); // b waits behind a, still in flight
+    expect(a!.settle()).toBe(true);
+    expect(d.size).toBe(1); // a and b leave; c is in flight
+    expect(c!.settle()).toBe(true);
+    expect(d.size).toBe(0);
+    clock.advance(100); // the timer finds nothing to time out and is not armed again
+    expect(fired).toEqual([]);
+    expect(clock.pendingTimers).toBe(0);
+    d.watch(() => fired.push('d'));
+    clock.advance(100);
+    expect(fired).toEqual(['d']);
+  });
+
   it('keeps its FIFO bounded under steady traffic', () => {
     const clock = new ManualClock();
     const d = new Deadlines(clock, 100);
@@ -83,8 +102,8 @@ describe('Deadlines', () => {
       if (open.length > 3) open.shift()!.settle();
       clock.advance(0.1);
     }
-    // About 100 ms of calls (1,000 at 0.1 ms apart) plus what awaits compaction.
-    expect(d.size).toBeLessThanOrEqual(3000);
+    // Answered in order: only the calls in flight.
+    expect(d.size).toBeLessThanOrEqual(4);
     open = [];
   });
 });
