@@ -16,6 +16,9 @@ interface Stored {
   readonly fullMs: number;
   /** The deadline stored with the state, server ms. */
   readonly deadlineMs: number;
+  /** The refill rate per ms and the capacity stored with the state (the last caller's factor). */
+  readonly ratePerMs: number;
+  readonly capacity: number;
 }
 
 run('Redis store: key expiry with a bounded slack', () => {
@@ -53,7 +56,7 @@ run('Redis store: key expiry with a bounded slack', () => {
     // after the stored deadline (whole milliseconds), counted from the write.
     expect(pttl).toBeGreaterThanOrEqual(Math.floor(fullMs - serverNow));
     expect(pttl).toBeLessThanOrEqual(deadlineMs! - lastMs! + 3);
-    return { fullMs, deadlineMs: deadlineMs! };
+    return { fullMs, deadlineMs: deadlineMs!, ratePerMs: ratePerMs!, capacity: capacity! };
   }
 
   it('a first write expires the slack after F; writes that keep F within it keep the expiry', async () => {
@@ -72,6 +75,22 @@ run('Redis store: key expiry with a bounded slack', () => {
     const moved = await expiry('grow');
     expect(moved.fullMs).toBeGreaterThan(first.deadlineMs);
     expect(moved.deadlineMs - moved.fullMs).toBeGreaterThanOrEqual(EXPIRY_SLACK_MS - 1);
+  });
+
+  it('a write in place under a changed factor stores the new rate and capacity', async () => {
+    const limits = { ratePerSec: 10, burst: 100 };
+    expect((await store.take({ key: 'factor', cost: 50, limits, factor: 1 })).allowed).toBe(true);
+    const first = await expiry('factor');
+    expect([first.ratePerMs, first.capacity]).toEqual([0.01, 100]);
+    // Capacity 99 at 0.0099/ms: F moves ~50 ms later, within the slack, so the expiry stays.
+    expect((await store.take({ key: 'factor', cost: 1, limits, factor: 0.99 })).allowed).toBe(true);
+    const changed = await expiry('factor');
+    expect(changed.deadlineMs).toBe(first.deadlineMs);
+    expect([changed.ratePerMs, changed.capacity]).toEqual([(10 / 1000) * 0.99, 100 * 0.99]);
+    // The same factor again: only the tokens and the time are rewritten; the rest stays.
+    expect((await store.take({ key: 'factor', cost: 1, limits, factor: 0.99 })).allowed).toBe(true);
+    const same = await expiry('factor');
+    expect(same).toMatchObject({ deadlineMs: first.deadlineMs, ratePerMs: changed.ratePerMs, capacity: 99 });
   });
 
   it('a refund that brings F more than the slack earlier sets the expiry again', async () => {
