@@ -4,9 +4,11 @@
 // medians over the rounds of: Redis's time per EVALSHA (INFO commandstats, reset per segment), the
 // client's CPU per decision (process.cpuUsage), the wall time per decision, and each segment's rate
 // over rate-limiter-flexible's in the same round. `--before <dir>` adds another build's stores
-// (its dist/), to compare two builds in one process.
+// (its dist/), to compare two builds in one process. `--bare` adds bare ioredis `EVALSHA`s of this
+// build's take script (with the arguments the store sends) and of rate-limiter-flexible's script
+// (with the arguments it sends): each library's own client-side cost is its case minus its bare call.
 //
-//   node bench/redis-paired.mjs [--rounds 25] [--calls 2000] [--port 6397] [--before ../main/dist]
+//   node bench/redis-paired.mjs [--rounds 25] [--calls 2000] [--port 6397] [--before ../main/dist] [--bare]
 //
 // Needs `npm run build` first and `redis-server` on the PATH (started here on --port, killed after).
 import { spawn } from 'node:child_process';
@@ -23,6 +25,7 @@ const rounds = Number(opt('rounds', 25));
 const calls = Number(opt('calls', 2000));
 const port = Number(opt('port', 6397));
 const beforeDir = opt('before', undefined);
+const bare = args.includes('--bare');
 
 const { Redis } = await import('ioredis');
 const { RateLimiterRedis } = await import('rate-limiter-flexible');
@@ -52,6 +55,17 @@ for (const [name, m] of Object.entries(builds)) {
 }
 const rlf = new RateLimiterRedis({ storeClient: client, keyPrefix: 'rlf', points: 1e9, duration: 60 });
 cases['rate-limiter-flexible'] = (key) => rlf.consume(key, 1);
+if (bare) {
+  const script = await import('../dist/stores/redis/script.js');
+  await client.script('LOAD', script.TOKEN_BUCKET_TAKE_SCRIPT);
+  const rlfSha = await client.script('LOAD', rlf._incrTtlLuaScript);
+  // What the store sends for a take of 1 at factor 1: the cost, the rate per ms, the capacity.
+  const [cost, rate, cap] = [String(1), String(limits.ratePerSec / 1000), String(limits.burst)];
+  cases['bare EVALSHA, this'] = (key) =>
+    client.evalsha(script.TOKEN_BUCKET_TAKE_SHA, 1, `bare:{${key}}`, cost, rate, cap);
+  cases['bare EVALSHA, rlf'] = (key) =>
+    client.evalsha(rlfSha, 1, `bare:rlf:${key}`, '1', '60', '1000000000', '60');
+}
 const names = Object.keys(cases);
 const RLF = 'rate-limiter-flexible';
 
@@ -89,7 +103,7 @@ console.log(`${rounds} rounds of ${calls} calls at concurrency 1; medians (paire
 for (const name of names) {
   const s = samples[name];
   console.log(
-    `${name.padEnd(22)} Redis ${median(s.redisUs).toFixed(2)} µs/call (${paired(name, 'redisUs', (a, b) => a - b).toFixed(2)})` +
+    `${name.padEnd(23)} Redis ${median(s.redisUs).toFixed(2)} µs/call (${paired(name, 'redisUs', (a, b) => a - b).toFixed(2)})` +
       `  client CPU ${median(s.clientUs).toFixed(1)} µs (${paired(name, 'clientUs', (a, b) => a - b).toFixed(2)})` +
       `  wall ${median(s.wallUs).toFixed(1)} µs  rate ${paired(name, 'wallUs', (a, b) => b / a).toFixed(3)}x`,
   );
