@@ -375,7 +375,7 @@ function keyFunctions(options: HttpGuardOptions, hooks: GuardHooks): { addressOf
 
 type RouteInput = Omit<
   Route,
-  'policyQuoted' | 'policyJson' | 'policyField' | 'pipeline' | 'label' | 'windowLimiter'
+  'policyQuoted' | 'policyJson' | 'policyField' | 'rateLimitField' | 'pipeline' | 'label' | 'windowLimiter'
 > & {
   label?: string;
 };
@@ -397,6 +397,7 @@ function compileRoute(at: string, r: RouteInput): Route {
     policyQuoted,
     policyJson: JSON.stringify(r.policyName),
     policyField: { limit: Number.NaN, windowSec: undefined, value: '' },
+    rateLimitField: { remaining: -1, resetSec: -1, value: '' },
     windowSec,
     windowLimiter,
   } as Route;

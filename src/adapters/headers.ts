@@ -52,7 +52,7 @@ export function sfString(option: string, value: unknown): string {
 }
 
 /** The non-negative sf-integer nearest below `n` (the fields carry integers), 0 for NaN. */
-function sfInt(n: number): number {
+export function sfInt(n: number): number {
   if (!(n > 0)) return 0;
   return Math.min(Math.floor(n), 999_999_999_999_999);
 }

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { concurrencyCause } from '../admission/concurrency-stage.js';
 import type { Decision, Priority } from '../limiters/types.js';
 import type { ResponseSettings } from './guard-options.js';
-import { defaultProblemBody, formatPolicy, formatRateLimit, retryAfterSeconds } from './headers.js';
+import { defaultProblemBody, formatPolicy, formatRateLimit, retryAfterSeconds, sfInt } from './headers.js';
 import { type Route, routeWindowSec } from './routes.js';
 
 /** Why and how a request is refused: what `onRefused` and `problem` receive. */
@@ -107,7 +107,7 @@ export function setQuotaHeaders(
 ): void {
   if (quota === undefined || settings.headersMode !== 'all' || !Number.isFinite(quota.limit)) return;
   const policy = policyField(route, quota.limit, key);
-  const state = formatRateLimit(route.policyQuoted, quota.remaining, quota.resetMs / 1000);
+  const state = rateLimitField(route, quota.remaining, quota.resetMs / 1000);
   if (fields === undefined) {
     res.setHeader('ratelimit-policy', policy);
     res.setHeader('ratelimit', state);
@@ -129,6 +129,25 @@ function policyField(route: Route, limit: number, key: string | undefined): stri
     cache.value = formatPolicy(route.policyQuoted, limit, windowSec);
     cache.limit = limit;
     cache.windowSec = windowSec;
+  }
+  return cache.value;
+}
+
+/**
+ * The route's `RateLimit` value for an admitted response: formatted again only when `r` or `t`
+ * differ from the last one sent. Most admitted responses carry the same value: a client within
+ * its rate finds its bucket full again (`r` is the burst less the request's cost, `t` the time
+ * its tokens take to come back), whatever the client. Comparing two integers costs less than
+ * printing them into a new string, which node's header check then reads again.
+ */
+function rateLimitField(route: Route, remaining: number, resetSec: number): string {
+  const cache = route.rateLimitField;
+  const r = sfInt(remaining);
+  const t = sfInt(Math.ceil(resetSec));
+  if (cache.remaining !== r || cache.resetSec !== t) {
+    cache.value = formatRateLimit(route.policyQuoted, r, t);
+    cache.remaining = r;
+    cache.resetSec = t;
   }
   return cache.value;
 }

@@ -35,6 +35,11 @@ export interface Route {
    * setQuotaHeaders).
    */
   readonly policyField: { limit: number; windowSec: number | undefined; value: string };
+  /**
+   * The last `RateLimit` value sent on an admitted response and the `r` and `t` it was formatted
+   * for (see setQuotaHeaders).
+   */
+  readonly rateLimitField: { remaining: number; resetSec: number; value: string };
   /** The policy window `w` in seconds when the options fix it (`windowSec`); else see `windowLimiter`. */
   readonly windowSec: number | undefined;
   /**

@@ -92,6 +92,34 @@ describe('HttpGuard admission', () => {
     expect(sync(g.check(req(), res())).kind).toBe('pass');
   });
 
+  it('sends each admitted response its own RateLimit value as r and t move, and the same one again when they return', () => {
+    const clock = new ManualClock();
+    // Half a token a second: t (seconds until the bucket is full again) can differ at the same r.
+    const limiter = createLimiter({ ratePerSec: 0.5, burst: 10, clock });
+    const g = createGuard({ limiter });
+    const state = (ip: string): string => {
+      const r = res();
+      expect(sync(g.check(req('/', { ip }), r)).kind).toBe('pass');
+      return r.headers.ratelimit!;
+    };
+    const [a, b, c] = ['198.51.100.1', '198.51.100.2', '198.51.100.3'];
+    expect(state(a)).toBe('"default";r=9;t=2');
+    expect(state(a)).toBe('"default";r=8;t=4');
+    // Another client, its bucket full: the first value again.
+    expect(state(b)).toBe('"default";r=9;t=2');
+    expect(state(b)).toBe('"default";r=8;t=4');
+    expect(state(b)).toBe('"default";r=7;t=6');
+    clock.advance(1200);
+    // a: 8.6 tokens, 7.6 once charged, full again in 4.8 s (t rounds up).
+    expect(state(a)).toBe('"default";r=7;t=5');
+    // b: 7.6 tokens, 6.6 once charged (6.8 s); c, a new client charged a fourth time, has 6 (8 s):
+    // the same r, another t.
+    for (const rt of ['r=9;t=2', 'r=8;t=4', 'r=7;t=6']) expect(state(c)).toBe(`"default";${rt}`);
+    expect(state(b)).toBe('"default";r=6;t=7');
+    expect(state(c)).toBe('"default";r=6;t=8');
+    expect(state(b)).toBe('"default";r=5;t=9');
+  });
+
   it('advertises the scaled quota as the factor moves, on the response or on a field sink (Fastify reply)', () => {
     const clock = new ManualClock();
     const factor = new ManualFactor(1);
