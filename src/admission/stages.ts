@@ -54,18 +54,32 @@ export interface ProcessAdmission {
   complete?(cost: number): void;
 }
 
-/** The loop-turn budget as a stage: refuses the rest of an event-loop turn that ran too long. */
+/**
+ * The loop-turn budget as a stage: refuses the rest of an event-loop turn that ran too long.
+ *
+ * A class, not an object literal: `spendsQuota` follows the budget's, so it is a getter, and a
+ * getter written into an object literal sits on the object itself, which made every property the
+ * pipeline reads on its stages dearer (+40 ns a request through three stages, measured in
+ * process); on the prototype it costs nothing until a refusal reads it.
+ */
+class TurnBudgetStage implements Stage {
+  readonly name = 'turn-budget';
+  readonly waits = false;
+  readonly quota = false;
+
+  constructor(readonly budget: TurnBudget) {}
+
+  get spendsQuota(): boolean {
+    return this.budget.spendsQuota;
+  }
+
+  admit(req: AdmissionRequest): Decision {
+    return this.budget.admit(req);
+  }
+}
+
 export function turnBudgetStage(budget: TurnBudget): Stage & { readonly budget: TurnBudget } {
-  return {
-    name: 'turn-budget',
-    waits: false,
-    quota: false,
-    budget,
-    get spendsQuota() {
-      return budget.spendsQuota;
-    },
-    admit: (req) => budget.admit(req),
-  };
+  return new TurnBudgetStage(budget);
 }
 
 /**
