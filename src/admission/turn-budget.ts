@@ -127,7 +127,6 @@ export const LIGHT_GRACE = 1.25;
  */
 export const RECENT_OVERRUN_TURNS = 64;
 
-
 const OPTIONS = ['budgetMs', 'retryAfterMs', 'clock', 'defer', 'refuseEarly', 'standingShare'] as const;
 
 const defaultDefer = (fn: () => void): void => {
