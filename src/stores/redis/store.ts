@@ -355,6 +355,13 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
     answer: (reply: unknown) => void,
   ): void {
     this.#inFlight++;
+    let sent: Promise<unknown>;
+    try {
+      sent = this.#client.evalsha(sha, keys, args);
+    } catch (err) {
+      sent = Promise.reject(err);
+    }
+    // Watched once sent: the rest of the call's set-up runs while Redis works on it.
     const watched = this.#deadlines.watch(() => {
       this.#inFlight--;
       this.#failed(
@@ -372,12 +379,6 @@ export class RedisStore extends EventEmitter<RedisStoreEvents> implements Store 
       this.#inFlight--;
       this.#failed(batch, asStoreError(err));
     };
-    let sent: Promise<unknown>;
-    try {
-      sent = this.#client.evalsha(sha, keys, args);
-    } catch (err) {
-      sent = Promise.reject(err);
-    }
     // One handler pair on the client's promise: NOSCRIPT is rare, so it gets no promise of its own.
     sent.then(onReply, (err: unknown) => {
       if (!isNoScript(err)) return onError(err);
