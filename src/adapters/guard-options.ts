@@ -122,10 +122,12 @@ export interface HttpGuardOptions {
   /**
    * The loop-turn budget, in ms: once one event-loop turn has run this long, further requests in
    * that turn are refused with 503 (sheddable work at half of it, critical at twice), before the
-   * governor can even see the overload. `false` turns it off. See TurnBudget.
+   * governor can even see the overload. `false` turns it off. A `TurnBudget` of your own (from
+   * `spillway/pipeline`) sets its other options too (`standingShare`, `refuseEarly`, `retryAfterMs`).
+   * See TurnBudget.
    * @default 25 when a `shedder` is set, else off
    */
-  turnBudgetMs?: number | false;
+  turnBudgetMs?: number | false | TurnBudget;
   /** The guard's name in decision messages (`spillway:decision`), to tell several guards apart. @default 'default' */
   name?: string;
   /**
@@ -233,7 +235,7 @@ export interface GuardConfig {
   readonly governor: SnapshotSource | undefined;
   readonly response: ResponseSettings;
   /** The option as given (undefined: on with a shedder, however it arrives). */
-  readonly turnBudgetMs: number | false | undefined;
+  readonly turnBudgetMs: number | false | TurnBudget | undefined;
   readonly turn: TurnBudget | undefined;
   /** Whether a Governor given to the guard is fed its refusal share and queue time. */
   readonly feedGovernor: boolean;

@@ -362,16 +362,25 @@ export class TurnBudget {
 
 /**
  * The HTTP guard's rule for its `turnBudgetMs` option, shared with spillway-sim: a number turns
- * the budget on with that many ms, `false` turns it off, and `undefined` turns it on with the
- * default budget when a shedder is set (overload protection was asked for), else leaves it off.
- * `options` sets the rest (in the simulator: simulated time and simulated turn ends).
+ * the budget on with that many ms, `false` turns it off, a `TurnBudget` is used as it is (its other
+ * options are yours), and `undefined` turns it on with the default budget when a shedder is set
+ * (overload protection was asked for), else leaves it off. `options` sets the rest of a budget made
+ * here (in the simulator: simulated time and simulated turn ends).
  */
 export function turnBudgetFor(
-  turnBudgetMs: number | false | undefined,
+  turnBudgetMs: number | false | TurnBudget | undefined,
   hasShedder: boolean,
   options: Omit<TurnBudgetOptions, 'budgetMs'> = {},
 ): TurnBudget | undefined {
   if (turnBudgetMs === false) return undefined;
+  if (turnBudgetMs instanceof TurnBudget) return turnBudgetMs;
   if (turnBudgetMs === undefined) return hasShedder ? new TurnBudget(options) : undefined;
-  return new TurnBudget({ ...options, budgetMs: positiveNumber('turnBudgetMs', turnBudgetMs) });
+  if (typeof turnBudgetMs !== 'number' || !Number.isFinite(turnBudgetMs) || !(turnBudgetMs > 0)) {
+    throw new ConfigError(
+      'turnBudgetMs',
+      turnBudgetMs,
+      'a finite number of ms > 0, false (no budget), or a TurnBudget from spillway/pipeline',
+    );
+  }
+  return new TurnBudget({ ...options, budgetMs: turnBudgetMs });
 }

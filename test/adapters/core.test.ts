@@ -8,6 +8,7 @@ import {
   pathHasPrefix,
   type Refusal,
 } from '../../src/adapters/core.js';
+import { TurnBudget } from '../../src/admission/turn-budget.js';
 import { ManualClock, systemClock } from '../../src/clock.js';
 import { isConfigError } from '../../src/errors.js';
 import { ConcurrencyLimiter } from '../../src/limiters/concurrency/limiter.js';
@@ -447,6 +448,35 @@ describe('HttpGuard admission', () => {
     expect(new Set(seen).size).toBe(1);
     // Outside the decision the clock runs again.
     expect(systemClock.now()).toBeGreaterThan(seen[0]!);
+  });
+
+  it('takes a TurnBudget of your own as turnBudgetMs, and its options decide', () => {
+    // Two turns over a 10 ms budget make the overload standing; the third turn then runs
+    // `standingShare` of it: 10 ms with 1, 8 ms with the default 0.8.
+    const thirdTurnAt9ms = (standingShare: number | undefined) => {
+      const clock = new ManualClock();
+      const ends: Array<() => void> = [];
+      const budget = new TurnBudget({
+        budgetMs: 10,
+        clock,
+        refuseEarly: false,
+        ...(standingShare === undefined ? {} : { standingShare }),
+        defer: (fn) => ends.push(fn),
+      });
+      const guard = createGuard({ shedder: new Shedder({ factor: 1 }), turnBudgetMs: budget });
+      expect(guard.turnBudget).toBe(budget);
+      for (let turn = 0; turn < 2; turn++) {
+        expect(sync(guard.check(req(), res())).kind).toBe('pass');
+        clock.advance(11);
+        expect(refused(guard.check(req(), res())).status).toBe(503);
+        for (const fn of ends.splice(0)) fn();
+      }
+      expect(sync(guard.check(req(), res())).kind).toBe('pass');
+      clock.advance(9);
+      return sync(guard.check(req(), res())).kind;
+    };
+    expect(thirdTurnAt9ms(1)).toBe('pass');
+    expect(thirdTurnAt9ms(undefined)).toBe('refused');
   });
 
   it('offers its counts as queue-depth signals', () => {

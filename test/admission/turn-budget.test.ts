@@ -489,6 +489,11 @@ describe('TurnBudget', () => {
     expect(turnBudgetFor(10, false)?.budgetMs).toBe(10);
     expect(turnBudgetFor(10, true, { refuseEarly: false })?.refuseEarly).toBe(false);
     expect(() => turnBudgetFor(-1, true)).toThrow(/`turnBudgetMs`.*got `-1`/);
+    expect(() => turnBudgetFor(Infinity, true)).toThrow(/false \(no budget\), or a TurnBudget/);
+    // A budget of your own is used as it is, with or without a shedder.
+    const own = new TurnBudget({ budgetMs: 30, standingShare: 1 });
+    expect(turnBudgetFor(own, false)).toBe(own);
+    expect(turnBudgetFor(own, true, { refuseEarly: false })).toBe(own);
   });
 
   it('validates its options', () => {
