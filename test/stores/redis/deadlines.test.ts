@@ -126,6 +126,28 @@ function heldClient() {
 const request = { key: 'k', cost: 1, limits: { ratePerSec: 10, burst: 10 }, factor: 1 };
 
 describe('RedisStore timeouts (ManualClock)', () => {
+  it('answers a call whose client throws at once by the policy, and no deadline fires later', async () => {
+    const clock = new ManualClock();
+    const client = {
+      status: 'ready',
+      evalsha: () => {
+        throw new Error('socket gone');
+      },
+      eval: () => Promise.reject(new Error('not used')),
+      del: () => Promise.resolve(1),
+    };
+    const store = createRedisStore({ client: client as never, clock, timeoutMs: 50, onError: 'closed' });
+    const errors: string[] = [];
+    store.on('error', (e) => errors.push(e.error.kind));
+    const decision = await store.take(request);
+    expect(decision).toMatchObject({ allowed: false, unavailable: true });
+    expect(errors).toEqual(['unavailable']);
+    clock.advance(100);
+    await Promise.resolve();
+    expect(errors).toEqual(['unavailable']);
+    expect(store.stats()).toMatchObject({ errors: 1, timeouts: 0, fallbackDecisions: 1 });
+  });
+
   it('answers with the failure policy exactly timeoutMs after the call, and ignores a late reply', async () => {
     const clock = new ManualClock();
     const { client, calls } = heldClient();
