@@ -160,33 +160,67 @@ async function peer(name: string): Promise<unknown> {
 
 const epochNow = () => performance.timeOrigin + performance.now();
 
-/** Starts the server in this process. */
-export async function startServer(options: LiveServerOptions): Promise<RunningServer> {
-  const mode = options.mode;
-  if (!LIVE_MODES.includes(mode)) throw new ConfigError('mode', mode, `one of ${LIVE_MODES.join(', ')}`);
-  const cpuMs = options.cpuMs ?? 2;
-  if (!(cpuMs >= 0) || !Number.isFinite(cpuMs)) throw new ConfigError('cpuMs', cpuMs, 'a finite number >= 0');
+/**
+ * What the server counted, shared by the response tracker, the guard's shedder (spillway) and the
+ * per-second sampler.
+ */
+class Counts {
+  readonly okSlices: Record<number, number> = {};
+  readonly refusedSlices: Record<number, number> = {};
+  readonly seconds: ServerSecond[] = [];
+  readonly factorChanges: { epochMs: number; factor: number }[] = [];
+  shed = 0;
+  readonly #peerRefusals: boolean;
 
-  const okSlices: Record<number, number> = {};
-  const refusedSlices: Record<number, number> = {};
-  const seconds: ServerSecond[] = [];
-  const factorChanges: { epochMs: number; factor: number }[] = [];
-  let shed = 0;
-  let governor: Governor | undefined;
-  let stopExtra: () => void = () => {};
-  let takeDecisions: (() => DecisionSecond) | undefined;
+  /** `peerRefusals`: a 429/503 counts as shed (a peer's refusal; spillway counts its Shedder's). */
+  constructor(peerRefusals: boolean) {
+    this.#peerRefusals = peerRefusals;
+  }
 
-  const track = (req: http.IncomingMessage, res: http.ServerResponse) => {
+  /** Counts each response (but `/warm`) in its 100 ms slice when it finishes. */
+  readonly track = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     if (req.url === '/warm') return;
     res.once('finish', () => {
       const slice = Math.floor(epochNow() / SLICE_MS);
       const s = res.statusCode;
       if (s === 429 || s === 503) {
-        refusedSlices[slice] = (refusedSlices[slice] ?? 0) + 1;
-        if (mode !== 'spillway') shed++;
-      } else if (s >= 200 && s < 300) okSlices[slice] = (okSlices[slice] ?? 0) + 1;
+        this.refusedSlices[slice] = (this.refusedSlices[slice] ?? 0) + 1;
+        if (this.#peerRefusals) this.shed++;
+      } else if (s >= 200 && s < 300) this.okSlices[slice] = (this.okSlices[slice] ?? 0) + 1;
     });
   };
+
+  stats(): ServerStats {
+    return {
+      okSlices: { ...this.okSlices },
+      refusedSlices: { ...this.refusedSlices },
+      seconds: [...this.seconds],
+      factorChanges: [...this.factorChanges],
+      shed: this.shed,
+    };
+  }
+}
+
+/** One request's handling, the same behind every mode. */
+interface Handler {
+  readonly cpuMs: number;
+  /** The caller's work, if any, in place of the CPU burn and the pool. */
+  readonly custom: (() => void | Promise<void>) | undefined;
+  readonly pool: SlotPool | undefined;
+  /** The work alone: synchronous for the CPU burn alone, a promise with a pool or a custom work. */
+  run(): void | Promise<void>;
+  /** The work, then 200 (500 when it fails). */
+  work(res: http.ServerResponse): void | Promise<void>;
+  /** Answers `/warm` at once, unprotected; false for any other path. */
+  warm(req: http.IncomingMessage, res: http.ServerResponse): boolean;
+}
+
+function handlerFor(options: LiveServerOptions, cpuMs: number): Handler {
+  const custom = options.work;
+  if (custom !== undefined && typeof custom !== 'function') {
+    throw new ConfigError('work', custom, 'a function (the work of one request)');
+  }
+  const pool = options.pool === undefined ? undefined : new SlotPool(options.pool.slots, options.pool.holdMs);
   const ok = (res: http.ServerResponse) => {
     if (res.destroyed) return;
     res.writeHead(200, { 'content-type': 'text/plain' });
@@ -197,191 +231,225 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
     res.writeHead(500, { 'content-type': 'text/plain' });
     res.end('error');
   };
-  const custom = options.work;
-  if (custom !== undefined && typeof custom !== 'function') {
-    throw new ConfigError('work', custom, 'a function (the work of one request)');
-  }
-  const pool = options.pool === undefined ? undefined : new SlotPool(options.pool.slots, options.pool.holdMs);
-  /** One request's work: synchronous for the CPU burn alone, a promise with a pool or a custom work. */
   const run = (): void | Promise<void> => {
     if (custom !== undefined) return custom();
     burn(cpuMs);
     if (pool !== undefined) return new Promise<void>((resolve) => pool.hold(resolve));
   };
-  const work = (res: http.ServerResponse): void | Promise<void> => {
-    const p = run();
-    if (p === undefined) return ok(res);
-    return p.then(
-      () => ok(res),
-      () => failed(res),
-    );
+  return {
+    cpuMs,
+    custom,
+    pool,
+    run,
+    work(res) {
+      const p = run();
+      if (p === undefined) return ok(res);
+      return p.then(
+        () => ok(res),
+        () => failed(res),
+      );
+    },
+    warm(req, res) {
+      if (req.url !== '/warm') return false;
+      res.writeHead(204);
+      res.end();
+      return true;
+    },
   };
-  const warm = (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
-    if (req.url !== '/warm') return false;
-    res.writeHead(204);
-    res.end();
-    return true;
+}
+
+/** A mode's server before it listens, and what the mode adds to it. */
+interface ModeServer {
+  readonly server: http.Server;
+  readonly governor?: Governor;
+  /** When the protection is fully active (ms since the epoch). @default when the mode was set up */
+  readonly readyAtEpochMs?: number;
+  /** The guard's decisions since the last call (spillway). */
+  readonly takeDecisions?: () => DecisionSecond;
+  /** Stops what the mode started (timers, samplers). */
+  readonly stop?: () => void;
+  /** Closes a framework that owns the server (Fastify); else the server is closed directly. */
+  readonly closeFramework?: () => Promise<void>;
+}
+
+/** Plain node:http: no protection. */
+function unprotectedServer(h: Handler): ModeServer {
+  return {
+    server: http.createServer((req, res) => {
+      if (!h.warm(req, res)) void h.work(res);
+    }),
   };
+}
 
-  let server: http.Server;
-  let readyAtEpochMs = epochNow();
-  let closeFramework: (() => Promise<void>) | undefined;
+/**
+ * Spillway's HTTP guard: a governor, a Shedder (unless left out; its refusals counted as shed), and
+ * the parts `options.guard` asks for. The governor's factor changes and the guard's decisions are
+ * recorded.
+ */
+function spillwayServer(options: LiveServerOptions, h: Handler, counts: Counts): ModeServer {
+  const g = createGovernor({ ...(options.governor ?? {}) });
+  const parts = options.guard ?? {};
+  const shedder = parts.noShedder ? undefined : new Shedder({ factor: g, ...(options.shedder ?? {}) });
+  const keyLimit = parts.keyLimit;
+  const limiter =
+    keyLimit === undefined
+      ? undefined
+      : createLimiter({ ratePerSec: keyLimit.ratePerSec, burst: keyLimit.burst, factor: g });
+  const guard = createHttpGuard({
+    ...(shedder === undefined
+      ? {}
+      : {
+          shedder: {
+            admit(o: Parameters<Shedder['admit']>[0]) {
+              const d = shedder.admit(o);
+              if (!d.allowed) counts.shed++;
+              return d;
+            },
+            complete: (cost?: number) => shedder.complete(cost),
+          },
+        }),
+    ...(limiter === undefined ? {} : { limiter, key: (req) => String(req.headers['x-source'] ?? 'none') }),
+    ...(parts.concurrency === undefined ? {} : { concurrency: { ...parts.concurrency } }),
+    ...(parts.turnBudgetMs === undefined ? {} : { turnBudgetMs: parts.turnBudgetMs }),
+    ...(parts.feedGovernor === undefined ? {} : { feedGovernor: parts.feedGovernor }),
+    governor: g,
+    bypass: ['/warm'],
+    priority: (req) => {
+      const p = req.headers['x-priority'];
+      return p === 'critical' || p === 'sheddable' ? p : 'normal';
+    },
+  });
+  const listener = guard.wrap((req, res) => {
+    if (!h.warm(req, res)) void h.work(res);
+  });
+  const server = http.createServer(listener);
+  g.on('change', (r) => {
+    if (counts.factorChanges.at(-1)?.factor !== r.appliedFactor) {
+      counts.factorChanges.push({ epochMs: epochNow(), factor: r.appliedFactor });
+    }
+  });
+  g.start();
+  const readyAtEpochMs = epochNow() + g.options.warmupMs;
+  const decisions = new DecisionRecorder();
+  decisions.start();
+  return {
+    server,
+    governor: g,
+    readyAtEpochMs,
+    takeDecisions: () => decisions.take(),
+    stop: () => {
+      decisions.stop();
+      g.stop();
+      shedder?.close();
+      limiter?.close();
+      guard.close();
+    },
+  };
+}
 
-  switch (mode) {
-    case 'none':
-      server = http.createServer((req, res) => {
-        if (!warm(req, res)) void work(res);
-      });
-      break;
-    case 'spillway': {
-      governor = createGovernor({ ...(options.governor ?? {}) });
-      const parts = options.guard ?? {};
-      const shedder = parts.noShedder
-        ? undefined
-        : new Shedder({ factor: governor, ...(options.shedder ?? {}) });
-      const g = governor;
-      const keyLimit = parts.keyLimit;
-      const limiter =
-        keyLimit === undefined
-          ? undefined
-          : createLimiter({ ratePerSec: keyLimit.ratePerSec, burst: keyLimit.burst, factor: g });
-      const guard = createHttpGuard({
-        ...(shedder === undefined
-          ? {}
-          : {
-              shedder: {
-                admit(o: Parameters<Shedder['admit']>[0]) {
-                  const d = shedder.admit(o);
-                  if (!d.allowed) shed++;
-                  return d;
-                },
-                complete: (cost?: number) => shedder.complete(cost),
-              },
-            }),
-        ...(limiter === undefined
-          ? {}
-          : { limiter, key: (req) => String(req.headers['x-source'] ?? 'none') }),
-        ...(parts.concurrency === undefined ? {} : { concurrency: { ...parts.concurrency } }),
-        ...(parts.turnBudgetMs === undefined ? {} : { turnBudgetMs: parts.turnBudgetMs }),
-        ...(parts.feedGovernor === undefined ? {} : { feedGovernor: parts.feedGovernor }),
-        governor: g,
-        bypass: ['/warm'],
-        priority: (req) => {
-          const p = req.headers['x-priority'];
-          return p === 'critical' || p === 'sheddable' ? p : 'normal';
-        },
-      });
-      const listener = guard.wrap((req, res) => {
-        if (!warm(req, res)) void work(res);
-      });
-      server = http.createServer(listener);
-      g.on('change', (r) => {
-        if (factorChanges.at(-1)?.factor !== r.appliedFactor) {
-          factorChanges.push({ epochMs: epochNow(), factor: r.appliedFactor });
-        }
-      });
-      g.start();
-      readyAtEpochMs = epochNow() + g.options.warmupMs;
-      const decisions = new DecisionRecorder();
-      decisions.start();
-      takeDecisions = () => decisions.take();
-      stopExtra = () => {
-        decisions.stop();
-        g.stop();
-        shedder?.close();
-        limiter?.close();
-        guard.close();
-      };
-      break;
+/** toobusy-js as its README shows: `if (toobusy()) res.send(503, ...)`, default maxLag 70 ms. */
+async function toobusyServer(h: Handler): Promise<ModeServer> {
+  const toobusy = ((await peer('toobusy-js')) as { default: TooBusy }).default;
+  const server = http.createServer((req, res) => {
+    if (h.warm(req, res)) return;
+    if (toobusy()) {
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      res.end("I'm busy right now, sorry.");
+      return;
     }
-    case 'toobusy': {
-      // As the README shows: `if (toobusy()) res.send(503, "I'm busy right now, sorry.")`, default maxLag 70 ms.
-      const toobusy = ((await peer('toobusy-js')) as { default: TooBusy }).default;
-      server = http.createServer((req, res) => {
-        if (warm(req, res)) return;
-        if (toobusy()) {
-          res.writeHead(503, { 'content-type': 'text/plain' });
-          res.end("I'm busy right now, sorry.");
-          return;
-        }
-        void work(res);
-      });
-      stopExtra = () => toobusy.shutdown();
-      break;
-    }
-    case 'overload-protection': {
-      // The README's configuration for core http: `if (protect(req, res) === true) return`.
-      const factory = ((await peer('overload-protection')) as { default: OverloadProtectionFactory }).default;
-      const protect = factory('http', {
-        production: true,
-        clientRetrySecs: 1,
-        sampleInterval: 5,
-        maxEventLoopDelay: 42,
-        maxHeapUsedBytes: 0,
-        maxRssBytes: 0,
-        errorPropagationMode: false,
-        logging: false,
-        logStatsOnReq: false,
-      });
-      server = http.createServer((req, res) => {
-        if (warm(req, res)) return;
-        if (protect(req, res) === true) return;
-        void work(res);
-      });
-      stopExtra = () => protect.stop?.();
-      break;
-    }
-    case 'under-pressure': {
-      // The README's example thresholds for event-loop delay and utilisation (heap and RSS limits
-      // left out: they are absolute sizes that mean nothing for this server).
-      const fastify = ((await peer('fastify')) as { default: FastifyFactory }).default;
-      const underPressure = ((await peer('@fastify/under-pressure')) as { default: unknown }).default;
-      const app = fastify({ logger: false, keepAliveTimeout: 120_000 });
-      await app.register(underPressure as never, { maxEventLoopDelay: 1000, maxEventLoopUtilization: 0.98 });
-      app.get('/warm', (_req: unknown, reply: FastifyReply) => reply.code(204).send());
-      if (custom === undefined && pool === undefined) {
-        app.get('/', (_req: unknown, reply: FastifyReply) => {
-          burn(cpuMs);
-          reply.type('text/plain').send('ok');
-        });
-      } else {
-        app.get('/', async (_req: unknown, reply: FastifyReply) => {
-          await run();
-          return reply.type('text/plain').send('ok');
-        });
-      }
-      await app.ready();
-      server = app.server;
-      closeFramework = () => app.close();
-      break;
-    }
+    void h.work(res);
+  });
+  return { server, stop: () => toobusy.shutdown() };
+}
+
+/** overload-protection with its README's configuration for core http: `if (protect(req, res) === true) return`. */
+async function overloadProtectionServer(h: Handler): Promise<ModeServer> {
+  const factory = ((await peer('overload-protection')) as { default: OverloadProtectionFactory }).default;
+  const protect = factory('http', {
+    production: true,
+    clientRetrySecs: 1,
+    sampleInterval: 5,
+    maxEventLoopDelay: 42,
+    maxHeapUsedBytes: 0,
+    maxRssBytes: 0,
+    errorPropagationMode: false,
+    logging: false,
+    logStatsOnReq: false,
+  });
+  const server = http.createServer((req, res) => {
+    if (h.warm(req, res)) return;
+    if (protect(req, res) === true) return;
+    void h.work(res);
+  });
+  return { server, stop: () => protect.stop?.() };
+}
+
+/**
+ * Fastify with @fastify/under-pressure and its README's example thresholds for event-loop delay and
+ * utilisation (heap and RSS limits left out: they are absolute sizes that mean nothing here).
+ */
+async function underPressureServer(h: Handler): Promise<ModeServer> {
+  const fastify = ((await peer('fastify')) as { default: FastifyFactory }).default;
+  const underPressure = ((await peer('@fastify/under-pressure')) as { default: unknown }).default;
+  const app = fastify({ logger: false, keepAliveTimeout: 120_000 });
+  await app.register(underPressure as never, { maxEventLoopDelay: 1000, maxEventLoopUtilization: 0.98 });
+  app.get('/warm', (_req: unknown, reply: FastifyReply) => reply.code(204).send());
+  if (h.custom === undefined && h.pool === undefined) {
+    app.get('/', (_req: unknown, reply: FastifyReply) => {
+      burn(h.cpuMs);
+      reply.type('text/plain').send('ok');
+    });
+  } else {
+    app.get('/', async (_req: unknown, reply: FastifyReply) => {
+      await h.run();
+      return reply.type('text/plain').send('ok');
+    });
   }
+  await app.ready();
+  return { server: app.server, closeFramework: () => app.close() };
+}
 
-  server.keepAliveTimeout = 120_000;
-  server.headersTimeout = 125_000;
-  server.requestTimeout = 0;
-  server.prependListener('request', track);
+function modeServer(options: LiveServerOptions, h: Handler, counts: Counts): ModeServer | Promise<ModeServer> {
+  switch (options.mode) {
+    case 'none':
+      return unprotectedServer(h);
+    case 'spillway':
+      return spillwayServer(options, h, counts);
+    case 'toobusy':
+      return toobusyServer(h);
+    case 'overload-protection':
+      return overloadProtectionServer(h);
+    case 'under-pressure':
+      return underPressureServer(h);
+  }
+}
 
-  // The server's own view, once a second: the same event-loop delay measure for every mode.
+/**
+ * The server's own view, once a second: the governor's state (spillway), the same event-loop delay
+ * measure for every mode, and the guard's decisions. Returns its stop.
+ */
+function sampleSeconds(counts: Counts, m: ModeServer): () => void {
   const eld = monitorEventLoopDelay({ resolution: 10 });
   eld.enable();
   let lastSecond = Math.floor(epochNow() / 1000);
   let lastSampleAt = performance.now();
-  const sampler = setInterval(() => {
+  const timer = setInterval(() => {
     const now = performance.now();
     const blockedMs = now - lastSampleAt;
     lastSampleAt = now;
     const nowSec = Math.floor(epochNow() / 1000);
     if (nowSec === lastSecond) return;
-    const snap = governor?.snapshot();
+    const snap = m.governor?.snapshot();
     const maxMs = eld.count > 0 ? eld.max / 1e6 : 0;
     const p99Ms = eld.count > 0 ? eld.percentile(99) / 1e6 : 0;
     // A loop blocked across whole seconds ran no sampler in them: they share this reading, and
     // the block itself (the time since the last sample) is their loop delay.
-    const decided = takeDecisions?.();
+    const decided = m.takeDecisions?.();
     for (let sec = lastSecond; sec < nowSec; sec++) {
-      const refusedInSecond = Object.keys(refusedSlices).some((k) => Math.floor(Number(k) / 10) === sec);
-      seconds.push({
+      const refusedInSecond = Object.keys(counts.refusedSlices).some(
+        (k) => Math.floor(Number(k) / 10) === sec,
+      );
+      counts.seconds.push({
         epochSec: sec,
         factor: snap?.appliedFactor ?? 1,
         dominant: snap?.dominant?.name,
@@ -396,8 +464,29 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
     eld.reset();
     lastSecond = nowSec;
   }, 50);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    eld.disable();
+  };
+}
 
-  sampler.unref();
+/** Starts the server in this process. */
+export async function startServer(options: LiveServerOptions): Promise<RunningServer> {
+  const mode = options.mode;
+  if (!LIVE_MODES.includes(mode)) throw new ConfigError('mode', mode, `one of ${LIVE_MODES.join(', ')}`);
+  const cpuMs = options.cpuMs ?? 2;
+  if (!(cpuMs >= 0) || !Number.isFinite(cpuMs)) throw new ConfigError('cpuMs', cpuMs, 'a finite number >= 0');
+  const h = handlerFor(options, cpuMs);
+  const counts = new Counts(mode !== 'spillway');
+  const setUpAt = epochNow();
+  const m = await modeServer(options, h, counts);
+  const server = m.server;
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 125_000;
+  server.requestTimeout = 0;
+  server.prependListener('request', counts.track);
+  const stopSampling = sampleSeconds(counts, m);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -408,20 +497,13 @@ export async function startServer(options: LiveServerOptions): Promise<RunningSe
   return {
     port,
     mode,
-    readyAtEpochMs,
-    stats: () => ({
-      okSlices: { ...okSlices },
-      refusedSlices: { ...refusedSlices },
-      seconds: [...seconds],
-      factorChanges: [...factorChanges],
-      shed,
-    }),
+    readyAtEpochMs: m.readyAtEpochMs ?? setUpAt,
+    stats: () => counts.stats(),
     async close() {
-      clearInterval(sampler);
-      eld.disable();
-      stopExtra();
+      stopSampling();
+      m.stop?.();
       server.closeAllConnections();
-      if (closeFramework) await closeFramework();
+      if (m.closeFramework) await m.closeFramework();
       else await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
