@@ -137,6 +137,149 @@ function isSchedule(t: LoadGeneratorOptions['traffic']): t is Schedule {
   return !Array.isArray(t) && typeof t === 'object' && t !== null && 'atMs' in t;
 }
 
+/** The schedule to send, and each source's name and client timeout. */
+interface Traffic {
+  readonly schedule: Schedule;
+  /** Per source, in ms. */
+  readonly timeouts: readonly number[];
+  readonly names: readonly string[];
+  readonly maxTimeout: number;
+}
+
+function trafficOf(options: LoadGeneratorOptions): Traffic {
+  const t = options.traffic;
+  if (isSchedule(t)) {
+    const timeout = options.timeoutMs ?? 10_000;
+    return { schedule: t, timeouts: [timeout], names: ['load'], maxTimeout: timeout };
+  }
+  const schedule = buildSchedule(t, {
+    durationSec: options.durationSec,
+    scale: options.scale ?? 1,
+    seed: options.seed ?? 1,
+  });
+  const timeouts = t.map((x) => x.timeoutMs);
+  return { schedule, timeouts, names: t.map((x) => x.name), maxTimeout: Math.max(...timeouts) };
+}
+
+/**
+ * What the client saw, counted as it happens: per second (offered by due time, outcomes by
+ * completion time), per 100 ms slice, per priority, per source (by intended send time), in total,
+ * and the latency histograms.
+ */
+class Tally {
+  readonly seconds: LoadSecond[];
+  readonly refusedSlices: number[] = [];
+  readonly okSlices: number[] = [];
+  readonly totals = { ok: 0, r429: 0, r503: 0, otherStatus: 0, errors: 0, timeouts: 0 };
+  readonly allOk = new LatencyHistogram();
+  readonly byPriority = [0, 1, 2].map(() => ({ sent: 0, refused: 0 }));
+  readonly bySource: SourceCounts[];
+  readonly #okHist: LatencyHistogram[];
+  readonly #refusedHist: LatencyHistogram[];
+  readonly #t0: number;
+  #reported = 0;
+
+  /** `t0`: the schedule's start on `performance.now()`'s clock. */
+  constructor(traffic: Traffic, secondsCount: number, t0: number) {
+    const { schedule, names } = traffic;
+    this.#t0 = t0;
+    this.seconds = Array.from({ length: secondsCount }, (_, s) => emptySecond(s));
+    this.#okHist = Array.from({ length: secondsCount }, () => new LatencyHistogram());
+    this.#refusedHist = Array.from({ length: secondsCount }, () => new LatencyHistogram());
+    this.bySource = names.map((name) => ({
+      name,
+      scheduled: 0,
+      ok: 0,
+      perSecond: {
+        scheduled: new Array<number>(secondsCount).fill(0),
+        ok: new Array<number>(secondsCount).fill(0),
+        r429: new Array<number>(secondsCount).fill(0),
+        r503: new Array<number>(secondsCount).fill(0),
+        timeouts: new Array<number>(secondsCount).fill(0),
+      },
+    }));
+    for (let i = 0; i < schedule.atMs.length; i++) {
+      const s = Math.floor(schedule.atMs[i]! / 1000);
+      if (s < secondsCount) this.seconds[s]!.offered++;
+      const src = this.bySource[schedule.source[i]!];
+      if (src) {
+        src.scheduled++;
+        src.perSecond.scheduled[Math.min(secondsCount - 1, s)]!++;
+      }
+    }
+  }
+
+  /** The second (index) that `now` falls in, on `performance.now()`'s clock. */
+  secondAt(now: number): number {
+    return Math.min(this.seconds.length - 1, Math.max(0, Math.floor((now - this.#t0) / 1000)));
+  }
+
+  /** A response (or a connection error) at `now`. */
+  answered(e: InFlight, status: number | 'error', now: number): void {
+    const at = this.secondAt(now);
+    const sec = this.seconds[at]!;
+    const totals = this.totals;
+    const latency = now - e.intended;
+    if (status === 'error') {
+      sec.errors++;
+      totals.errors++;
+    } else if (status >= 200 && status < 300) {
+      sec.ok++;
+      totals.ok++;
+      const src = this.bySource[e.source];
+      if (src) {
+        src.ok++;
+        src.perSecond.ok[this.secondAt(e.intended)]!++;
+      }
+      this.#okHist[at]!.record(latency);
+      this.allOk.record(latency);
+      this.#slice(this.okSlices, now);
+    } else if (status === 429 || status === 503) {
+      const src = this.bySource[e.source]?.perSecond;
+      if (status === 429) {
+        sec.r429++;
+        totals.r429++;
+        if (src) src.r429[this.secondAt(e.intended)]!++;
+      } else {
+        sec.r503++;
+        totals.r503++;
+        if (src) src.r503[this.secondAt(e.intended)]!++;
+      }
+      this.#refusedHist[at]!.record(latency);
+      this.byPriority[e.priority]!.refused++;
+      this.#slice(this.refusedSlices, now);
+    } else {
+      sec.otherStatus++;
+      totals.otherStatus++;
+    }
+  }
+
+  /** A request abandoned at its client timeout, at `now`. */
+  timedOut(e: InFlight, now: number): void {
+    this.seconds[this.secondAt(now)]!.timeouts++;
+    this.totals.timeouts++;
+    const src = this.bySource[e.source]?.perSecond;
+    if (src) src.timeouts[this.secondAt(e.intended)]!++;
+  }
+
+  /** Hands seconds up to (not including) `upTo` to `onSecond`, each once, with their histograms. */
+  report(upTo: number, onSecond: ((s: LoadSecond) => void) | undefined): void {
+    while (this.#reported < upTo && this.#reported < this.seconds.length) {
+      const s = this.seconds[this.#reported]!;
+      s.latencyOk = this.#okHist[this.#reported]!.toJSON();
+      s.latencyRefused = this.#refusedHist[this.#reported]!.toJSON();
+      onSecond?.(s);
+      this.#reported++;
+    }
+  }
+
+  #slice(arr: number[], now: number): void {
+    const i = Math.max(0, Math.floor((now - this.#t0) / SLICE_MS));
+    while (arr.length <= i) arr.push(0);
+    arr[i]!++;
+  }
+}
+
 /** Runs one open-loop load against 127.0.0.1:`port` and resolves with what the client saw. */
 export async function runLoad(options: LoadGeneratorOptions): Promise<LoadResult> {
   const port = options.port;
@@ -146,18 +289,8 @@ export async function runLoad(options: LoadGeneratorOptions): Promise<LoadResult
   if (!(options.durationSec > 0) || !Number.isFinite(options.durationSec)) {
     throw new ConfigError('durationSec', options.durationSec, 'a finite number > 0');
   }
-  const schedule = isSchedule(options.traffic)
-    ? options.traffic
-    : buildSchedule(options.traffic, {
-        durationSec: options.durationSec,
-        scale: options.scale ?? 1,
-        seed: options.seed ?? 1,
-      });
-  const timeouts = isSchedule(options.traffic)
-    ? [options.timeoutMs ?? 10_000]
-    : options.traffic.map((t) => t.timeoutMs);
-  const names = isSchedule(options.traffic) ? ['load'] : options.traffic.map((t) => t.name);
-  const maxTimeout = Math.max(...timeouts);
+  const traffic = trafficOf(options);
+  const { schedule, timeouts, names, maxTimeout } = traffic;
   const connections =
     options.connections ?? Math.min(4096, Math.max(16, Math.ceil(peakPerSecond(schedule) * 2)));
   const path = options.path ?? '/';
@@ -182,90 +315,17 @@ export async function runLoad(options: LoadGeneratorOptions): Promise<LoadResult
 
   const n = schedule.atMs.length;
   const secondsCount = Math.ceil(options.durationSec + maxTimeout / 1000 + 1);
-  const seconds: LoadSecond[] = Array.from({ length: secondsCount }, (_, s) => emptySecond(s));
-  const okHist = Array.from({ length: secondsCount }, () => new LatencyHistogram());
-  const refusedHist = Array.from({ length: secondsCount }, () => new LatencyHistogram());
-  const refusedSlices: number[] = [];
-  const okSlices: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const s = Math.floor(schedule.atMs[i]! / 1000);
-    if (s < secondsCount) seconds[s]!.offered++;
-  }
-  const totals = { ok: 0, r429: 0, r503: 0, otherStatus: 0, errors: 0, timeouts: 0 };
-  const allOk = new LatencyHistogram();
+  const tally = new Tally(traffic, secondsCount, t0);
   const lag = new LatencyHistogram();
   const inflight = new Set<InFlight>();
-  const byPriority = [0, 1, 2].map(() => ({ sent: 0, refused: 0 }));
-  const bySource: SourceCounts[] = names.map((name) => ({
-    name,
-    scheduled: 0,
-    ok: 0,
-    perSecond: {
-      scheduled: new Array<number>(secondsCount).fill(0),
-      ok: new Array<number>(secondsCount).fill(0),
-      r429: new Array<number>(secondsCount).fill(0),
-      r503: new Array<number>(secondsCount).fill(0),
-      timeouts: new Array<number>(secondsCount).fill(0),
-    },
-  }));
-  const dueSecond = (intended: number) =>
-    Math.min(secondsCount - 1, Math.max(0, Math.floor((intended - t0) / 1000)));
-  for (let i = 0; i < n; i++) {
-    const src = bySource[schedule.source[i]!];
-    if (src) {
-      src.scheduled++;
-      src.perSecond.scheduled[Math.min(secondsCount - 1, Math.floor(schedule.atMs[i]! / 1000))]!++;
-    }
-  }
   let sent = 0;
   let next = 0;
-
-  const secondAt = (now: number) => Math.min(secondsCount - 1, Math.max(0, Math.floor((now - t0) / 1000)));
-  const slice = (arr: number[], now: number) => {
-    const i = Math.max(0, Math.floor((now - t0) / SLICE_MS));
-    while (arr.length <= i) arr.push(0);
-    arr[i]!++;
-  };
 
   const finish = (e: InFlight, status: number | 'error') => {
     if (e.done) return;
     e.done = true;
     inflight.delete(e);
-    const now = performance.now();
-    const sec = seconds[secondAt(now)]!;
-    const latency = now - e.intended;
-    if (status === 'error') {
-      sec.errors++;
-      totals.errors++;
-    } else if (status >= 200 && status < 300) {
-      sec.ok++;
-      totals.ok++;
-      const src = bySource[e.source];
-      if (src) {
-        src.ok++;
-        src.perSecond.ok[dueSecond(e.intended)]!++;
-      }
-      okHist[secondAt(now)]!.record(latency);
-      allOk.record(latency);
-      slice(okSlices, now);
-    } else if (status === 429 || status === 503) {
-      const src = bySource[e.source]?.perSecond;
-      if (status === 429) {
-        sec.r429++;
-        totals.r429++;
-        if (src) src.r429[dueSecond(e.intended)]!++;
-      } else {
-        sec.r503++;
-        totals.r503++;
-        if (src) src.r503[dueSecond(e.intended)]!++;
-      }
-      refusedHist[secondAt(now)]!.record(latency);
-      byPriority[e.priority]!.refused++;
-      slice(refusedSlices, now);
-    } else {
-      sec.otherStatus++;
-      totals.otherStatus++;
-    }
+    tally.answered(e, status, performance.now());
   };
 
   const send = (i: number) => {
@@ -283,7 +343,7 @@ export async function runLoad(options: LoadGeneratorOptions): Promise<LoadResult
       },
     });
     const priority = schedule.priority[i]!;
-    byPriority[priority]!.sent++;
+    tally.byPriority[priority]!.sent++;
     const e: InFlight = {
       req,
       intended,
@@ -306,18 +366,7 @@ export async function runLoad(options: LoadGeneratorOptions): Promise<LoadResult
 
   return new Promise<LoadResult>((resolve) => {
     let pumpTimer: NodeJS.Timeout | undefined;
-    let reported = 0;
     const hardEnd = t0 + options.durationSec * 1000 + maxTimeout + 5000;
-
-    const report = (upTo: number) => {
-      while (reported < upTo && reported < secondsCount) {
-        const s = seconds[reported]!;
-        s.latencyOk = okHist[reported]!.toJSON();
-        s.latencyRefused = refusedHist[reported]!.toJSON();
-        options.onSecond?.(s);
-        reported++;
-      }
-    };
 
     const done = () => {
       clearInterval(sweeper);
@@ -328,22 +377,22 @@ export async function runLoad(options: LoadGeneratorOptions): Promise<LoadResult
       }
       inflight.clear();
       agent.destroy();
-      report(secondsCount);
+      tally.report(secondsCount, options.onSecond);
       resolve({
         startEpochMs,
-        seconds,
-        refusedSlices,
-        okSlices,
+        seconds: tally.seconds,
+        refusedSlices: tally.refusedSlices,
+        okSlices: tally.okSlices,
         scheduled: n,
         sent,
         connections,
         warmMs,
         maxSendLagMs: lag.maxMs,
         p99SendLagMs: lag.count > 0 ? lag.percentile(99) : 0,
-        totals,
-        latencyOk: allOk.toJSON(),
-        byPriority,
-        bySource,
+        totals: tally.totals,
+        latencyOk: tally.allOk.toJSON(),
+        byPriority: tally.byPriority,
+        bySource: tally.bySource,
       });
     };
 
@@ -355,16 +404,13 @@ export async function runLoad(options: LoadGeneratorOptions): Promise<LoadResult
         if (e.deadline <= now) {
           e.done = true;
           inflight.delete(e);
-          seconds[secondAt(now)]!.timeouts++;
-          totals.timeouts++;
-          const src = bySource[e.source]?.perSecond;
-          if (src) src.timeouts[dueSecond(e.intended)]!++;
+          tally.timedOut(e, now);
           e.req.destroy();
         }
       }
       const current = Math.floor((now - t0) / 1000);
-      if (current >= 0 && current < secondsCount) seconds[current]!.inFlight = inflight.size;
-      report(current);
+      if (current >= 0 && current < secondsCount) tally.seconds[current]!.inFlight = inflight.size;
+      tally.report(current, options.onSecond);
       if ((next >= n && inflight.size === 0) || now >= hardEnd) done();
     }, 20);
 
