@@ -36,7 +36,7 @@ import type { Distribution } from '../random.js';
 import { LatencyHistogram } from './histogram.js';
 import type { LoadResult, SourceCounts } from './load-generator.js';
 import { runLoadProcess, spawnServer } from './processes.js';
-import type { DecisionSecond, LiveMode, LiveServerOptions, ServerStats } from './server.js';
+import type { DecisionSecond, LiveMode, LiveServerOptions, ServerSecond, ServerStats } from './server.js';
 
 export interface CapacityMeasurement {
   /** Requests per second the unprotected server completed in a short closed-loop run (autocannon). */
@@ -287,52 +287,13 @@ function toReport(
     factor: c.factor,
   }));
 
-  // Seconds after the scheduled duration (the drain) fold into the last second.
-  const series: SeriesPoint[] = [];
-  const okHist = new LatencyHistogram();
-  const refusedHist = new LatencyHistogram();
-  for (const sec of load.seconds) refusedHist.merge(sec.latencyRefused);
-  for (let t = 0; t < dur; t++) {
-    const c = load.seconds[t];
-    const hist = new LatencyHistogram();
-    let ok = c?.ok ?? 0;
-    let r429 = c?.r429 ?? 0;
-    let r503 = c?.r503 ?? 0;
-    let failed = (c?.errors ?? 0) + (c?.otherStatus ?? 0);
-    let timeouts = c?.timeouts ?? 0;
-    if (c) hist.merge(c.latencyOk);
-    if (t === dur - 1) {
-      for (const d of load.seconds.slice(dur)) {
-        ok += d.ok;
-        r429 += d.r429;
-        r503 += d.r503;
-        failed += d.errors + d.otherStatus;
-        timeouts += d.timeouts;
-        hist.merge(d.latencyOk);
-      }
-    }
-    okHist.merge(hist);
-    const sv = serverSecond.get(t);
-    series.push({
-      t,
-      offered: c?.offered ?? 0,
-      offeredFirst: c?.offered ?? 0,
-      admitted: admittedPerSecond[t]!,
-      goodput: ok,
-      late: timeouts,
-      shed: r503,
-      limited: r429,
-      failed,
-      p50Ms: hist.count > 0 ? round(hist.percentile(50)) : null,
-      p99Ms: hist.count > 0 ? round(hist.percentile(99)) : null,
-      factor: hasFactor ? (sv?.factor ?? factorAt(factorChanges, (t + 1) * 1000)) : null,
-      pressure: sv?.pressure ?? 0,
-      smoothedPressure: sv?.smoothedPressure ?? 0,
-      dominant: sv?.dominant ?? null,
-      maxWaitMs: round(sv?.eventLoopDelayMaxMs ?? 0),
-      inFlight: c?.inFlight ?? 0,
-    });
-  }
+  const { series, okHist, refusedHist } = liveSeries(
+    load,
+    dur,
+    serverSecond,
+    admittedPerSecond,
+    hasFactor ? factorChanges : null,
+  );
 
   const offered = load.scheduled;
   const goodput = load.totals.ok;
@@ -416,18 +377,83 @@ function toReport(
       ),
       decisions: series.map((p) => serverSecond.get(p.t)?.decisions ?? null),
       sources: load.bySource,
-      episodeLatency: runs(overloadedSeconds(scenario)).map(([a, b]) => {
-        const h = new LatencyHistogram();
-        const r = new LatencyHistogram();
-        for (const sec of load.seconds.slice(a, b)) {
-          h.merge(sec.latencyOk);
-          r.merge(sec.latencyRefused);
-        }
-        const at = (x: LatencyHistogram, p: number) => (x.count > 0 ? round(x.percentile(p)) : null);
-        return { p50Ms: at(h, 50), p99Ms: at(h, 99), refusedP50Ms: at(r, 50), refusedP99Ms: at(r, 99) };
-      }),
+      episodeLatency: episodeLatency(scenario, load),
     },
   };
+}
+
+/**
+ * The run as the simulator's 1 s series, from the client's counts and the server's own seconds.
+ * Seconds after the scheduled duration (the drain) fold into the last second. Also the 2xx
+ * latencies of those seconds and every refusal's, merged.
+ */
+function liveSeries(
+  load: LoadResult,
+  dur: number,
+  serverSecond: ReadonlyMap<number, ServerSecond>,
+  admittedPerSecond: readonly number[],
+  factorChanges: readonly FactorPoint[] | null,
+): { series: SeriesPoint[]; okHist: LatencyHistogram; refusedHist: LatencyHistogram } {
+  const series: SeriesPoint[] = [];
+  const okHist = new LatencyHistogram();
+  const refusedHist = new LatencyHistogram();
+  for (const sec of load.seconds) refusedHist.merge(sec.latencyRefused);
+  for (let t = 0; t < dur; t++) {
+    const c = load.seconds[t];
+    const hist = new LatencyHistogram();
+    let ok = c?.ok ?? 0;
+    let r429 = c?.r429 ?? 0;
+    let r503 = c?.r503 ?? 0;
+    let failed = (c?.errors ?? 0) + (c?.otherStatus ?? 0);
+    let timeouts = c?.timeouts ?? 0;
+    if (c) hist.merge(c.latencyOk);
+    if (t === dur - 1) {
+      for (const d of load.seconds.slice(dur)) {
+        ok += d.ok;
+        r429 += d.r429;
+        r503 += d.r503;
+        failed += d.errors + d.otherStatus;
+        timeouts += d.timeouts;
+        hist.merge(d.latencyOk);
+      }
+    }
+    okHist.merge(hist);
+    const sv = serverSecond.get(t);
+    series.push({
+      t,
+      offered: c?.offered ?? 0,
+      offeredFirst: c?.offered ?? 0,
+      admitted: admittedPerSecond[t]!,
+      goodput: ok,
+      late: timeouts,
+      shed: r503,
+      limited: r429,
+      failed,
+      p50Ms: hist.count > 0 ? round(hist.percentile(50)) : null,
+      p99Ms: hist.count > 0 ? round(hist.percentile(99)) : null,
+      factor: factorChanges === null ? null : (sv?.factor ?? factorAt(factorChanges, (t + 1) * 1000)),
+      pressure: sv?.pressure ?? 0,
+      smoothedPressure: sv?.smoothedPressure ?? 0,
+      dominant: sv?.dominant ?? null,
+      maxWaitMs: round(sv?.eventLoopDelayMaxMs ?? 0),
+      inFlight: c?.inFlight ?? 0,
+    });
+  }
+  return { series, okHist, refusedHist };
+}
+
+/** The 2xx and refusal latencies (p50, p99) over each overload episode. */
+function episodeLatency(scenario: Scenario, load: LoadResult) {
+  return runs(overloadedSeconds(scenario)).map(([a, b]) => {
+    const h = new LatencyHistogram();
+    const r = new LatencyHistogram();
+    for (const sec of load.seconds.slice(a, b)) {
+      h.merge(sec.latencyOk);
+      r.merge(sec.latencyRefused);
+    }
+    const at = (x: LatencyHistogram, p: number) => (x.count > 0 ? round(x.percentile(p)) : null);
+    return { p50Ms: at(h, 50), p99Ms: at(h, 99), refusedP50Ms: at(r, 50), refusedP99Ms: at(r, 99) };
+  });
 }
 
 /** Each overload episode's [start, end + settle) window, in seconds, as the episodes use. */
