@@ -11,15 +11,15 @@
  * through the loop for its callback. It counts as goodput when answered within the client's
  * timeout; answered later, it was work for nobody.
  */
-import { type Verdict, retryAfterSeconds } from 'spillway/pipeline';
 import { ManualClock, type TimerHandle, type TimerOptions } from 'spillway';
-import { type Attempt, Clients } from './clients.js';
-import { createProtection, type Protection, type ProtectionOverrides, type SimRequest } from './protection.js';
+import { Clients } from './clients.js';
+import { RequestHandling } from './handling.js';
+import { createProtection, type Protection, type ProtectionOverrides } from './protection.js';
 import { deriveRandom, sampler } from './random.js';
 import { Recorder } from './recorder.js';
 import type { SimReport } from './report.js';
 import type { Mode, Scenario } from './scenario.js';
-import { EventLoop, loopClock, modelSignal, Pool, type ServerState, type WorkItem } from './server.js';
+import { EventLoop, loopClock, modelSignal, Pool, type ServerState } from './server.js';
 
 export { episodeTotals, overloadedSeconds } from './episodes.js';
 
@@ -37,9 +37,6 @@ export interface SimulateOptions {
   /** TurnBudget options on top of the guard's (e.g. `refuseEarly: false`). @default none */
   turnBudget?: ProtectionOverrides['turnBudget'];
 }
-
-/** The HTTP adapter's default cap on Retry-After, in seconds. */
-const RETRY_AFTER_MAX_SEC = 60;
 
 /**
  * A ManualClock that also knows when its next timer is due, so that `simulateAsync` can stop at
@@ -169,7 +166,6 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
   );
   const pipeline = protection.pipeline;
   const waits = pipeline.waits;
-  let pending = 0;
   const recorder = new Recorder(scenario, mode);
   const unsubscribe = protection.governor.subscribe((f) => recorder.factorChanged(clock.now(), f));
 
@@ -192,151 +188,23 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
     );
   }
 
-  // --- the server's handling of one request ------------------------------------------------------
-  const finish = (a: Attempt) => {
-    state.inFlight--;
-    a.answered = true;
-  };
-
-  const complete = (a: Attempt) => {
-    finish(a);
-    const now = clock.now();
-    recorder.completed(a.source.tenant, a.sentAt, now, !a.gaveUp && now <= a.deadline);
-  };
-
-  const refused = (a: Attempt, retryAfterMs: number) => {
-    finish(a);
-    recorder.refusalAnswered(clock.now() - a.sentAt);
-    if (a.gaveUp || clock.now() > a.deadline) return; // nobody is listening any more
-    clients.retry(a, retryAfterMs);
-  };
-
-  const callbackCost = ds?.callbackCostMs ?? 0;
-
-  /** Counts a verdict when the loop acts on it; returns the loop time it costs. */
-  const decided = (a: Attempt, v: Verdict<SimRequest>): { cost: number; retryAfterMs: number } => {
-    if (v.allowed) {
-      recorder.admitted(clock.now());
-      return { cost: service(), retryAfterMs: 0 };
-    }
-    const d = v.decision;
-    recorder.refused(clock.now(), d.reason === 'shed', a.priority);
-    // What the HTTP adapter would put on the wire: whole seconds, at least 1, jittered on 503.
-    const retryAfterMs =
-      1000 *
-      retryAfterSeconds(d.retryAfterMs, {
-        maxSec: RETRY_AFTER_MAX_SEC,
-        jitter: d.reason === 'shed' ? 0.5 : 0,
-        random: headerRandom,
-      });
-    return { cost: srv.refusalCostMs, retryAfterMs };
-  };
-
-  /** After the loop ran the handler (or wrote the refusal). Admitted work is released once answered. */
-  const handled = (a: Attempt, v: Verdict<SimRequest>, retryAfterMs: number): void => {
-    if (!v.allowed) {
-      refused(a, retryAfterMs);
-      return;
-    }
-    if (pool === undefined || ds === undefined || !(routing() < ds.share)) {
-      complete(a);
-      pipeline.release(a.req);
-      return;
-    }
-    const ok = pool.use(() => {
-      loop.enqueue({
-        enqueuedAt: clock.now(),
-        start: () => callbackCost,
-        end: () => {
-          complete(a);
-          pipeline.release(a.req);
-        },
-      });
-    });
-    if (!ok) {
-      recorder.poolFailed(clock.now());
-      pipeline.release(a.req);
-      refused(a, 0);
-    }
-  };
-
-  /** The loop item that runs a verdict: the handler, or the refusal. */
-  const verdictItem = (a: Attempt, v: Verdict<SimRequest>): WorkItem => {
-    let retryAfterMs = 0;
-    return {
-      enqueuedAt: clock.now(),
-      start: () => {
-        const d = decided(a, v);
-        retryAfterMs = d.retryAfterMs;
-        return d.cost;
-      },
-      end: () => handled(a, v, retryAfterMs),
-    };
-  };
-
-  /**
-   * A verdict after a wait (the concurrency stage queued the request). As in the guard: if the
-   * client left meanwhile, an admission is refunded and nothing runs.
-   */
-  const resumed = (a: Attempt, v: Verdict<SimRequest>): void => {
-    pending--;
-    protection.record(v);
-    if (a.gaveUp) {
-      if (v.allowed) pipeline.refund(a.req);
-      recorder.canceled();
-      finish(a);
-      return;
-    }
-    loop.enqueueNext(verdictItem(a, v));
-  };
-
-  /** The wait was aborted: the client left while its request waited. Nothing stays charged. */
-  const abandoned = (a: Attempt): void => {
-    pending--;
-    recorder.canceled();
-    finish(a);
-  };
-
-  const requestItem = (a: Attempt): WorkItem => {
-    let verdict: Verdict<SimRequest> | undefined;
-    let retryAfterMs = 0;
-    return {
-      enqueuedAt: a.sentAt,
-      start: (): number => {
-        const v = pipeline.run(a.req);
-        if (v instanceof Promise) {
-          // Queued: deciding so costs the loop what a refusal costs; the verdict comes later.
-          pending++;
-          v.then(
-            (r) => resumed(a, r),
-            () => abandoned(a),
-          );
-          return srv.refusalCostMs;
-        }
-        verdict = v;
-        protection.record(v);
-        const d = decided(a, v);
-        retryAfterMs = d.retryAfterMs;
-        return d.cost;
-      },
-      end: (): void => {
-        if (verdict !== undefined) handled(a, verdict, retryAfterMs);
-      },
-    };
-  };
+  // --- the server's handling of requests, and the clients -----------------------------------------
+  const handling = new RequestHandling({
+    clock,
+    server: srv,
+    loop,
+    state,
+    pool,
+    protection,
+    recorder,
+    service,
+    routing,
+    headerRandom,
+    retry: (a, retryAfterMs) => clients.retry(a, retryAfterMs),
+  });
+  const clients = new Clients({ scenario, seed, clock, recorder, waits, arrive: (a) => handling.arrive(a) });
 
   // --- run --------------------------------------------------------------------------------------
-  const clients = new Clients({
-    scenario,
-    seed,
-    clock,
-    recorder,
-    waits,
-    arrive: (a) => {
-      state.inFlight++;
-      loop.enqueue(requestItem(a));
-    },
-  });
   clients.start();
   const stop = () => {
     unsubscribe();
@@ -346,7 +214,7 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
     clock,
     durationMs,
     waits,
-    pending: () => pending,
+    pending: () => handling.pending,
     abandon: stop,
     finish() {
       stop();
