@@ -164,8 +164,7 @@ function prepare(scenario: Scenario, options: SimulateOptions): PreparedRun {
     signals,
     { governor: options.governor, shedder: options.shedder, turnBudget: options.turnBudget },
   );
-  const pipeline = protection.pipeline;
-  const waits = pipeline.waits;
+  const waits = protection.pipeline.waits;
   const recorder = new Recorder(scenario, mode);
   const unsubscribe = protection.governor.subscribe((f) => recorder.factorChanged(clock.now(), f));
 
