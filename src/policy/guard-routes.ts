@@ -14,7 +14,8 @@ export interface RoutedGuard {
 /**
  * The guard routes of `policy`. `limiterOf` gives the runtime's limiter for a name of the file; the
  * route's RateLimit window (`w = burst / ratePerSec`) comes from the file, so that a route is
- * compiled from the policy it belongs to.
+ * compiled from the policy it belongs to, except for a limiter with tiers: there each key's window
+ * is its tier's, which the guard reads from the limiter (`limitsOf`) per response.
  */
 export function guardRoutes(policy: Policy, limiterOf: (name: string) => KeyAdmission): RoutePolicy[] {
   return policy.routes.map((r) => {
@@ -26,7 +27,8 @@ export function guardRoutes(policy: Policy, limiterOf: (name: string) => KeyAdmi
     else if (r.limiter !== undefined) {
       const l = policy.limiters[r.limiter]!;
       out.limiter = limiterOf(r.limiter);
-      out.windowSec = l.burst / l.ratePerSec;
+      // With tiers, each key has its tier's window: the guard reads it from the limiter per key.
+      if (Object.keys(l.tiers ?? {}).length === 0) out.windowSec = l.burst / l.ratePerSec;
     }
     if (r.priority !== undefined) out.priority = r.priority;
     if (r.cost !== undefined) out.cost = r.cost;

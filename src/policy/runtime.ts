@@ -13,7 +13,7 @@ import { ConfigError, isAbortError } from '../errors.js';
 import { createGovernor } from '../governor/index.js';
 import type { Governor } from '../governor/governor.js';
 import { ManualFactor } from '../limiters/factor.js';
-import type { KeyedAcquireOptions, KeyedDecision, TakeOptions } from '../limiters/keyed-limiter.js';
+import type { BucketLimits, KeyedAcquireOptions, KeyedDecision, TakeOptions } from '../limiters/keyed-limiter.js';
 import { StoreLimiter } from '../limiters/store-limiter.js';
 import type { FactorSource } from '../limiters/types.js';
 import { cpu } from '../signals/cpu.js';
@@ -65,6 +65,10 @@ export interface PolicyLimiter {
   /** Tokens per second at factor 1 (the limiter's own, without tiers), per the policy in force. */
   readonly ratePerSec: number;
   readonly burst: number;
+  /** Whether keys may have limits of their own (the limiter's `tiers`), per the policy in force. */
+  readonly hasTiers: boolean;
+  /** The rate and burst at factor 1 of `key`'s tier (the limiter's own without one). */
+  limitsOf(key: string): BucketLimits;
   take(key: string, options?: TakeOptions): Promise<KeyedDecision>;
   peek(key: string, options?: TakeOptions): Promise<KeyedDecision>;
   acquire(key: string, options?: KeyedAcquireOptions): Promise<KeyedDecision>;
@@ -208,6 +212,10 @@ export class PolicyRuntime extends EventEmitter<PolicyRuntimeEvents> {
       get burst() {
         return current().burst;
       },
+      get hasTiers() {
+        return current().hasTiers;
+      },
+      limitsOf: (key) => current().limitsOf(key),
       take: (key, o) => current().take(key, o),
       peek: (key, o) => current().peek(key, o),
       refund: (key, o) => current().refund(key, o),

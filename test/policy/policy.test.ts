@@ -547,6 +547,59 @@ describe('PolicyRuntime', () => {
     rt.stop();
   });
 
+  it("RateLimit-Policy gives a key of a tier its tier's window, through the runtime's limiter", async () => {
+    const clock = new ManualClock();
+    // Default: 10 a second, burst 10 (w = 1 s); the 'pro' tier, client P (10.0.0.80): 1 a second,
+    // burst 60 (w = 60 s).
+    const rt = new PolicyRuntime(
+      parsePolicy(
+        {
+          limiters: {
+            perUser: {
+              ratePerSec: 10,
+              burst: 10,
+              followGovernor: false,
+              tiers: { pro: { ratePerSec: 1, burst: 60, keys: ['10.0.0.80'] } },
+            },
+          },
+          routes: [{ path: '/served', limiter: 'perUser' }],
+        },
+        { env: {} },
+      ),
+      { clock, signals: [quietSignal()] },
+    );
+    const limiter = rt.limiter('perUser');
+    expect(limiter.hasTiers).toBe(true);
+    expect(limiter.limitsOf('10.0.0.80')).toEqual({ ratePerSec: 1, burst: 60 });
+    const guard = createGuard({ limiter, routes: [{ path: '/inherits' }], turnBudgetMs: false });
+    rt.serve(guard);
+    const policy = async (path: string, client: string) => {
+      const headers: Record<string, string> = {};
+      const res = Object.assign(new EventEmitter(), {
+        destroyed: false,
+        setHeader: (k: string, v: string) => (headers[k] = v),
+      }) as unknown as ServerResponse;
+      await guard.check(fakeReq(path, 'GET', client), res);
+      return headers['ratelimit-policy'];
+    };
+    const seen: Record<string, string | undefined> = {};
+    for (const path of ['/', '/inherits', '/served']) {
+      seen[`${path} P`] = await policy(path, 'P');
+      seen[`${path} A`] = await policy(path, 'A');
+    }
+    const pro = '"default";q=60;w=60';
+    const free = '"default";q=10;w=1';
+    expect(seen).toEqual({
+      '/ P': pro,
+      '/ A': free,
+      '/inherits P': pro,
+      '/inherits A': free,
+      '/served P': pro,
+      '/served A': free,
+    });
+    rt.stop();
+  });
+
   it("RateLimit fields describe the policy in force after a reload: the guard's limiter, a route inheriting it, a served route", async () => {
     const clock = new ManualClock();
     const pol = (ratePerSec: number, burst: number) => ({
