@@ -12,10 +12,10 @@ export interface RoutedGuard {
 }
 
 /**
- * The guard routes of `policy`. `limiterOf` gives the runtime's limiter for a name of the file; the
- * route's RateLimit window (`w = burst / ratePerSec`) comes from the file, so that a route is
- * compiled from the policy it belongs to, except for a limiter with tiers: there each key's window
- * is its tier's, which the guard reads from the limiter (`limitsOf`) per response.
+ * The guard routes of `policy`. `limiterOf` gives the runtime's limiter for a name of the file. A
+ * route fixes no RateLimit window: the guard reads `w` (burst / ratePerSec, of the key's tier when
+ * the limiter has tiers) from that limiter at each response, and the limiter follows the policy in
+ * force (a reload swaps limiters and routes in one synchronous step).
  */
 export function guardRoutes(policy: Policy, limiterOf: (name: string) => KeyAdmission): RoutePolicy[] {
   return policy.routes.map((r) => {
@@ -24,12 +24,7 @@ export function guardRoutes(policy: Policy, limiterOf: (name: string) => KeyAdmi
     if (r.path !== undefined) out.path = r.path;
     if (r.bypass !== undefined) out.bypass = r.bypass;
     if (r.limiter === null) out.limiter = null;
-    else if (r.limiter !== undefined) {
-      const l = policy.limiters[r.limiter]!;
-      out.limiter = limiterOf(r.limiter);
-      // With tiers, each key has its tier's window: the guard reads it from the limiter per key.
-      if (Object.keys(l.tiers ?? {}).length === 0) out.windowSec = l.burst / l.ratePerSec;
-    }
+    else if (r.limiter !== undefined) out.limiter = limiterOf(r.limiter);
     if (r.priority !== undefined) out.priority = r.priority;
     if (r.cost !== undefined) out.cost = r.cost;
     if (r.maxWaitMs !== undefined) out.maxWaitMs = r.maxWaitMs;
